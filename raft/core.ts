@@ -1,0 +1,671 @@
+/**
+ * The Raft state machine (in the style of etcd's raft): no timers, no I/O,
+ * no randomness of its own. The caller drives it with tick(), step(),
+ * propose() and readIndex(), then takes a Ready, persists its entries and
+ * hard state, sends its messages, applies its committed entries, and calls
+ * advance(). Role behaviour lives in one step function per role, swapped on
+ * role change; replication is in leader.ts.
+ */
+import { applyConfChange, decodeConfChange, emptyConfig, encodeConfChange, isMember, validateConfChange } from './config.js'
+import { ConfigChangeError, InvalidArgumentError, NotLeaderError, TransferInProgressError } from './errors.js'
+import { Leader } from './leader.js'
+import type { AppendRequest, Heartbeat, Message, SnapshotChunk, VoteRequest } from './messages.js'
+import { voteOutcome } from './quorum.js'
+import { RaftLog } from './raft-log.js'
+import { ReadOnlyQueue } from './read-only.js'
+import { EntryType, hardStateEqual, type ConfChange, type ConfigState, type Entry, type HardState, type NodeId, type Snapshot } from './types.js'
+
+export type Role = 'follower' | 'preCandidate' | 'candidate' | 'leader'
+
+/** What storage recovered; the shape of LogStore's RecoveredState. */
+export interface InitialState {
+  readonly hardState: HardState
+  readonly snapshot: Snapshot | null
+  readonly entries: readonly Entry[]
+}
+
+export interface RaftOptions {
+  readonly id: NodeId
+  /** Seeded source of uniform numbers in [0, 1) for election jitter. */
+  readonly random: () => number
+  /** Ticks without a leader before campaigning (randomised in [n, 2n)). Default 10. */
+  readonly electionTick?: number
+  /** Ticks between leader heartbeats. Default 1. */
+  readonly heartbeatTick?: number
+  /** Pre-vote (§9.6), default true. */
+  readonly preVote?: boolean
+  /** Check-quorum (§6.2), default true. */
+  readonly checkQuorum?: boolean
+  /** Serve reads from the leader lease instead of a heartbeat round; requires checkQuorum. */
+  readonly leaseRead?: boolean
+  readonly maxInflight?: number
+  readonly maxEntriesPerMsg?: number
+  readonly maxBytesPerMsg?: number
+  readonly snapshotChunkBytes?: number
+  /** Durable state from storage; absent for a fresh node. */
+  readonly state?: InitialState
+  /** Voters of a brand-new cluster; used only when the log is empty. */
+  readonly bootstrap?: readonly NodeId[]
+}
+
+/** A confirmed read: wait until `index` is applied, then read locally. index -1 means refused. */
+export interface ReadState {
+  readonly ctx: string
+  readonly index: number
+}
+
+export interface SoftState {
+  readonly role: Role
+  readonly leader: NodeId | null
+  readonly term: number
+}
+
+/**
+ * Work for the caller, to be done in this order: persist `snapshot`,
+ * `entries` and `hardState` (one fsync), then send `messages`, then restore
+ * `snapshot` into the state machine and apply `committedEntries`, then call
+ * advance(ready).
+ */
+export interface Ready {
+  readonly softState: SoftState
+  readonly hardState: HardState | null
+  readonly entries: readonly Entry[]
+  readonly snapshot: Snapshot | null
+  readonly committedEntries: readonly Entry[]
+  readonly messages: readonly Message[]
+  readonly readStates: readonly ReadState[]
+}
+
+interface IncomingSnapshot {
+  readonly index: number
+  readonly term: number
+  readonly total: number
+  readonly chunks: Uint8Array[]
+  received: number
+}
+
+export class RaftCore {
+  readonly id: NodeId
+  readonly opts: Required<Omit<RaftOptions, 'state' | 'bootstrap'>>
+  term = 0
+  vote: NodeId | null = null
+  leader: NodeId | null = null
+  role: Role = 'follower'
+  readonly log: RaftLog
+  config: ConfigState = emptyConfig
+  /** Config as of each config entry in the log, oldest first; [0] is the snapshot's. */
+  private configs: Array<{ index: number, config: ConfigState }>
+  /** Latest snapshot of our own state machine or from the leader (data kept to send to followers). */
+  snapshot: Snapshot | null
+  electionElapsed = 0
+  private randomizedTimeout = 0
+  private votes = new Map<NodeId, boolean>()
+  msgs: Message[] = []
+  readStates: ReadState[] = []
+  readonly readOnly = new ReadOnlyQueue()
+  /** Reads that arrived before the leader committed an entry of its term (§6.4 step 1). */
+  readsWaitingForCommit: Array<{ ctx: string, from: NodeId }> = []
+  leaderState: Leader | null = null
+  private incoming: IncomingSnapshot | null = null
+  private pendingSnapshot: Snapshot | null = null
+  private prevHardState: HardState
+  private prevSoftState: SoftState
+  private inFlight: { lastEntry: Entry | null, applyTo: number, snapshot: Snapshot | null } | null = null
+  private stepRole: (m: Message) => void = m => { this.stepFollower(m) }
+
+  constructor (options: RaftOptions) {
+    this.id = options.id
+    this.opts = {
+      id: options.id,
+      random: options.random,
+      electionTick: options.electionTick ?? 10,
+      heartbeatTick: options.heartbeatTick ?? 1,
+      preVote: options.preVote ?? true,
+      checkQuorum: options.checkQuorum ?? true,
+      leaseRead: options.leaseRead ?? false,
+      maxInflight: options.maxInflight ?? 256,
+      maxEntriesPerMsg: options.maxEntriesPerMsg ?? 512,
+      maxBytesPerMsg: options.maxBytesPerMsg ?? 1024 * 1024,
+      snapshotChunkBytes: options.snapshotChunkBytes ?? 1024 * 1024
+    }
+    if (this.opts.leaseRead && !this.opts.checkQuorum) {
+      throw new InvalidArgumentError('leaseRead requires checkQuorum: without it a deposed leader could serve stale reads')
+    }
+    if (this.opts.heartbeatTick >= this.opts.electionTick) {
+      throw new InvalidArgumentError('heartbeatTick must be smaller than electionTick')
+    }
+    const state = options.state
+    const hs = state?.hardState ?? { term: 0, vote: null, commit: 0 }
+    this.snapshot = state?.snapshot ?? null
+    this.log = new RaftLog(this.snapshot?.meta ?? null, state?.entries ?? [], hs.commit)
+    this.configs = [{ index: this.log.snapshotIndex, config: this.snapshot?.meta.config ?? emptyConfig }]
+    this.config = this.configs[0].config
+    this.term = hs.term
+    this.vote = hs.vote
+    if (this.log.lastTerm() > hs.term) {
+      // A torn write kept entries but not the hard state that came with them;
+      // our term was at least theirs, and a vote never sent binds nobody.
+      this.term = this.log.lastTerm()
+      this.vote = null
+    }
+    const fresh = this.log.lastIndex() === 0 && hs.term === 0
+    if (fresh && options.bootstrap !== undefined && options.bootstrap.length > 0) {
+      this.bootstrapLog(options.bootstrap)
+    }
+    for (let i = this.log.firstIndex(); i <= this.log.lastIndex(); i++) this.noteAppended(this.log.entry(i) as Entry)
+    // A bootstrapped log is not yet durable: force its hard state into the first Ready.
+    this.prevHardState = this.log.stable < this.log.lastIndex() ? { term: -1, vote: null, commit: -1 } : hs
+    this.becomeFollower(this.term, null)
+    this.prevSoftState = this.softState()
+  }
+
+  /**
+   * A new cluster starts from identical committed config entries on every
+   * bootstrap node (term 1), so their logs match and later members receive
+   * the full membership history from the leader.
+   */
+  private bootstrapLog (voters: readonly NodeId[]): void {
+    const sorted = [...new Set(voters)].sort()
+    const entries: Entry[] = sorted.map((node, i) => ({
+      index: i + 1, term: 1, type: EntryType.Config, data: encodeConfChange({ type: 'addVoter', node })
+    }))
+    this.log.append(entries)
+    this.log.stable = 0
+    this.log.committed = entries.length
+    this.term = 1
+  }
+
+  softState (): SoftState {
+    return { role: this.role, leader: this.leader, term: this.term }
+  }
+
+  hardState (): HardState {
+    return { term: this.term, vote: this.vote, commit: this.log.committed }
+  }
+
+  /** True when this node may campaign: it is a voter in the latest config. */
+  promotable (): boolean {
+    return this.config.voters.includes(this.id)
+  }
+
+  // ---- configuration tracking -------------------------------------------
+
+  /** Called for every entry that enters the log: config entries take effect on append. */
+  noteAppended (e: Entry): void {
+    if (e.type !== EntryType.Config) return
+    let cc: ConfChange
+    try {
+      cc = decodeConfChange(e.data)
+    } catch {
+      return
+    }
+    const next = applyConfChange(this.config, cc)
+    this.configs.push({ index: e.index, config: next })
+    this.setConfig(next)
+  }
+
+  /** After a truncation, fall back to the config of the last surviving config entry. */
+  private rewindConfig (): void {
+    const last = this.log.lastIndex()
+    while (this.configs.length > 1 && this.configs[this.configs.length - 1].index > last) this.configs.pop()
+    this.setConfig(this.configs[this.configs.length - 1].config)
+  }
+
+  configAt (index: number): ConfigState {
+    let c = this.configs[0].config
+    for (const x of this.configs) if (x.index <= index) c = x.config
+    return c
+  }
+
+  /** Index of the newest config entry not yet committed, or 0. */
+  pendingConfigIndex (): number {
+    const last = this.configs[this.configs.length - 1]
+    return last.index > this.log.committed ? last.index : 0
+  }
+
+  private setConfig (c: ConfigState): void {
+    this.config = c
+    this.leaderState?.syncProgress()
+  }
+
+  // ---- role transitions ---------------------------------------------------
+
+  private reset (term: number): void {
+    if (this.term !== term) {
+      this.term = term
+      this.vote = null
+    }
+    this.leader = null
+    this.electionElapsed = 0
+    this.randomizedTimeout = this.opts.electionTick + Math.floor(this.opts.random() * this.opts.electionTick)
+    this.votes = new Map()
+    this.incoming = null
+    if (this.leaderState !== null) this.failPendingReads()
+    this.leaderState = null
+  }
+
+  becomeFollower (term: number, leader: NodeId | null): void {
+    this.reset(term)
+    this.leader = leader
+    this.role = 'follower'
+    this.stepRole = m => { this.stepFollower(m) }
+  }
+
+  private becomePreCandidate (): void {
+    // Pre-vote does not touch term or vote: a partitioned node cannot inflate terms (§9.6).
+    this.votes = new Map()
+    this.leader = null
+    this.role = 'preCandidate'
+    this.stepRole = m => { this.stepCandidate(m) }
+  }
+
+  private becomeCandidate (): void {
+    this.reset(this.term + 1)
+    this.vote = this.id
+    this.role = 'candidate'
+    this.stepRole = m => { this.stepCandidate(m) }
+  }
+
+  private becomeLeader (): void {
+    this.reset(this.term)
+    this.leader = this.id
+    this.role = 'leader'
+    this.leaderState = new Leader(this)
+    this.stepRole = m => { (this.leaderState as Leader).step(m) }
+    // §3.6.2 / §6.4: a no-op of the new term lets the leader learn the commit index.
+    this.leaderState.appendEntries([{ type: EntryType.Noop, data: new Uint8Array(0) }])
+  }
+
+  private failPendingReads (): void {
+    for (const r of [...this.readOnly.drain(), ...this.readsWaitingForCommit.splice(0)]) {
+      this.answerRead(r.ctx, r.from, -1)
+    }
+  }
+
+  /** Delivers a read result to whoever asked: a local ReadState or a ReadIndexResp. */
+  answerRead (ctx: string, from: NodeId, index: number): void {
+    if (from === this.id) this.readStates.push({ ctx, index })
+    else this.send({ type: 'ReadIndexResp', from: this.id, to: from, term: this.term, ctx, index })
+  }
+
+  send (m: Message): void {
+    this.msgs.push(m)
+  }
+
+  // ---- ticks ---------------------------------------------------------------
+
+  tick (): void {
+    if (this.leaderState !== null) {
+      this.leaderState.tick()
+      return
+    }
+    this.electionElapsed++
+    if (this.promotable() && this.electionElapsed >= this.randomizedTimeout) {
+      this.electionElapsed = 0
+      this.campaign(false)
+    }
+  }
+
+  /** Starts an election now (pre-vote first unless forced by leadership transfer). */
+  campaign (force: boolean): void {
+    if (!this.promotable() || this.role === 'leader') return
+    if (this.opts.preVote && !force) {
+      this.becomePreCandidate()
+      this.requestVotes('PreVote', this.term + 1, false)
+    } else {
+      this.becomeCandidate()
+      this.requestVotes('Vote', this.term, force)
+    }
+  }
+
+  private requestVotes (type: 'PreVote' | 'Vote', term: number, force: boolean): void {
+    this.votes.set(this.id, true)
+    if (voteOutcome(this.config.voters, this.votes) === 'won') {
+      this.onElectionWon(type)
+      return
+    }
+    for (const to of this.config.voters) {
+      if (to === this.id) continue
+      this.send({ type, from: this.id, to, term, lastIndex: this.log.lastIndex(), lastTerm: this.log.lastTerm(), force })
+    }
+  }
+
+  private onElectionWon (type: 'PreVote' | 'Vote'): void {
+    if (type === 'PreVote') {
+      this.becomeCandidate()
+      this.requestVotes('Vote', this.term, false)
+    } else {
+      this.becomeLeader()
+    }
+  }
+
+  // ---- stepping ------------------------------------------------------------
+
+  step (m: Message): void {
+    if (m.to !== this.id) return
+    if (m.term > this.term) {
+      if (m.type === 'PreVote' || m.type === 'Vote') {
+        // §4.2.3: while we hear from a leader, ignore disruptive candidates.
+        const inLease = this.opts.checkQuorum && this.leader !== null && this.electionElapsed < this.opts.electionTick
+        if (inLease && !m.force) return
+      }
+      if (m.type === 'PreVote' || (m.type === 'PreVoteResp' && !m.reject)) {
+        // A pre-vote neither raises our term nor is raised by a granted answer.
+      } else {
+        const fromLeader = m.type === 'Append' || m.type === 'Heartbeat' || m.type === 'Snapshot'
+        this.becomeFollower(m.term, fromLeader ? m.from : null)
+      }
+    } else if (m.term < this.term) {
+      if ((this.opts.checkQuorum || this.opts.preVote) && (m.type === 'Append' || m.type === 'Heartbeat')) {
+        // Tell a stale leader about the newer term so it steps down.
+        this.send({ type: 'AppendResp', from: this.id, to: m.from, term: this.term, reject: true, index: 0, hintIndex: 0, hintTerm: 0 })
+      } else if (m.type === 'PreVote') {
+        this.send({ type: 'PreVoteResp', from: this.id, to: m.from, term: this.term, reject: true })
+      }
+      return
+    }
+    if (m.type === 'PreVote' || m.type === 'Vote') {
+      this.handleVoteRequest(m)
+      return
+    }
+    this.stepRole(m)
+  }
+
+  private handleVoteRequest (m: VoteRequest): void {
+    const canVote = this.vote === m.from ||
+      (this.vote === null && this.leader === null) ||
+      (m.type === 'PreVote' && m.term > this.term)
+    const grant = canVote && this.log.isUpToDate(m.lastIndex, m.lastTerm)
+    const respType = m.type === 'PreVote' ? 'PreVoteResp' : 'VoteResp'
+    // A granted pre-vote answers in the proposed term so the candidate counts it (etcd does the same).
+    this.send({ type: respType, from: this.id, to: m.from, term: grant ? m.term : this.term, reject: !grant })
+    if (grant && m.type === 'Vote') {
+      this.electionElapsed = 0
+      this.vote = m.from
+    }
+  }
+
+  private stepCandidate (m: Message): void {
+    switch (m.type) {
+      case 'Append':
+      case 'Heartbeat':
+      case 'Snapshot':
+        this.becomeFollower(m.term, m.from)
+        this.stepFollower(m)
+        return
+      case 'PreVoteResp':
+      case 'VoteResp': {
+        const mine = this.role === 'preCandidate' ? 'PreVoteResp' : 'VoteResp'
+        if (m.type !== mine) return
+        this.votes.set(m.from, !m.reject)
+        const outcome = voteOutcome(this.config.voters, this.votes)
+        if (outcome === 'won') this.onElectionWon(m.type === 'PreVoteResp' ? 'PreVote' : 'Vote')
+        else if (outcome === 'lost') this.becomeFollower(this.term, null)
+        return
+      }
+      case 'ReadIndex':
+        this.answerRead(m.ctx, m.from, -1)
+        return
+      case 'ReadIndexResp':
+        this.readStates.push({ ctx: m.ctx, index: m.index })
+        return
+      default:
+    }
+  }
+
+  private stepFollower (m: Message): void {
+    switch (m.type) {
+      case 'Append':
+        this.electionElapsed = 0
+        this.leader = m.from
+        this.handleAppend(m)
+        return
+      case 'Heartbeat':
+        this.electionElapsed = 0
+        this.leader = m.from
+        this.handleHeartbeat(m)
+        return
+      case 'Snapshot':
+        this.electionElapsed = 0
+        this.leader = m.from
+        this.handleSnapshotChunk(m)
+        return
+      case 'TimeoutNow':
+        this.campaign(true)
+        return
+      case 'ReadIndex':
+        // Only the leader can confirm a read; the asker retries there.
+        this.answerRead(m.ctx, m.from, -1)
+        return
+      case 'ReadIndexResp':
+        this.readStates.push({ ctx: m.ctx, index: m.index })
+        return
+      default:
+    }
+  }
+
+  private handleAppend (m: AppendRequest): void {
+    const reply = (reject: boolean, index: number, hintIndex = 0, hintTerm = 0): void => {
+      this.send({ type: 'AppendResp', from: this.id, to: m.from, term: this.term, reject, index, hintIndex, hintTerm })
+    }
+    if (m.prevIndex < this.log.committed) {
+      reply(false, this.log.committed)
+      return
+    }
+    if (!this.log.matchTerm(m.prevIndex, m.prevTerm)) {
+      if (m.prevIndex > this.log.lastIndex()) {
+        reply(true, m.prevIndex, this.log.lastIndex() + 1, 0)
+      } else {
+        const t = this.log.term(m.prevIndex) as number
+        reply(true, m.prevIndex, this.log.firstIndexOfTerm(m.prevIndex), t)
+      }
+      return
+    }
+    const { truncated, appended } = this.log.append(m.entries)
+    if (truncated) this.rewindConfig()
+    for (const e of appended) this.noteAppended(e)
+    const lastNew = m.prevIndex + m.entries.length
+    this.log.commitTo(Math.min(m.commit, lastNew))
+    reply(false, lastNew)
+  }
+
+  private handleHeartbeat (m: Heartbeat): void {
+    this.log.commitTo(m.commit)
+    this.send({ type: 'HeartbeatResp', from: this.id, to: m.from, term: this.term, readSeq: m.readSeq })
+  }
+
+  private handleSnapshotChunk (m: SnapshotChunk): void {
+    const ack = (offset: number): void => {
+      this.send({ type: 'SnapshotResp', from: this.id, to: m.from, term: this.term, snapshotIndex: m.meta.index, offset })
+    }
+    if (m.meta.index <= this.log.committed) {
+      // Already have it: tell the leader where we are so it resumes appends.
+      this.incoming = null
+      this.send({ type: 'AppendResp', from: this.id, to: m.from, term: this.term, reject: false, index: this.log.committed, hintIndex: 0, hintTerm: 0 })
+      return
+    }
+    let inc = this.incoming
+    if (inc === null || inc.index !== m.meta.index || inc.term !== m.meta.term || inc.total !== m.total) {
+      inc = this.incoming = { index: m.meta.index, term: m.meta.term, total: m.total, chunks: [], received: 0 }
+    }
+    if (m.offset !== inc.received || m.offset + m.chunk.byteLength > m.total) {
+      ack(inc.received)
+      return
+    }
+    inc.chunks.push(m.chunk)
+    inc.received += m.chunk.byteLength
+    if (inc.received < inc.total) {
+      ack(inc.received)
+      return
+    }
+    this.incoming = null
+    const data = Buffer.concat(inc.chunks)
+    this.restoreSnapshot({ meta: m.meta, data: new Uint8Array(data.buffer, data.byteOffset, data.byteLength) })
+    this.send({ type: 'AppendResp', from: this.id, to: m.from, term: this.term, reject: false, index: this.log.lastIndex(), hintIndex: 0, hintTerm: 0 })
+  }
+
+  private restoreSnapshot (s: Snapshot): void {
+    if (this.log.matchTerm(s.meta.index, s.meta.term)) {
+      // Our log already holds the snapshot's last entry: keep the suffix, just commit.
+      this.log.commitTo(s.meta.index)
+      return
+    }
+    this.log.restore(s.meta)
+    this.configs = [{ index: s.meta.index, config: s.meta.config }]
+    this.setConfig(s.meta.config)
+    this.snapshot = s
+    this.pendingSnapshot = s
+  }
+
+  // ---- client API ----------------------------------------------------------
+
+  private requireLeader (): Leader {
+    if (this.leaderState === null) throw new NotLeaderError(this.leader)
+    if (this.leaderState.transferee !== null) throw new TransferInProgressError()
+    return this.leaderState
+  }
+
+  /** Appends a command; returns where it went. Throws NotLeaderError on a non-leader. */
+  propose (data: Uint8Array): { index: number, term: number } {
+    const e = this.requireLeader().appendEntries([{ type: EntryType.Normal, data }])
+    return { index: e.index, term: e.term }
+  }
+
+  /** Proposes one membership change; see config.ts for the rules that keep it safe. */
+  proposeConfChange (cc: ConfChange): { index: number, term: number } {
+    const leader = this.requireLeader()
+    if (this.pendingConfigIndex() !== 0) throw new ConfigChangeError('another membership change is not yet committed')
+    if (this.log.term(this.log.committed) !== this.term) throw new ConfigChangeError('the leader has not yet committed an entry in its term')
+    const why = validateConfChange(this.config, cc)
+    if (why !== null) throw new ConfigChangeError(why)
+    const e = leader.appendEntries([{ type: EntryType.Config, data: encodeConfChange(cc) }])
+    return { index: e.index, term: e.term }
+  }
+
+  /** Asks for a linearizable read; the answer arrives as a ReadState with this ctx. */
+  readIndex (ctx: string): void {
+    if (this.leaderState !== null) {
+      this.leaderState.handleRead(ctx, this.id)
+      return
+    }
+    if (this.leader === null) throw new NotLeaderError(null)
+    this.send({ type: 'ReadIndex', from: this.id, to: this.leader, term: this.term, ctx })
+  }
+
+  /** Hands leadership to `to` once its log is caught up (§3.10). */
+  transferLeadership (to: NodeId): void {
+    const leader = this.requireLeader()
+    if (to === this.id) return
+    if (!this.config.voters.includes(to)) throw new InvalidArgumentError(`${to} is not a voter`)
+    leader.startTransfer(to)
+  }
+
+  /**
+   * Records a snapshot of the state machine at `index` (applied) and drops
+   * the log before it. The caller must save the returned snapshot durably.
+   */
+  compact (index: number, data: Uint8Array): Snapshot {
+    if (index > this.log.applied) throw new InvalidArgumentError(`cannot snapshot at ${index}: applied is ${this.log.applied}`)
+    if (index <= this.log.snapshotIndex) throw new InvalidArgumentError(`snapshot at ${index} is not newer than ${this.log.snapshotIndex}`)
+    const meta = { index, term: this.log.term(index) as number, config: this.configAt(index) }
+    this.log.compact(index)
+    while (this.configs.length > 1 && this.configs[1].index <= index) this.configs.shift()
+    this.configs[0] = { index, config: meta.config }
+    this.snapshot = { meta, data }
+    return this.snapshot
+  }
+
+  // ---- Ready ---------------------------------------------------------------
+
+  hasReady (): boolean {
+    if (this.inFlight !== null) return false
+    this.leaderState?.flush()
+    return this.msgs.length > 0 ||
+      this.readStates.length > 0 ||
+      this.pendingSnapshot !== null ||
+      this.log.stable < this.log.lastIndex() ||
+      this.log.committed > Math.max(this.log.applied, this.log.snapshotIndex) ||
+      !hardStateEqual(this.hardState(), this.prevHardState) ||
+      !softStateEqual(this.softState(), this.prevSoftState)
+  }
+
+  /** Takes the pending work. Call advance(ready) once it is done, before the next ready(). */
+  ready (): Ready {
+    if (this.inFlight !== null) throw new Error('ready() called again before advance()')
+    this.leaderState?.flush()
+    const hs = this.hardState()
+    const entries = this.log.unstableEntries()
+    // After a snapshot restore, applying resumes after the snapshot.
+    const applyFrom = Math.max(this.log.applied, this.log.snapshotIndex) + 1
+    const committedEntries = this.log.committed >= applyFrom ? this.log.slice(applyFrom, this.log.committed) : []
+    const rd: Ready = {
+      softState: this.softState(),
+      hardState: hardStateEqual(hs, this.prevHardState) ? null : hs,
+      entries,
+      snapshot: this.pendingSnapshot,
+      committedEntries,
+      messages: this.msgs,
+      readStates: this.readStates
+    }
+    this.prevHardState = hs
+    this.prevSoftState = rd.softState
+    this.msgs = []
+    this.readStates = []
+    this.pendingSnapshot = null
+    this.inFlight = {
+      lastEntry: entries.length > 0 ? entries[entries.length - 1] : null,
+      applyTo: committedEntries.length > 0 ? committedEntries[committedEntries.length - 1].index : this.log.applied,
+      snapshot: rd.snapshot
+    }
+    return rd
+  }
+
+  /** The caller has persisted, sent and applied a Ready. */
+  advance (): void {
+    const f = this.inFlight
+    if (f === null) throw new Error('advance() called without a ready()')
+    this.inFlight = null
+    if (f.snapshot !== null) this.log.applied = Math.max(this.log.applied, f.snapshot.meta.index)
+    if (f.lastEntry !== null) this.log.stableTo(f.lastEntry.index, f.lastEntry.term)
+    this.log.applied = Math.max(this.log.applied, f.applyTo)
+    this.leaderState?.onSelfPersisted()
+  }
+
+  /** A summary for status pages and tests. */
+  status (): RaftStatus {
+    return {
+      id: this.id,
+      role: this.role,
+      term: this.term,
+      leader: this.leader,
+      commitIndex: this.log.committed,
+      appliedIndex: this.log.applied,
+      lastIndex: this.log.lastIndex(),
+      snapshotIndex: this.log.snapshotIndex,
+      config: this.config,
+      progress: this.leaderState?.progressSummary() ?? {}
+    }
+  }
+
+  isMember (id: NodeId): boolean {
+    return isMember(this.config, id)
+  }
+}
+
+export interface RaftStatus {
+  id: NodeId
+  role: Role
+  term: number
+  leader: NodeId | null
+  commitIndex: number
+  appliedIndex: number
+  lastIndex: number
+  snapshotIndex: number
+  config: ConfigState
+  /** Leader only: each follower's replication state. */
+  progress: Record<NodeId, { match: number, next: number, state: string }>
+}
+
+function softStateEqual (a: SoftState, b: SoftState): boolean {
+  return a.role === b.role && a.leader === b.leader && a.term === b.term
+}
