@@ -1,0 +1,126 @@
+/**
+ * WAL segment files: `wal-<16-digit sequence number>.log`, numbered without
+ * gaps. Only the newest (active) segment is ever appended to; a segment is
+ * fsynced before the next one is created, so every older segment is sealed
+ * and complete.
+ */
+import { open, readFile, type FileHandle } from 'node:fs/promises'
+import { join } from 'node:path'
+import { CorruptLogError } from './errors.js'
+import { decodeWal, type DecodedRecord } from './wal-codec.js'
+import { fsyncDir, pad16, writeAll } from './durable-fs.js'
+
+const SEGMENT_NAME = /^wal-(\d{16})\.log$/
+
+/** The file name of segment `seq`. */
+export function segmentFileName (seq: number): string {
+  return `wal-${pad16(seq)}.log`
+}
+
+/** The sequence number a segment file name stands for, or null if it is not one. */
+export function parseSegmentFileName (name: string): number | null {
+  const m = SEGMENT_NAME.exec(name)
+  return m === null ? null : Number(m[1])
+}
+
+/** What a segment holds, as far as recovery is concerned. */
+export interface SegmentContents {
+  readonly records: DecodedRecord[]
+  /** Length of the valid prefix, when a torn tail follows it. */
+  readonly tornAt: { readonly offset: number, readonly reason: string } | null
+}
+
+/**
+ * Reads and decodes a whole segment. Only the active segment may end in a
+ * torn tail (a crash during its last write); in a sealed segment, which was
+ * fsynced before its successor existed, a tear means acknowledged data is
+ * damaged.
+ * @throws CorruptLogError naming the file and the offset of the damage.
+ */
+export async function readSegment (path: string, active: boolean): Promise<SegmentContents> {
+  const { records, end } = decodeWal(await readFile(path))
+  switch (end.kind) {
+    case 'clean':
+      return { records, tornAt: null }
+    case 'corrupt':
+      throw new CorruptLogError(path, end.offset, end.reason)
+    case 'torn':
+      if (!active) {
+        throw new CorruptLogError(path, end.offset, `${end.reason}; only the newest segment may end in a torn write`)
+      }
+      return { records, tornAt: { offset: end.offset, reason: end.reason } }
+  }
+}
+
+/** An open segment that records are appended to. */
+export class SegmentWriter {
+  readonly seq: number
+  readonly path: string
+  readonly #handle: FileHandle
+  #size: number
+
+  private constructor (seq: number, path: string, handle: FileHandle, size: number) {
+    this.seq = seq
+    this.path = path
+    this.#handle = handle
+    this.#size = size
+  }
+
+  /**
+   * Creates segment `seq` (failing if it exists) and makes its directory
+   * entry durable, so records acknowledged in it cannot vanish with the file.
+   */
+  static async create (dir: string, seq: number): Promise<SegmentWriter> {
+    const path = join(dir, segmentFileName(seq))
+    const handle = await open(path, 'wx')
+    try {
+      await fsyncDir(dir)
+    } catch (err) {
+      await handle.close()
+      throw err
+    }
+    return new SegmentWriter(seq, path, handle, 0)
+  }
+
+  /**
+   * Opens an existing segment to append to, first cutting off (durably)
+   * everything from `tornAt` on when recovery found a torn tail there.
+   */
+  static async resume (dir: string, seq: number, tornAt: number | null): Promise<SegmentWriter> {
+    const path = join(dir, segmentFileName(seq))
+    const handle = await open(path, 'r+')
+    try {
+      if (tornAt !== null) {
+        await handle.truncate(tornAt)
+        await handle.sync()
+        return new SegmentWriter(seq, path, handle, tornAt)
+      }
+      return new SegmentWriter(seq, path, handle, (await handle.stat()).size)
+    } catch (err) {
+      await handle.close()
+      throw err
+    }
+  }
+
+  /** Bytes in the segment, including appended but not yet synced ones. */
+  get size (): number {
+    return this.#size
+  }
+
+  async append (bytes: Uint8Array): Promise<void> {
+    await writeAll(this.#handle, bytes, this.#size)
+    this.#size += bytes.length
+  }
+
+  /**
+   * fdatasync: flushes the data and the file size (which an append changes)
+   * but skips timestamps, which recovery does not need.
+   */
+  async sync (): Promise<void> {
+    await this.#handle.datasync()
+  }
+
+  async close (): Promise<void> {
+    await this.#handle.close()
+  }
+}

@@ -1,0 +1,383 @@
+/**
+ * FileLogStore: the LogStore on disk, as a segmented write-ahead log plus
+ * snapshot files in one data directory.
+ *
+ * Files:
+ * - `wal-<seq>.log`: WAL segments (wal-segment.ts, record format in
+ *   wal-codec.ts). Entries, hard states and snapshot markers go through the
+ *   same log, so one save costs one fsync. A new segment is started once the
+ *   active one reaches `segmentBytes`; it begins with copies of the latest
+ *   snapshot marker and hard state, so the active segment always holds both
+ *   and older segments can be deleted without losing either.
+ * - `snap-<index>.bin`: the latest snapshot (snapshot-file.ts).
+ *
+ * Writes are group-committed: calls made while an fsync is in flight are
+ * written together and share the next fsync. Any I/O error leaves the store
+ * failed (what reached the disk is unknown, and a failed fsync cannot be
+ * retried safely): that call and every later one reject.
+ *
+ * Recovery (open) reads every segment and snapshot before changing any file,
+ * so a CorruptLogError leaves the directory exactly as found. Torn versus
+ * corrupt: only the newest segment may end in a torn write, which is
+ * truncated (see wal-codec.ts for how a tear is told from damage). Anything
+ * else (damage before the tail or in a sealed segment, a missing segment, a
+ * gap in the entries, a marker without its snapshot, a damaged snapshot
+ * file) is a CorruptLogError naming the file and byte offset.
+ */
+import { mkdir, readdir, unlink } from 'node:fs/promises'
+import { join } from 'node:path'
+import { CorruptLogError, InvalidArgumentError, StoppedError } from './errors.js'
+import { LogShape } from './log-shape.js'
+import type { LogStore, RecoveredState } from './log-store.js'
+import type { Entry, HardState, Snapshot } from './types.js'
+import { encodeRecord } from './wal-codec.js'
+import { WalReplay } from './wal-replay.js'
+import { parseSegmentFileName, readSegment, segmentFileName, SegmentWriter } from './wal-segment.js'
+import {
+  encodeSnapshotFile, isSnapshotTempFileName, parseSnapshotFileName, readSnapshotFile, snapshotFileName, writeSnapshotFile
+} from './snapshot-file.js'
+import { fsyncDir } from './durable-fs.js'
+
+/** The subset of a pino logger the store uses. */
+export interface WalLogger {
+  warn(obj: Record<string, unknown>, msg: string): void
+}
+
+/** Options for {@link FileLogStore}. */
+export interface FileLogStoreOptions {
+  /** Data directory, created if missing. One store per directory at a time. */
+  readonly dir: string
+  /** Start a new segment once the active one reaches this many bytes. Default 64 MiB. */
+  readonly segmentBytes?: number
+  /** Told when recovery changes files (a truncated torn tail). Silent by default. */
+  readonly logger?: WalLogger
+}
+
+/** Default segment size: large enough that rolls are rare, small enough to delete promptly after a snapshot. */
+export const DEFAULT_SEGMENT_BYTES = 64 * 1024 * 1024
+
+interface Segment {
+  readonly seq: number
+  readonly path: string
+  /** Highest entry index ever written to it: the segment is covered once a snapshot reaches this. */
+  maxIndex: number
+}
+
+/** One encoded record waiting to be written. */
+interface Pending {
+  readonly bytes: Buffer
+  /** Index of the entry it holds, 0 for other records. */
+  readonly entryIndex: number
+  /** What it makes the head of later segments: itself for a hard state, a marker copy for a snapshot. */
+  readonly head?: { readonly slot: 'hardState' | 'marker', readonly bytes: Buffer }
+}
+
+interface Waiter {
+  resolve(): void
+  reject(err: unknown): void
+}
+
+type Op =
+  | { readonly kind: 'save', readonly records: Pending[], readonly waiter: Waiter }
+  | { readonly kind: 'snapshot', readonly index: number, readonly discardLog: boolean, readonly file: Buffer, readonly marker: Pending, readonly waiter: Waiter }
+
+type Phase = 'new' | 'opening' | 'open' | 'closed'
+
+const silentLogger: WalLogger = { warn () {} }
+
+function markerRecord (index: number, term: number, discardLog: boolean): Pending {
+  return {
+    bytes: encodeRecord({ kind: 'snapshot', index, term, discardLog }),
+    entryIndex: 0,
+    head: { slot: 'marker', bytes: encodeRecord({ kind: 'snapshot', index, term, discardLog: false }) }
+  }
+}
+
+function hardStateRecord (hardState: HardState): Pending {
+  const bytes = encodeRecord({ kind: 'hardState', hardState })
+  return { bytes, entryIndex: 0, head: { slot: 'hardState', bytes } }
+}
+
+/** A durable {@link LogStore} in a data directory; see the module comment for the format and rules. */
+export class FileLogStore implements LogStore {
+  readonly #dir: string
+  readonly #segmentBytes: number
+  readonly #logger: WalLogger
+  #phase: Phase = 'new'
+  /** The log as every accepted call leaves it, including calls not yet durable; used to validate new calls. */
+  #shape = new LogShape()
+  /** Oldest first; the last one is the active segment. */
+  #segments: Segment[] = []
+  #writer: SegmentWriter | null = null
+  /** Whether the active segment holds anything beyond its head copies (a roll before that would loop). */
+  #activeHasRecords = false
+  readonly #heads: { hardState: Buffer | null, marker: Buffer | null } = { hardState: null, marker: null }
+  readonly #queue: Op[] = []
+  #draining: Promise<void> | null = null
+  #failure: Error | null = null
+
+  constructor (options: FileLogStoreOptions) {
+    if (typeof options?.dir !== 'string' || options.dir === '') throw new InvalidArgumentError('options.dir must be a directory path')
+    const segmentBytes = options.segmentBytes ?? DEFAULT_SEGMENT_BYTES
+    if (!Number.isSafeInteger(segmentBytes) || segmentBytes < 1) {
+      throw new InvalidArgumentError(`options.segmentBytes must be a positive integer, got ${String(options.segmentBytes)}`)
+    }
+    this.#dir = options.dir
+    this.#segmentBytes = segmentBytes
+    this.#logger = options.logger ?? silentLogger
+  }
+
+  async open (): Promise<RecoveredState> {
+    if (this.#phase === 'closed') throw new StoppedError('log store')
+    if (this.#phase !== 'new') throw new InvalidArgumentError('log store is already open')
+    this.#phase = 'opening'
+    let state: RecoveredState
+    try {
+      state = await this.#recover()
+    } catch (err) {
+      await this.#writer?.close()
+      this.#writer = null
+      this.#segments = []
+      this.#heads.hardState = this.#heads.marker = null
+      if (!this.#closedMeanwhile()) this.#phase = 'new'
+      throw err
+    }
+    if (this.#closedMeanwhile()) {
+      await this.#writer?.close()
+      this.#writer = null
+      throw new StoppedError('log store')
+    }
+    this.#phase = 'open'
+    return state
+  }
+
+  async save (entries: readonly Entry[], hardState: HardState | null): Promise<void> {
+    this.#checkUsable()
+    this.#shape.checkSave(entries, hardState)
+    const records: Pending[] = entries.map(entry => ({ bytes: encodeRecord({ kind: 'entry', entry }), entryIndex: entry.index }))
+    if (hardState !== null) records.push(hardStateRecord(hardState))
+    this.#shape.applySave(entries)
+    return await new Promise((resolve, reject) => this.#enqueue({ kind: 'save', records, waiter: { resolve, reject } }))
+  }
+
+  async saveSnapshot (snapshot: Snapshot): Promise<void> {
+    this.#checkUsable()
+    this.#shape.checkSnapshot(snapshot)
+    const { index, term } = snapshot.meta
+    const file = encodeSnapshotFile(snapshot)
+    const discardLog = this.#shape.applySnapshot(index, term)
+    const marker = markerRecord(index, term, discardLog)
+    return await new Promise((resolve, reject) => this.#enqueue({ kind: 'snapshot', index, discardLog, file, marker, waiter: { resolve, reject } }))
+  }
+
+  async close (): Promise<void> {
+    if (this.#phase === 'closed') throw new StoppedError('log store')
+    const wasOpen = this.#phase === 'open'
+    this.#phase = 'closed'
+    if (!wasOpen) return
+    await this.#draining
+    await this.#writer?.close()
+    this.#writer = null
+  }
+
+  /** close() may run while open() awaits; TypeScript's narrowing of #phase cannot see that. */
+  #closedMeanwhile (): boolean {
+    return this.#phase === 'closed'
+  }
+
+  #checkUsable (): void {
+    if (this.#phase === 'closed') throw new StoppedError('log store')
+    if (this.#phase !== 'open') throw new InvalidArgumentError('log store is not open: call open() first')
+    if (this.#failure !== null) throw this.#failure
+  }
+
+  #enqueue (op: Op): void {
+    this.#queue.push(op)
+    this.#draining ??= this.#drain()
+  }
+
+  /** Runs queued operations in order; consecutive saves form one group with one fsync. */
+  async #drain (): Promise<void> {
+    // Let callers in the same tick join the first group instead of waiting for the next.
+    await Promise.resolve()
+    while (this.#queue.length > 0) {
+      const group = this.#takeGroup()
+      if (this.#failure !== null) {
+        for (const op of group) op.waiter.reject(this.#failure)
+        continue
+      }
+      try {
+        const head = group[0]
+        if (head.kind === 'snapshot') await this.#installSnapshot(head)
+        else await this.#writeDurably(group.flatMap(op => op.kind === 'save' ? op.records : []))
+        for (const op of group) op.waiter.resolve()
+      } catch (err) {
+        const cause = err instanceof Error ? err : new Error(String(err))
+        this.#failure = new Error(`log store at ${this.#dir} failed and accepts no more writes: ${cause.message}`, { cause })
+        for (const op of group) op.waiter.reject(err)
+      }
+    }
+    // No await between the empty check and this, so no op can be stranded.
+    this.#draining = null
+  }
+
+  /** One snapshot op, or every save before the next snapshot op. */
+  #takeGroup (): Op[] {
+    if (this.#queue[0].kind === 'snapshot') return this.#queue.splice(0, 1)
+    const n = this.#queue.findIndex(op => op.kind === 'snapshot')
+    return this.#queue.splice(0, n === -1 ? this.#queue.length : n)
+  }
+
+  async #writeDurably (records: Pending[]): Promise<void> {
+    await this.#append(records)
+    await this.#active().sync()
+  }
+
+  /**
+   * Appends records, rolling to a new segment whenever the active one is full.
+   * Not durable until the active segment is synced.
+   */
+  async #append (records: Pending[]): Promise<void> {
+    let chunk: Buffer[] = []
+    let chunkBytes = 0
+    const add = (bytes: Buffer): void => {
+      chunk.push(bytes)
+      chunkBytes += bytes.length
+    }
+    for (const record of records) {
+      if (this.#activeHasRecords && this.#active().size + chunkBytes >= this.#segmentBytes) {
+        await this.#active().append(Buffer.concat(chunk, chunkBytes))
+        chunk = []
+        chunkBytes = 0
+        await this.#roll()
+        for (const head of [this.#heads.marker, this.#heads.hardState]) if (head !== null) add(head)
+      }
+      add(record.bytes)
+      this.#activeHasRecords = true
+      if (record.head !== undefined) this.#heads[record.head.slot] = record.head.bytes
+      const segment = this.#segments[this.#segments.length - 1]
+      segment.maxIndex = Math.max(segment.maxIndex, record.entryIndex)
+    }
+    if (chunkBytes > 0) await this.#active().append(Buffer.concat(chunk, chunkBytes))
+  }
+
+  /** Seals the active segment (fsync) before its successor exists, so only the newest can be torn. */
+  async #roll (): Promise<void> {
+    const old = this.#active()
+    await old.sync()
+    await old.close()
+    this.#writer = await SegmentWriter.create(this.#dir, old.seq + 1)
+    this.#segments.push({ seq: this.#writer.seq, path: this.#writer.path, maxIndex: 0 })
+    this.#activeHasRecords = false
+  }
+
+  #active (): SegmentWriter {
+    if (this.#writer === null) throw new StoppedError('log store')
+    return this.#writer
+  }
+
+  /**
+   * Snapshot file first, then its marker: a marker thus always has its file,
+   * and a file without a marker is finished by recovery (see WalReplay.finish).
+   */
+  async #installSnapshot (op: Extract<Op, { kind: 'snapshot' }>): Promise<void> {
+    await writeSnapshotFile(this.#dir, op.index, op.file)
+    await this.#writeDurably([op.marker])
+    await this.#compact(op.index, op.discardLog ? this.#active().seq : 0)
+  }
+
+  /**
+   * Deletes the segments nothing needs any more (all entries covered by the
+   * snapshot at `snapIndex`, or made obsolete by a discarding marker), and
+   * snapshot files older than it. Segments go oldest first with a directory
+   * fsync after each, so a crash leaves a shorter prefix deleted, never a
+   * hole in the sequence (which recovery would rightly call corruption).
+   */
+  async #compact (snapIndex: number, obsoleteBeforeSeq: number): Promise<void> {
+    while (this.#segments.length > 1) {
+      const oldest = this.#segments[0]
+      if (oldest.seq >= obsoleteBeforeSeq && oldest.maxIndex > snapIndex) break
+      await unlink(oldest.path)
+      await fsyncDir(this.#dir)
+      this.#segments.shift()
+    }
+    for (const name of await readdir(this.#dir)) {
+      const index = parseSnapshotFileName(name)
+      if (index !== null && index < snapIndex) await unlink(join(this.#dir, name))
+    }
+  }
+
+  async #recover (): Promise<RecoveredState> {
+    const dir = this.#dir
+    await mkdir(dir, { recursive: true })
+    const seqs: number[] = []
+    let snapIndex = 0
+    for (const name of await readdir(dir)) {
+      const seq = parseSegmentFileName(name)
+      const index = parseSnapshotFileName(name)
+      if (seq !== null) seqs.push(seq)
+      else if (index !== null) snapIndex = Math.max(snapIndex, index)
+      else if (isSnapshotTempFileName(name)) await unlink(join(dir, name))
+    }
+    seqs.sort((a, b) => a - b)
+    for (let i = 1; i < seqs.length; i++) {
+      if (seqs[i] !== seqs[i - 1] + 1) {
+        throw new CorruptLogError(join(dir, segmentFileName(seqs[i - 1] + 1)), 0,
+          `segment missing: ${segmentFileName(seqs[i - 1])} is followed by ${segmentFileName(seqs[i])}`)
+      }
+    }
+    const snapshot = snapIndex === 0 ? null : await readSnapshotFile(join(dir, snapshotFileName(snapIndex)), snapIndex)
+    if (seqs.length === 0 && snapshot !== null) {
+      throw new CorruptLogError(dir, 0, `snapshot ${snapshotFileName(snapIndex)} exists but there is no WAL segment: the hard state and log are missing`)
+    }
+
+    const replay = new WalReplay()
+    let torn: { seq: number, offset: number, reason: string } | null = null
+    for (const [i, seq] of seqs.entries()) {
+      const path = join(dir, segmentFileName(seq))
+      const { records, tornAt } = await readSegment(path, i === seqs.length - 1)
+      let maxIndex = 0
+      for (const { record, offset } of records) {
+        replay.record(record, seq, path, offset)
+        if (record.kind === 'entry') maxIndex = Math.max(maxIndex, record.entry.index)
+      }
+      this.#segments.push({ seq, path, maxIndex })
+      if (tornAt !== null) torn = { seq, ...tornAt }
+    }
+    const result = replay.finish(snapshot, join(dir, segmentFileName(seqs[0] ?? 1)))
+
+    // Everything is verified; from here on recovery may change files.
+    const active = this.#segments.at(-1)
+    if (active === undefined) {
+      this.#writer = await SegmentWriter.create(dir, 1)
+      this.#segments.push({ seq: 1, path: this.#writer.path, maxIndex: 0 })
+    } else {
+      if (torn !== null) this.#logger.warn({ file: active.path, offset: torn.offset, reason: torn.reason }, 'truncating a torn write at the end of the raft log')
+      this.#writer = await SegmentWriter.resume(dir, active.seq, torn?.offset ?? null)
+    }
+    this.#activeHasRecords = this.#writer.size > 0
+    const activeSeq = this.#writer.seq
+
+    const snapTerm = snapshot?.meta.term ?? 0
+    this.#shape = new LogShape(snapIndex, snapTerm, result.entries)
+    // Make the active segment hold the latest marker and hard state (the
+    // invariant compaction relies on), and write a marker recovery had to infer.
+    const repairs: Pending[] = []
+    if (result.missingMarker !== null) repairs.push(markerRecord(snapIndex, snapTerm, result.missingMarker.discardLog))
+    else if (snapshot !== null) {
+      const marker = markerRecord(snapIndex, snapTerm, false)
+      if (result.markerSeq === activeSeq) this.#heads.marker = marker.head?.bytes ?? null
+      else repairs.push(marker)
+    }
+    if (result.hardStateSeq !== null) {
+      const hardState = hardStateRecord(result.hardState)
+      if (result.hardStateSeq === activeSeq) this.#heads.hardState = hardState.bytes
+      else repairs.push(hardState)
+    }
+    if (repairs.length > 0) await this.#writeDurably(repairs)
+    const obsoleteBeforeSeq = result.missingMarker?.discardLog === true ? activeSeq : result.obsoleteBeforeSeq
+    await this.#compact(snapIndex, obsoleteBeforeSeq)
+
+    return { hardState: result.hardState, snapshot, entries: result.entries }
+  }
+}
