@@ -114,3 +114,18 @@ export const messageTypes: readonly MessageType[] = [
   'PreVote', 'Vote', 'PreVoteResp', 'VoteResp', 'Append', 'AppendResp', 'Heartbeat',
   'HeartbeatResp', 'Snapshot', 'SnapshotResp', 'ReadIndex', 'ReadIndexResp', 'TimeoutNow'
 ]
+
+/**
+ * Message types a leader may send before its own entries of the same Ready
+ * are durable (thesis §10.2.1): they carry no promise about the leader's own
+ * disk. Votes and acknowledgements must still wait for the fsync.
+ */
+export const leaderEarlyTypes: ReadonlySet<MessageType> = new Set<MessageType>(['Append', 'Heartbeat', 'Snapshot', 'TimeoutNow', 'ReadIndexResp'])
+
+/** Splits a leader's Ready messages into those it may send now and those that wait for the fsync. */
+export function splitLeaderMessages (messages: readonly Message[]): { early: Message[], late: Message[] } {
+  const early: Message[] = []
+  const late: Message[] = []
+  for (const m of messages) (leaderEarlyTypes.has(m.type) ? early : late).push(m)
+  return { early, late }
+}

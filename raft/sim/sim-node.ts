@@ -4,6 +4,7 @@
  * window keeps only a prefix of the writes, as a torn fsync would.
  */
 import { RaftCore, type Ready } from '../core.js'
+import type { Message } from '../messages.js'
 import type { Entry, HardState, NodeId, Snapshot } from '../types.js'
 import { KvMachine } from './kv-machine.js'
 import type { Prng } from './prng.js'
@@ -29,6 +30,8 @@ export class SimNode {
   incarnation = 0
   /** The Ready being persisted, if any. */
   inFlight: Ready | null = null
+  /** Messages of the in-flight Ready that must wait for its fsync. */
+  deferredMessages: readonly Message[] = []
   readonly durable: Durable = { hardState: { term: 0, vote: null, commit: 0 }, snapshot: null, entries: [] }
   /** Compact once this many entries were applied since the last snapshot. */
   readonly compactEvery: number

@@ -7,7 +7,7 @@
  * every step; client operations are recorded as a history for a
  * linearizability checker.
  */
-import type { Message } from '../messages.js'
+import { splitLeaderMessages, type Message } from '../messages.js'
 import type { NodeId } from '../types.js'
 import { InvariantChecker } from './invariants.js'
 import { EventQueue } from './event-queue.js'
@@ -216,6 +216,13 @@ export class Simulator {
     const rd = node.core.ready()
     this.checker.onEntries(node.id, node.core, rd.entries)
     node.inFlight = rd
+    if (rd.softState.role === 'leader') {
+      const { early, late } = splitLeaderMessages(rd.messages)
+      for (const m of early) this.send(m)
+      node.deferredMessages = late
+    } else {
+      node.deferredMessages = rd.messages
+    }
     const fsync = rd.entries.length > 0 || rd.hardState !== null || rd.snapshot !== null ? this.rng.int(0, 3) : 0
     this.queue.push(this.now + fsync, { t: 'persisted', node, incarnation: node.incarnation })
   }
@@ -224,7 +231,7 @@ export class Simulator {
     const rd = node.inFlight
     if (rd === null) return
     node.persist(rd)
-    for (const m of rd.messages) this.send(m)
+    for (const m of node.deferredMessages) this.send(m)
     if (rd.snapshot !== null) {
       node.kv.restore(rd.snapshot.data)
       this.stats.snapshotsInstalled++

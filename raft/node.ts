@@ -1,0 +1,307 @@
+/**
+ * The driver: runs a RaftCore with real timers, durable storage, a
+ * transport and the application's state machine. It is the only part of
+ * raft/ with timers and I/O. Each Ready is handled to completion before the
+ * next (persist, send, apply, advance), which is what makes "never answer
+ * before it is durable" hold.
+ */
+import { randomInt } from 'node:crypto'
+import { EventEmitter } from 'node:events'
+import { RaftCore, type RaftStatus, type Ready, type SoftState } from './core.js'
+import { InvalidArgumentError, LeadershipLostError, NotLeaderError, StoppedError } from './errors.js'
+import type { LogStore } from './log-store.js'
+import { splitLeaderMessages, type Message } from './messages.js'
+import type { StateMachine } from './state-machine.js'
+import type { Transport } from './transport.js'
+import { EntryType, type ConfChange, type Entry, type NodeId } from './types.js'
+
+export interface RaftNodeOptions<R> {
+  readonly id: NodeId
+  readonly store: LogStore
+  readonly transport: Transport
+  readonly stateMachine: StateMachine<R>
+  /** Voters of a brand-new cluster (same list on every bootstrap node). */
+  readonly bootstrap?: readonly NodeId[]
+  /** Milliseconds per tick. Default 50. */
+  readonly tickMs?: number
+  /** Ticks before an election. Default 10. */
+  readonly electionTick?: number
+  readonly heartbeatTick?: number
+  /** Take a snapshot after this many entries applied since the last one. Default 10000. */
+  readonly snapshotEvery?: number
+  readonly leaseRead?: boolean
+  readonly snapshotChunkBytes?: number
+}
+
+export interface ProposeOptions {
+  readonly signal?: AbortSignal
+  /** Give up waiting after this long; the outcome is then unknown. Default 10000. */
+  readonly timeoutMs?: number
+}
+
+export interface RaftNodeEvents {
+  /** Role, leader or term changed. */
+  state: [SoftState]
+  /** Entries up to this index are applied. */
+  applied: [number]
+  /** Storage failed: the node stopped itself rather than risk acknowledging lost data. */
+  error: [Error]
+}
+
+interface Waiter<T> {
+  resolve: (v: T) => void
+  reject: (e: Error) => void
+}
+
+export class RaftNode<R = unknown> extends EventEmitter<RaftNodeEvents> {
+  readonly id: NodeId
+  private readonly core: RaftCore
+  private readonly opts: RaftNodeOptions<R>
+  private timer: NodeJS.Timeout | null = null
+  private running = false
+  private stopped = false
+  private readonly proposals = new Map<number, Waiter<R | undefined> & { term: number }>()
+  private readonly reads = new Map<string, Waiter<number>>()
+  private readonly readWaits: Array<{ index: number, waiter: Waiter<number> }> = []
+  private lastState: SoftState
+  private readSeq = 0
+  private snapshotIndex = 0
+
+  private constructor (opts: RaftNodeOptions<R>, core: RaftCore) {
+    super()
+    this.id = opts.id
+    this.opts = opts
+    this.core = core
+    this.snapshotIndex = core.log.snapshotIndex
+    this.lastState = core.softState()
+  }
+
+  /** Opens storage, restores the state machine from the last snapshot and starts ticking. */
+  static async start<R> (opts: RaftNodeOptions<R>): Promise<RaftNode<R>> {
+    for (const k of ['tickMs', 'electionTick', 'heartbeatTick', 'snapshotEvery', 'snapshotChunkBytes'] as const) assertPositive(k, opts[k])
+    const state = await opts.store.open()
+    if (state.snapshot !== null) await opts.stateMachine.restore(state.snapshot.data)
+    const core = new RaftCore({
+      id: opts.id,
+      random: () => randomInt(0, 2 ** 30) / 2 ** 30,
+      electionTick: opts.electionTick,
+      heartbeatTick: opts.heartbeatTick,
+      leaseRead: opts.leaseRead,
+      snapshotChunkBytes: opts.snapshotChunkBytes,
+      state,
+      bootstrap: opts.bootstrap
+    })
+    const node = new RaftNode(opts, core)
+    opts.transport.onMessage(m => { node.receive(m) })
+    node.timer = setInterval(() => { node.onTick() }, opts.tickMs ?? 50)
+    node.kick()
+    return node
+  }
+
+  private onTick (): void {
+    this.core.tick()
+    this.kick()
+  }
+
+  private receive (m: Message): void {
+    if (this.stopped) return
+    this.core.step(m)
+    this.kick()
+  }
+
+  /** Processes Readies until there is nothing left; one loop at a time. */
+  private kick (): void {
+    if (this.running || this.stopped) return
+    this.running = true
+    setImmediate(() => {
+      this.loop().catch(err => { this.fail(err as Error) }).finally(() => { this.running = false })
+    })
+  }
+
+  private async loop (): Promise<void> {
+    while (!this.stopped && this.core.hasReady()) {
+      const rd = this.core.ready()
+      await this.handleReady(rd)
+      this.core.advance()
+      this.afterAdvance(rd)
+      await this.maybeSnapshot()
+    }
+  }
+
+  private async handleReady (rd: Ready): Promise<void> {
+    const { store, transport, stateMachine } = this.opts
+    const { early, late } = rd.softState.role === 'leader' ? splitLeaderMessages(rd.messages) : { early: [], late: rd.messages }
+    if (early.length > 0) transport.send(early)
+    if (rd.snapshot !== null) await store.saveSnapshot(rd.snapshot)
+    if (rd.entries.length > 0 || rd.hardState !== null) await store.save(rd.entries, rd.hardState)
+    if (late.length > 0) transport.send(late)
+    if (rd.snapshot !== null) {
+      await stateMachine.restore(rd.snapshot.data)
+      this.snapshotIndex = rd.snapshot.meta.index
+    }
+    for (const e of rd.committedEntries) this.applyEntry(e)
+  }
+
+  private applyEntry (e: Entry): void {
+    const result = e.type === EntryType.Normal ? this.opts.stateMachine.apply(e) : undefined
+    const w = this.proposals.get(e.index)
+    if (w === undefined) return
+    this.proposals.delete(e.index)
+    if (w.term === e.term) w.resolve(result)
+    else w.reject(new LeadershipLostError('the entry was replaced by a new leader: it did not commit'))
+  }
+
+  private afterAdvance (rd: Ready): void {
+    const applied = this.core.log.applied
+    if (rd.committedEntries.length > 0 || rd.snapshot !== null) this.emit('applied', applied)
+    for (const rs of rd.readStates) {
+      const w = this.reads.get(rs.ctx)
+      if (w === undefined) continue
+      this.reads.delete(rs.ctx)
+      if (rs.index < 0) w.reject(new NotLeaderError(this.core.leader))
+      else this.readWaits.push({ index: rs.index, waiter: w })
+    }
+    for (const w of this.readWaits.filter(x => applied >= x.index)) w.waiter.resolve(w.index)
+    // Proposals whose slot a snapshot covered can no longer be matched to a result.
+    for (const [index, w] of this.proposals) {
+      if (index <= this.snapshotIndex && index <= applied) {
+        this.proposals.delete(index)
+        w.reject(new LeadershipLostError('a snapshot replaced the entry before this node applied it; its outcome is unknown'))
+      }
+    }
+    const prev = this.lastState
+    const now = this.core.softState()
+    if (prev.role !== now.role || prev.leader !== now.leader || prev.term !== now.term) {
+      this.lastState = now
+      this.emit('state', now)
+    }
+  }
+
+  private async maybeSnapshot (): Promise<void> {
+    const every = this.opts.snapshotEvery ?? 10000
+    const applied = this.core.log.applied
+    if (applied - this.core.log.snapshotIndex < every) return
+    const data = await this.opts.stateMachine.snapshot()
+    const snap = this.core.compact(applied, data)
+    this.snapshotIndex = applied
+    await this.opts.store.saveSnapshot(snap)
+  }
+
+  private fail (err: Error): void {
+    this.emit('error', err)
+    void this.stop()
+  }
+
+  private wait<T> (register: (w: Waiter<T>) => void, unregister: () => void, opts: ProposeOptions, what: string): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      const timeoutMs = opts.timeoutMs ?? 10000
+      const timer = setTimeout(() => { cleanup(); reject(new LeadershipLostError(`${what} timed out after ${timeoutMs} ms; its outcome is unknown`)) }, timeoutMs)
+      const onAbort = (): void => { cleanup(); reject(opts.signal?.reason as Error) }
+      const cleanup = (): void => {
+        clearTimeout(timer)
+        opts.signal?.removeEventListener('abort', onAbort)
+        unregister()
+      }
+      opts.signal?.addEventListener('abort', onAbort, { once: true })
+      register({
+        resolve: v => { cleanup(); resolve(v) },
+        reject: e => { cleanup(); reject(e) }
+      })
+    })
+  }
+
+  private guard (opts: ProposeOptions): void {
+    if (this.stopped) throw new StoppedError()
+    opts.signal?.throwIfAborted()
+  }
+
+  /**
+   * Replicates a command and resolves with the state machine's result once
+   * it is applied here. Throws NotLeaderError at once on a follower.
+   */
+  async propose (data: Uint8Array, opts: ProposeOptions = {}): Promise<{ index: number, result: R | undefined }> {
+    this.guard(opts)
+    const { index, term } = this.core.propose(data)
+    this.kick()
+    const result = await this.wait<R | undefined>(
+      w => { this.proposals.set(index, { ...w, term }) },
+      () => { this.proposals.delete(index) },
+      opts, `proposal at index ${index}`)
+    return { index, result }
+  }
+
+  /** Proposes a membership change and resolves once it is applied. */
+  async changeMembership (cc: ConfChange, opts: ProposeOptions = {}): Promise<number> {
+    this.guard(opts)
+    const { index, term } = this.core.proposeConfChange(cc)
+    this.kick()
+    await this.wait<R | undefined>(
+      w => { this.proposals.set(index, { ...w, term }) },
+      () => { this.proposals.delete(index) },
+      opts, `membership change at index ${index}`)
+    return index
+  }
+
+  /**
+   * A linearizable read barrier (ReadIndex, thesis §6.4): resolves with an
+   * index once this node has applied everything committed when the read
+   * began, so reading the local state machine afterwards is linearizable.
+   */
+  async readBarrier (opts: ProposeOptions = {}): Promise<number> {
+    this.guard(opts)
+    const ctx = `${this.id}:${++this.readSeq}`
+    this.core.readIndex(ctx)
+    this.kick()
+    let mine: Waiter<number> | undefined
+    return await this.wait<number>(
+      w => { mine = w; this.reads.set(ctx, w) },
+      () => {
+        this.reads.delete(ctx)
+        const i = this.readWaits.findIndex(x => x.waiter === mine)
+        if (i >= 0) this.readWaits.splice(i, 1)
+      },
+      opts, 'read')
+  }
+
+  /** Hands leadership to another voter. */
+  transferLeadership (to: NodeId): void {
+    if (this.stopped) throw new StoppedError()
+    this.core.transferLeadership(to)
+    this.kick()
+  }
+
+  /** Starts an election now, skipping the timeout. */
+  campaign (): void {
+    if (this.stopped) throw new StoppedError()
+    this.core.campaign(false)
+    this.kick()
+  }
+
+  status (): RaftStatus {
+    return this.core.status()
+  }
+
+  get leader (): NodeId | null {
+    return this.core.leader
+  }
+
+  get isLeader (): boolean {
+    return this.core.role === 'leader'
+  }
+
+  /** Stops ticking and receiving, fails everything waiting, and closes storage and transport. */
+  async stop (): Promise<void> {
+    if (this.stopped) return
+    this.stopped = true
+    if (this.timer !== null) clearInterval(this.timer)
+    const err = new StoppedError()
+    for (const w of [...this.proposals.values(), ...this.reads.values(), ...this.readWaits.map(x => x.waiter)]) w.reject(err)
+    while (this.running) await new Promise(resolve => setImmediate(resolve))
+    await this.opts.transport.close()
+    await this.opts.store.close()
+  }
+}
+
+function assertPositive (name: string, v: number | undefined): void {
+  if (v !== undefined && (!Number.isInteger(v) || v <= 0)) throw new InvalidArgumentError(`${name} must be a positive integer, got ${v}`)
+}
