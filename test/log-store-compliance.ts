@@ -60,13 +60,15 @@ export function runLogStoreCompliance (t: Test, subject: LogStoreSubject): void 
   /** A fresh store over fresh storage, opened, plus a way to restart it. */
   async function start (t: Test): Promise<{ store: LogStore, restart: () => Promise<RecoveredState> }> {
     const make = subject.storage(t)
-    const ctx = { store: make(), restart: async () => await Promise.reject(new Error('unset')) }
-    await ctx.store.open()
-    ctx.restart = async () => {
-      await ctx.store.close()
-      ctx.store = make()
-      return await ctx.store.open()
+    const ctx = {
+      store: make(),
+      async restart (): Promise<RecoveredState> {
+        await ctx.store.close()
+        ctx.store = make()
+        return await ctx.store.open()
+      }
     }
+    await ctx.store.open()
     t.teardown(async () => { await ctx.store.close().catch(() => {}) })
     return ctx
   }
