@@ -1,0 +1,101 @@
+import { mkdtemp, readdir, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import t from 'tap'
+import { NotLeaderError, StoppedError } from '../raft/errors.js'
+import { RaftNode } from '../raft/node.js'
+import { encodeKv } from '../raft/sim/kv-machine.js'
+import { MemoryNetwork } from '../raft/transport.js'
+import { FileLogStore } from '../raft/wal.js'
+import { KvStateMachine } from './helpers/kv-state-machine.js'
+
+const ids = ['a', 'b', 'c']
+let opSeq = 0
+const put = (key: string, value: string): Uint8Array => encodeKv({ client: 1, opId: ++opSeq, cmd: { op: 'put', key, value } })
+
+interface Member { node: RaftNode, sm: KvStateMachine, dir: string }
+
+async function startMember (net: MemoryNetwork, id: string, dir: string, snapshotEvery = 10000): Promise<Member> {
+  const sm = new KvStateMachine()
+  const node = await RaftNode.start({
+    id, store: new FileLogStore({ dir, segmentBytes: 16 * 1024 }), transport: net.join(id), stateMachine: sm,
+    bootstrap: ids, tickMs: 10, electionTick: 10, snapshotEvery, snapshotChunkBytes: 512
+  })
+  return { node, sm, dir }
+}
+
+async function until (what: string, cond: () => boolean, ms = 10000): Promise<void> {
+  const end = Date.now() + ms
+  while (!cond()) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`)
+    await new Promise(resolve => setTimeout(resolve, 5))
+  }
+}
+
+function leaderOf (members: Member[]): Member | undefined {
+  return members.find(m => m.node.isLeader)
+}
+
+t.test('a 3-node cluster on real storage elects, replicates, restarts and catches up by snapshot', async t => {
+  const root = await mkdtemp(join(tmpdir(), 'raftmesh-node-'))
+  t.teardown(async () => { await rm(root, { recursive: true, force: true }) })
+  const net = new MemoryNetwork()
+  const members: Member[] = []
+  for (const id of ids) members.push(await startMember(net, id, join(root, id), 50))
+  t.teardown(async () => { for (const m of members) await m.node.stop() })
+
+  await until('a leader', () => leaderOf(members) !== undefined)
+  const leader = leaderOf(members) as Member
+  const follower = members.find(m => m !== leader) as Member
+
+  await t.rejects(follower.node.propose(put('k', 'v')), NotLeaderError, 'a follower refuses proposals')
+  const { index, result } = await leader.node.propose(put('k', 'v1'))
+  t.ok(index > 3, 'the entry follows the bootstrap config and the no-op')
+  t.same(result, { ok: true, value: null }, 'the proposer gets the state machine result')
+  await until('every node applied it', () => members.every(m => m.sm.kv.get('k') === 'v1'))
+
+  const read = await follower.node.readBarrier()
+  t.ok(read >= index, 'a follower read barrier covers the committed write')
+
+  // Restart one follower from its files: it keeps its log and rejoins.
+  const restartIdx = members.indexOf(follower)
+  await follower.node.stop()
+  const restarted = await startMember(net, follower.node.id, follower.dir, 50)
+  members[restartIdx] = restarted
+  await until('restarted node catches up', () => restarted.sm.kv.get('k') === 'v1')
+
+  // Stop a follower, write enough to compact the leader's log past it, then bring it back.
+  const current = leaderOf(members) ?? leader
+  const laggard = members.find(m => m !== current) as Member
+  const lagIdx = members.indexOf(laggard)
+  await laggard.node.stop()
+  for (let i = 0; i < 200; i++) await current.node.propose(put(`key${i % 7}`, `value${i}`))
+  t.ok(current.node.status().snapshotIndex > laggard.sm.applied, 'the leader compacted past the stopped follower')
+  const back = await startMember(net, laggard.node.id, laggard.dir, 50)
+  members[lagIdx] = back
+  await until('laggard restored by snapshot', () => back.sm.kv.get('key3') === current.sm.kv.get('key3') && back.node.status().appliedIndex >= current.node.status().commitIndex - 5)
+  t.ok(back.node.status().snapshotIndex > 0, 'the laggard installed a snapshot')
+  const files = await readdir(laggard.dir)
+  t.ok(files.some(f => f.startsWith('snap-')), 'the snapshot was saved to disk')
+})
+
+t.test('a leader that loses its majority fails pending reads and a stopped node refuses work', async t => {
+  const root = await mkdtemp(join(tmpdir(), 'raftmesh-node-'))
+  t.teardown(async () => { await rm(root, { recursive: true, force: true }) })
+  const net = new MemoryNetwork()
+  const members: Member[] = []
+  for (const id of ids) members.push(await startMember(net, id, join(root, id)))
+  t.teardown(async () => { for (const m of members) await m.node.stop() })
+  await until('a leader', () => leaderOf(members) !== undefined)
+  const leader = leaderOf(members) as Member
+  net.isolate(leader.node.id)
+  await t.rejects(leader.node.readBarrier({ timeoutMs: 2000 }), 'an isolated leader cannot confirm a read')
+  net.heal()
+  await until('a leader again', () => leaderOf(members) !== undefined)
+  await leader.node.stop()
+  await t.rejects(leader.node.propose(put('x', 'y')), StoppedError)
+  const ac = new AbortController()
+  ac.abort(new Error('caller gave up'))
+  const live = members.find(m => m !== leader) as Member
+  await t.rejects(live.node.readBarrier({ signal: ac.signal }), /caller gave up/)
+})
