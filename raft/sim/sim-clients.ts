@@ -44,7 +44,7 @@ interface Pending {
 
 const KEYS = ['x', 'y', 'z']
 const PROBE_CLIENT = -1
-const TIMEOUT_MS = 1500
+const TIMEOUT_MS = 600
 
 export class SimClients {
   readonly history: HistoryOp[] = []

@@ -74,6 +74,7 @@ type SimEventKind =
   | { t: 'client', client: number }
 
 const TICK_MS = 10
+const PROGRESS_MS = 500
 
 export class Simulator {
   readonly rng: Prng
@@ -129,7 +130,10 @@ export class Simulator {
     const faultTicks = this.opts.faultTicks ?? 300
     this.queue.push(50, { t: 'fault' })
     this.clients.start()
-    this.runUntil(faultTicks * TICK_MS)
+    for (let t = 0; t < faultTicks * TICK_MS && this.checker.violations.length === 0; t += PROGRESS_MS) {
+      this.runUntil(Math.min(t + PROGRESS_MS, faultTicks * TICK_MS))
+      this.emit({ kind: 'progress', at: this.now, committed: this.stats.committed, ops: this.stats.opsOk })
+    }
     this.healAll()
     const healedAt = this.now
     const bound = (this.opts.livenessBound ?? 300) * TICK_MS
@@ -145,6 +149,7 @@ export class Simulator {
     this.runUntil(this.now + 50 * TICK_MS)
     this.clients.finish()
     this.stats.ticks = Math.round(this.now / TICK_MS)
+    this.emit({ kind: 'progress', at: this.now, committed: this.stats.committed, ops: this.stats.opsOk })
     return { seed: this.opts.seed, violations: this.checker.violations, history: this.clients.history, stats: this.stats }
   }
 
