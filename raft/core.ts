@@ -6,11 +6,14 @@
  * advance(). Role behaviour lives in one step function per role, swapped on
  * role change; replication is in leader.ts.
  */
-import { applyConfChange, decodeConfChange, emptyConfig, encodeConfChange, isMember, validateConfChange } from './config.js'
+import { emptyConfig, encodeConfChange, isMember, validateConfChange } from './config.js'
+import { ConfigHistory } from './config-history.js'
+import { stepFollower } from './follower.js'
+import { SnapshotReceiver } from './snapshot-receiver.js'
 import { ConfigChangeError, InvalidArgumentError, NotLeaderError, TransferInProgressError } from './errors.js'
 import { Leader } from './leader.js'
-import type { AppendRequest, Heartbeat, Message, SnapshotChunk, VoteRequest } from './messages.js'
-import { voteOutcome } from './quorum.js'
+import type { Message } from './messages.js'
+import { handleVoteRequest, requestVotes, stepCandidate } from './election.js'
 import { RaftLog } from './raft-log.js'
 import { ReadOnlyQueue } from './read-only.js'
 import { EntryType, hardStateEqual, type ConfChange, type ConfigState, type Entry, type HardState, type NodeId, type Snapshot } from './types.js'
@@ -76,14 +79,6 @@ export interface Ready {
   readonly readStates: readonly ReadState[]
 }
 
-interface IncomingSnapshot {
-  readonly index: number
-  readonly term: number
-  readonly total: number
-  readonly chunks: Uint8Array[]
-  received: number
-}
-
 export class RaftCore {
   readonly id: NodeId
   readonly opts: Required<Omit<RaftOptions, 'state' | 'bootstrap'>>
@@ -93,25 +88,25 @@ export class RaftCore {
   role: Role = 'follower'
   readonly log: RaftLog
   config: ConfigState = emptyConfig
-  /** Config as of each config entry in the log, oldest first; [0] is the snapshot's. */
-  private configs: Array<{ index: number, config: ConfigState }>
+  configs: ConfigHistory
   /** Latest snapshot of our own state machine or from the leader (data kept to send to followers). */
   snapshot: Snapshot | null
   electionElapsed = 0
   private randomizedTimeout = 0
-  private votes = new Map<NodeId, boolean>()
+  votes = new Map<NodeId, boolean>()
   msgs: Message[] = []
   readStates: ReadState[] = []
   readonly readOnly = new ReadOnlyQueue()
   /** Reads that arrived before the leader committed an entry of its term (§6.4 step 1). */
   readsWaitingForCommit: Array<{ ctx: string, from: NodeId }> = []
   leaderState: Leader | null = null
-  private incoming: IncomingSnapshot | null = null
-  private pendingSnapshot: Snapshot | null = null
+  readonly snapshotReceiver = new SnapshotReceiver()
+  /** A snapshot from the leader that the next Ready must persist and restore. */
+  pendingSnapshot: Snapshot | null = null
   private prevHardState: HardState
   private prevSoftState: SoftState
   private inFlight: { lastEntry: Entry | null, applyTo: number, snapshot: Snapshot | null } | null = null
-  private stepRole: (m: Message) => void = m => { this.stepFollower(m) }
+  private stepRole: (m: Message) => void = m => { stepFollower(this, m) }
 
   constructor (options: RaftOptions) {
     this.id = options.id
@@ -138,8 +133,8 @@ export class RaftCore {
     const hs = state?.hardState ?? { term: 0, vote: null, commit: 0 }
     this.snapshot = state?.snapshot ?? null
     this.log = new RaftLog(this.snapshot?.meta ?? null, state?.entries ?? [], hs.commit)
-    this.configs = [{ index: this.log.snapshotIndex, config: this.snapshot?.meta.config ?? emptyConfig }]
-    this.config = this.configs[0].config
+    this.configs = new ConfigHistory(this.log.snapshotIndex, this.snapshot?.meta.config ?? emptyConfig)
+    this.config = this.configs.current
     this.term = hs.term
     this.vote = hs.vote
     if (this.log.lastTerm() > hs.term) {
@@ -192,38 +187,21 @@ export class RaftCore {
 
   /** Called for every entry that enters the log: config entries take effect on append. */
   noteAppended (e: Entry): void {
-    if (e.type !== EntryType.Config) return
-    let cc: ConfChange
-    try {
-      cc = decodeConfChange(e.data)
-    } catch {
-      return
-    }
-    const next = applyConfChange(this.config, cc)
-    this.configs.push({ index: e.index, config: next })
-    this.setConfig(next)
+    if (this.configs.append(e)) this.setConfig(this.configs.current)
   }
 
   /** After a truncation, fall back to the config of the last surviving config entry. */
-  private rewindConfig (): void {
-    const last = this.log.lastIndex()
-    while (this.configs.length > 1 && this.configs[this.configs.length - 1].index > last) this.configs.pop()
-    this.setConfig(this.configs[this.configs.length - 1].config)
-  }
-
-  configAt (index: number): ConfigState {
-    let c = this.configs[0].config
-    for (const x of this.configs) if (x.index <= index) c = x.config
-    return c
+  rewindConfig (): void {
+    this.configs.rewind(this.log.lastIndex())
+    this.setConfig(this.configs.current)
   }
 
   /** Index of the newest config entry not yet committed, or 0. */
   pendingConfigIndex (): number {
-    const last = this.configs[this.configs.length - 1]
-    return last.index > this.log.committed ? last.index : 0
+    return this.configs.pendingIndex(this.log.committed)
   }
 
-  private setConfig (c: ConfigState): void {
+  setConfig (c: ConfigState): void {
     this.config = c
     this.leaderState?.syncProgress()
   }
@@ -239,7 +217,7 @@ export class RaftCore {
     this.electionElapsed = 0
     this.randomizedTimeout = this.opts.electionTick + Math.floor(this.opts.random() * this.opts.electionTick)
     this.votes = new Map()
-    this.incoming = null
+    this.snapshotReceiver.reset()
     if (this.leaderState !== null) this.failPendingReads()
     this.leaderState = null
   }
@@ -248,7 +226,7 @@ export class RaftCore {
     this.reset(term)
     this.leader = leader
     this.role = 'follower'
-    this.stepRole = m => { this.stepFollower(m) }
+    this.stepRole = m => { stepFollower(this, m) }
   }
 
   private becomePreCandidate (): void {
@@ -256,17 +234,17 @@ export class RaftCore {
     this.votes = new Map()
     this.leader = null
     this.role = 'preCandidate'
-    this.stepRole = m => { this.stepCandidate(m) }
+    this.stepRole = m => { stepCandidate(this, m) }
   }
 
-  private becomeCandidate (): void {
+  becomeCandidate (): void {
     this.reset(this.term + 1)
     this.vote = this.id
     this.role = 'candidate'
-    this.stepRole = m => { this.stepCandidate(m) }
+    this.stepRole = m => { stepCandidate(this, m) }
   }
 
-  private becomeLeader (): void {
+  becomeLeader (): void {
     this.reset(this.term)
     this.leader = this.id
     this.role = 'leader'
@@ -311,31 +289,10 @@ export class RaftCore {
     if (!this.promotable() || this.role === 'leader') return
     if (this.opts.preVote && !force) {
       this.becomePreCandidate()
-      this.requestVotes('PreVote', this.term + 1, false)
+      requestVotes(this, 'PreVote', this.term + 1, false)
     } else {
       this.becomeCandidate()
-      this.requestVotes('Vote', this.term, force)
-    }
-  }
-
-  private requestVotes (type: 'PreVote' | 'Vote', term: number, force: boolean): void {
-    this.votes.set(this.id, true)
-    if (voteOutcome(this.config.voters, this.votes) === 'won') {
-      this.onElectionWon(type)
-      return
-    }
-    for (const to of this.config.voters) {
-      if (to === this.id) continue
-      this.send({ type, from: this.id, to, term, lastIndex: this.log.lastIndex(), lastTerm: this.log.lastTerm(), force })
-    }
-  }
-
-  private onElectionWon (type: 'PreVote' | 'Vote'): void {
-    if (type === 'PreVote') {
-      this.becomeCandidate()
-      this.requestVotes('Vote', this.term, false)
-    } else {
-      this.becomeLeader()
+      requestVotes(this, 'Vote', this.term, force)
     }
   }
 
@@ -365,156 +322,10 @@ export class RaftCore {
       return
     }
     if (m.type === 'PreVote' || m.type === 'Vote') {
-      this.handleVoteRequest(m)
+      handleVoteRequest(this, m)
       return
     }
     this.stepRole(m)
-  }
-
-  private handleVoteRequest (m: VoteRequest): void {
-    const canVote = this.vote === m.from ||
-      (this.vote === null && this.leader === null) ||
-      (m.type === 'PreVote' && m.term > this.term)
-    const grant = canVote && this.log.isUpToDate(m.lastIndex, m.lastTerm)
-    const respType = m.type === 'PreVote' ? 'PreVoteResp' : 'VoteResp'
-    // A granted pre-vote answers in the proposed term so the candidate counts it (etcd does the same).
-    this.send({ type: respType, from: this.id, to: m.from, term: grant ? m.term : this.term, reject: !grant })
-    if (grant && m.type === 'Vote') {
-      this.electionElapsed = 0
-      this.vote = m.from
-    }
-  }
-
-  private stepCandidate (m: Message): void {
-    switch (m.type) {
-      case 'Append':
-      case 'Heartbeat':
-      case 'Snapshot':
-        this.becomeFollower(m.term, m.from)
-        this.stepFollower(m)
-        return
-      case 'PreVoteResp':
-      case 'VoteResp': {
-        const mine = this.role === 'preCandidate' ? 'PreVoteResp' : 'VoteResp'
-        if (m.type !== mine) return
-        this.votes.set(m.from, !m.reject)
-        const outcome = voteOutcome(this.config.voters, this.votes)
-        if (outcome === 'won') this.onElectionWon(m.type === 'PreVoteResp' ? 'PreVote' : 'Vote')
-        else if (outcome === 'lost') this.becomeFollower(this.term, null)
-        return
-      }
-      case 'ReadIndex':
-        this.answerRead(m.ctx, m.from, -1)
-        return
-      case 'ReadIndexResp':
-        this.readStates.push({ ctx: m.ctx, index: m.index })
-        return
-      default:
-    }
-  }
-
-  private stepFollower (m: Message): void {
-    switch (m.type) {
-      case 'Append':
-        this.electionElapsed = 0
-        this.leader = m.from
-        this.handleAppend(m)
-        return
-      case 'Heartbeat':
-        this.electionElapsed = 0
-        this.leader = m.from
-        this.handleHeartbeat(m)
-        return
-      case 'Snapshot':
-        this.electionElapsed = 0
-        this.leader = m.from
-        this.handleSnapshotChunk(m)
-        return
-      case 'TimeoutNow':
-        this.campaign(true)
-        return
-      case 'ReadIndex':
-        // Only the leader can confirm a read; the asker retries there.
-        this.answerRead(m.ctx, m.from, -1)
-        return
-      case 'ReadIndexResp':
-        this.readStates.push({ ctx: m.ctx, index: m.index })
-        return
-      default:
-    }
-  }
-
-  private handleAppend (m: AppendRequest): void {
-    const reply = (reject: boolean, index: number, hintIndex = 0, hintTerm = 0): void => {
-      this.send({ type: 'AppendResp', from: this.id, to: m.from, term: this.term, reject, index, hintIndex, hintTerm })
-    }
-    if (m.prevIndex < this.log.committed) {
-      reply(false, this.log.committed)
-      return
-    }
-    if (!this.log.matchTerm(m.prevIndex, m.prevTerm)) {
-      if (m.prevIndex > this.log.lastIndex()) {
-        reply(true, m.prevIndex, this.log.lastIndex() + 1, 0)
-      } else {
-        const t = this.log.term(m.prevIndex) as number
-        reply(true, m.prevIndex, this.log.firstIndexOfTerm(m.prevIndex), t)
-      }
-      return
-    }
-    const { truncated, appended } = this.log.append(m.entries)
-    if (truncated) this.rewindConfig()
-    for (const e of appended) this.noteAppended(e)
-    const lastNew = m.prevIndex + m.entries.length
-    this.log.commitTo(Math.min(m.commit, lastNew))
-    reply(false, lastNew)
-  }
-
-  private handleHeartbeat (m: Heartbeat): void {
-    this.log.commitTo(m.commit)
-    this.send({ type: 'HeartbeatResp', from: this.id, to: m.from, term: this.term, readSeq: m.readSeq })
-  }
-
-  private handleSnapshotChunk (m: SnapshotChunk): void {
-    const ack = (offset: number): void => {
-      this.send({ type: 'SnapshotResp', from: this.id, to: m.from, term: this.term, snapshotIndex: m.meta.index, offset })
-    }
-    if (m.meta.index <= this.log.committed) {
-      // Already have it: tell the leader where we are so it resumes appends.
-      this.incoming = null
-      this.send({ type: 'AppendResp', from: this.id, to: m.from, term: this.term, reject: false, index: this.log.committed, hintIndex: 0, hintTerm: 0 })
-      return
-    }
-    let inc = this.incoming
-    if (inc === null || inc.index !== m.meta.index || inc.term !== m.meta.term || inc.total !== m.total) {
-      inc = this.incoming = { index: m.meta.index, term: m.meta.term, total: m.total, chunks: [], received: 0 }
-    }
-    if (m.offset !== inc.received || m.offset + m.chunk.byteLength > m.total) {
-      ack(inc.received)
-      return
-    }
-    inc.chunks.push(m.chunk)
-    inc.received += m.chunk.byteLength
-    if (inc.received < inc.total) {
-      ack(inc.received)
-      return
-    }
-    this.incoming = null
-    const data = Buffer.concat(inc.chunks)
-    this.restoreSnapshot({ meta: m.meta, data: new Uint8Array(data.buffer, data.byteOffset, data.byteLength) })
-    this.send({ type: 'AppendResp', from: this.id, to: m.from, term: this.term, reject: false, index: this.log.lastIndex(), hintIndex: 0, hintTerm: 0 })
-  }
-
-  private restoreSnapshot (s: Snapshot): void {
-    if (this.log.matchTerm(s.meta.index, s.meta.term)) {
-      // Our log already holds the snapshot's last entry: keep the suffix, just commit.
-      this.log.commitTo(s.meta.index)
-      return
-    }
-    this.log.restore(s.meta)
-    this.configs = [{ index: s.meta.index, config: s.meta.config }]
-    this.setConfig(s.meta.config)
-    this.snapshot = s
-    this.pendingSnapshot = s
   }
 
   // ---- client API ----------------------------------------------------------
@@ -567,10 +378,9 @@ export class RaftCore {
   compact (index: number, data: Uint8Array): Snapshot {
     if (index > this.log.applied) throw new InvalidArgumentError(`cannot snapshot at ${index}: applied is ${this.log.applied}`)
     if (index <= this.log.snapshotIndex) throw new InvalidArgumentError(`snapshot at ${index} is not newer than ${this.log.snapshotIndex}`)
-    const meta = { index, term: this.log.term(index) as number, config: this.configAt(index) }
+    const meta = { index, term: this.log.term(index) as number, config: this.configs.at(index) }
     this.log.compact(index)
-    while (this.configs.length > 1 && this.configs[1].index <= index) this.configs.shift()
-    this.configs[0] = { index, config: meta.config }
+    this.configs.compact(index)
     this.snapshot = { meta, data }
     return this.snapshot
   }

@@ -4,7 +4,7 @@ import { join } from 'node:path'
 import t from 'tap'
 import { NotLeaderError, StoppedError } from '../raft/errors.js'
 import { RaftNode } from '../raft/node.js'
-import { encodeKv } from '../raft/sim/kv-machine.js'
+import { encodeKv, type KvResult } from '../raft/sim/kv-machine.js'
 import { MemoryNetwork } from '../raft/transport.js'
 import { FileLogStore } from '../raft/wal.js'
 import { KvStateMachine } from './helpers/kv-state-machine.js'
@@ -13,7 +13,7 @@ const ids = ['a', 'b', 'c']
 let opSeq = 0
 const put = (key: string, value: string): Uint8Array => encodeKv({ client: 1, opId: ++opSeq, cmd: { op: 'put', key, value } })
 
-interface Member { node: RaftNode, sm: KvStateMachine, dir: string }
+interface Member { node: RaftNode<KvResult | null>, sm: KvStateMachine, dir: string }
 
 async function startMember (net: MemoryNetwork, id: string, dir: string, snapshotEvery = 10000): Promise<Member> {
   const sm = new KvStateMachine()
