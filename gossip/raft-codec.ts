@@ -1,0 +1,74 @@
+/**
+ * Wire codec for Raft messages: msgpack frames, validated field by field
+ * before anything reaches the core. A frame that is too large, not msgpack,
+ * or not exactly a Raft message is refused with InvalidFrameError.
+ */
+import { Packr } from 'msgpackr'
+import { z } from 'zod'
+import type { Message } from '../raft/messages.js'
+
+/** Largest frame accepted from a peer. */
+export const MAX_FRAME_BYTES = 64 * 1024 * 1024
+const MAX_ID = 256
+const MAX_MEMBERS = 1024
+const MAX_ENTRIES = 100_000
+
+/** A frame from the network that is not a valid Raft message. */
+export class InvalidFrameError extends Error {
+  override readonly name = 'InvalidFrameError'
+  readonly code = 'ERR_INVALID_FRAME'
+}
+
+const packr = new Packr({ useRecords: false, moreTypes: false, mapsAsObjects: true })
+
+const id = z.string().min(1).max(MAX_ID)
+const n = z.number().int().nonnegative()
+const bytes = z.instanceof(Uint8Array)
+const envelope = { from: id, to: id, term: n }
+const entry = z.strictObject({ index: n, term: n, type: z.union([z.literal(0), z.literal(1), z.literal(2)]), data: bytes })
+const config = z.strictObject({ voters: z.array(id).max(MAX_MEMBERS), learners: z.array(id).max(MAX_MEMBERS) })
+
+const schema = z.discriminatedUnion('type', [
+  z.strictObject({ type: z.enum(['PreVote', 'Vote']), ...envelope, lastIndex: n, lastTerm: n, force: z.boolean() }),
+  z.strictObject({ type: z.enum(['PreVoteResp', 'VoteResp']), ...envelope, reject: z.boolean() }),
+  z.strictObject({ type: z.literal('Append'), ...envelope, prevIndex: n, prevTerm: n, entries: z.array(entry).max(MAX_ENTRIES), commit: n }),
+  z.strictObject({ type: z.literal('AppendResp'), ...envelope, reject: z.boolean(), index: n, hintIndex: n, hintTerm: n }),
+  z.strictObject({ type: z.literal('Heartbeat'), ...envelope, commit: n, readSeq: n }),
+  z.strictObject({ type: z.literal('HeartbeatResp'), ...envelope, readSeq: n }),
+  z.strictObject({ type: z.literal('Snapshot'), ...envelope, meta: z.strictObject({ index: n, term: n, config }), offset: n, total: n, chunk: bytes }),
+  z.strictObject({ type: z.literal('SnapshotResp'), ...envelope, snapshotIndex: n, offset: n }),
+  z.strictObject({ type: z.literal('ReadIndex'), ...envelope, ctx: z.string().max(MAX_ID) }),
+  z.strictObject({ type: z.literal('ReadIndexResp'), ...envelope, ctx: z.string().max(MAX_ID), index: z.number().int().min(-1) }),
+  z.strictObject({ type: z.literal('TimeoutNow'), ...envelope })
+])
+
+export function encodeRaftMessage (m: Message): Uint8Array {
+  return packr.pack(m)
+}
+
+/** Decodes and validates one frame; throws InvalidFrameError on anything else. */
+export function decodeRaftMessage (frame: Uint8Array): Message {
+  if (frame.byteLength > MAX_FRAME_BYTES) throw new InvalidFrameError(`frame of ${frame.byteLength} bytes exceeds ${MAX_FRAME_BYTES}`)
+  let raw: unknown
+  try {
+    raw = packr.unpack(frame)
+  } catch (err) {
+    throw new InvalidFrameError(`frame is not msgpack: ${(err as Error).message}`)
+  }
+  const parsed = schema.safeParse(raw)
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]
+    throw new InvalidFrameError(`invalid raft message at ${issue.path.join('.') || '(root)'}: ${issue.message}`)
+  }
+  const m = parsed.data as Message
+  if (m.type === 'Append') {
+    // Entries must be the contiguous run after prevIndex; the core relies on it.
+    m.entries.forEach((e, i) => {
+      if (e.index !== m.prevIndex + 1 + i) throw new InvalidFrameError(`append entry ${i} has index ${e.index}, expected ${m.prevIndex + 1 + i}`)
+    })
+  }
+  if (m.type === 'Snapshot' && m.offset + m.chunk.byteLength > m.total) {
+    throw new InvalidFrameError('snapshot chunk runs past the declared total')
+  }
+  return m
+}
