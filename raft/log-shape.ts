@@ -131,14 +131,21 @@ function checkHardState (hs: HardState): void {
   if (typeof hs !== 'object' || hs === null) throw new InvalidArgumentError('hardState must be an object or null')
   if (!isCount(hs.term)) throw new InvalidArgumentError(`hardState.term must be a non-negative safe integer, got ${String(hs.term)}`)
   if (!isCount(hs.commit)) throw new InvalidArgumentError(`hardState.commit must be a non-negative safe integer, got ${String(hs.commit)}`)
-  if (hs.vote !== null && typeof hs.vote !== 'string') throw new InvalidArgumentError('hardState.vote must be a string or null')
-  if (hs.vote !== null && utf8(hs.vote).length > MAX_VOTE_BYTES) {
-    throw new InvalidArgumentError(`hardState.vote is longer than ${MAX_VOTE_BYTES} UTF-8 bytes`)
+  if (hs.vote !== null && !isStorableId(hs.vote)) {
+    throw new InvalidArgumentError(`hardState.vote must be null or a node id (well-formed string up to ${MAX_VOTE_BYTES} UTF-8 bytes)`)
   }
 }
 
+/**
+ * Node ids are stored as UTF-8; a lone surrogate would come back as U+FFFD,
+ * a different id, so it is refused rather than silently changed.
+ */
+function isStorableId (id: unknown): boolean {
+  return typeof id === 'string' && !/\p{Cs}/u.test(id) && utf8(id).length <= MAX_VOTE_BYTES
+}
+
 function checkNodeList (list: unknown, what: string): void {
-  if (!Array.isArray(list) || !list.every(id => typeof id === 'string' && utf8(id).length <= MAX_VOTE_BYTES)) {
-    throw new InvalidArgumentError(`snapshot.meta.config.${what} must be an array of node ids (strings up to ${MAX_VOTE_BYTES} UTF-8 bytes)`)
+  if (!Array.isArray(list) || !list.every(isStorableId)) {
+    throw new InvalidArgumentError(`snapshot.meta.config.${what} must be an array of node ids (well-formed strings up to ${MAX_VOTE_BYTES} UTF-8 bytes)`)
   }
 }

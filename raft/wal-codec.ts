@@ -14,6 +14,9 @@
  * - `2` hardState: u64 term, u64 commit, u8 hasVote, [u16 length + UTF-8 vote]
  * - `3` snapshot:  u64 index, u64 term, u8 discardLog; marks where a snapshot
  *                  replaced the log prefix (see wal-replay.ts)
+ * - `4` segmentStart: u64 seq, u64 lastIndex, u64 lastTerm; first record of
+ *                  every segment: its number and where the log ended when it
+ *                  began, so a sealed segment that lost its end is detected
  *
  * Integers are little-endian; u64 fields hold safe integers only.
  *
@@ -59,6 +62,7 @@ export const MAX_VOTE_BYTES = 0xffff
 const KIND_ENTRY = 1
 const KIND_HARD_STATE = 2
 const KIND_SNAPSHOT = 3
+const KIND_SEGMENT_START = 4
 
 /** One logical record of the write-ahead log. */
 export type WalRecord =
@@ -70,6 +74,8 @@ export type WalRecord =
    * not match the stored entry at `index`).
    */
   | { readonly kind: 'snapshot', readonly index: number, readonly term: number, readonly discardLog: boolean }
+  /** Opens segment `seq`; the log's last entry (or snapshot) was `lastIndex`/`lastTerm` at that point. */
+  | { readonly kind: 'segmentStart', readonly seq: number, readonly lastIndex: number, readonly lastTerm: number }
 
 /** A record found by {@link decodeWal}, with its frame's place in the buffer. */
 export interface DecodedRecord {
@@ -115,6 +121,9 @@ export function encodeRecord (record: WalRecord): Buffer {
     case 'snapshot':
       return frame(new ByteWriter(RECORD_HEADER_BYTES + 1 + 8 + 8 + 1, RECORD_HEADER_BYTES)
         .u8(KIND_SNAPSHOT).u64(record.index).u64(record.term).u8(record.discardLog ? 1 : 0))
+    case 'segmentStart':
+      return frame(new ByteWriter(RECORD_HEADER_BYTES + 1 + 8 + 8 + 8, RECORD_HEADER_BYTES)
+        .u8(KIND_SEGMENT_START).u64(record.seq).u64(record.lastIndex).u64(record.lastTerm))
   }
 }
 
@@ -159,6 +168,13 @@ export function decodeBody (body: Uint8Array): WalRecord {
       if (discard > 1) throw new FormatError(`snapshot discard flag is ${discard}`)
       r.end('snapshot marker')
       return { kind: 'snapshot', index, term, discardLog: discard === 1 }
+    }
+    case KIND_SEGMENT_START: {
+      const seq = r.u64('segment number')
+      const lastIndex = r.u64('segment start index')
+      const lastTerm = r.u64('segment start term')
+      r.end('segment start')
+      return { kind: 'segmentStart', seq, lastIndex, lastTerm }
     }
     default:
       throw new FormatError(`unknown record kind ${kind}`)

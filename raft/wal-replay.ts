@@ -1,18 +1,19 @@
 /**
- * Rebuilds the log from WAL records, checking as it goes that they tell a
+ * Rebuilds the log from WAL segments, checking as it goes that they tell a
  * story the writer could have produced. Pure: no files, so every rule here
  * is easy to test.
  *
  * What the writer produces (see wal.ts):
+ * - Every segment starts with a segmentStart record (its number and the
+ *   log's last index/term at that moment), then copies of the latest
+ *   snapshot marker and hard state. A sealed segment that lost records at its
+ *   end is caught when the next segment's start does not match.
  * - Entry records: an entry at index i replaces every entry >= i (conflicting
  *   suffix truncation) and must not leave a gap after the last one.
- * - Hard state records: the latest wins. Every segment after the first starts
- *   with a copy of the current hard state, so deleting old segments never
- *   loses it.
+ * - Hard state records: the latest wins.
  * - Snapshot markers, written after the snapshot file is durable: the log
  *   prefix up to `index` is covered by a snapshot, and, when `discardLog` is
- *   set, every entry before the marker is obsolete. Every new segment also
- *   starts with a non-discarding copy of the latest marker.
+ *   set, every entry before the marker is obsolete.
  *
  * Segments wholly covered by the snapshot may have been deleted, so replay
  * can start in the middle of the history; the entries before the first one
@@ -21,7 +22,7 @@
  */
 import { CorruptLogError } from './errors.js'
 import { emptyHardState, type Entry, type HardState, type Snapshot } from './types.js'
-import type { WalRecord } from './wal-codec.js'
+import type { DecodedRecord, WalRecord } from './wal-codec.js'
 
 interface Place {
   readonly seq: number
@@ -30,6 +31,12 @@ interface Place {
 }
 
 interface Marker extends Place {
+  readonly index: number
+  readonly term: number
+}
+
+/** A log position: an index and the term of the entry (or snapshot) there. */
+export interface Position {
   readonly index: number
   readonly term: number
 }
@@ -52,67 +59,96 @@ export interface ReplayResult {
   readonly missingMarker: { readonly discardLog: boolean } | null
   /** Segments numbered below this hold only entries a discarding marker made obsolete. */
   readonly obsoleteBeforeSeq: number
+  /** Where the log ends in the records as written (before finish's own decisions): the next segmentStart must say this. */
+  readonly streamEnd: Position
 }
 
-/** Feeds on records in WAL order, then {@link finish}es against the snapshot. */
+/** Feeds on segments in order, then {@link finish}es against the snapshot. */
 export class WalReplay {
   #entries: Entry[] = []
   /** Where #entries[0] was read, for errors about the start of the log. */
   #start: Place | null = null
+  /** Last entry, or the snapshot a discarding marker moved the end to; null until known. */
+  #last: Position | null = null
   #hardState: HardState | null = null
   #hardStateSeq: number | null = null
   #marker: Marker | null = null
-  /** After a discarding marker at i, the next entry must be exactly i + 1. */
-  #expectNext: number | null = null
   #obsoleteBeforeSeq = 0
+  /** The segment replayed before the current one: file and length. */
+  #previous: { readonly file: string, readonly size: number } | null = null
 
-  /** Applies one record read from segment `seq` (file `file`) at `offset`. */
-  record (record: WalRecord, seq: number, file: string, offset: number): void {
-    const place = { seq, file, offset }
+  /**
+   * Replays one segment's records (`size` bytes of them). Every segment must
+   * open with its segmentStart record, except an empty newest segment (a
+   * crash right after it was created, or a torn tail cut to nothing).
+   */
+  segment (seq: number, file: string, size: number, records: readonly DecodedRecord[], newest: boolean): void {
+    const [head] = records
+    if (head === undefined) {
+      if (!newest || size > 0) corrupt({ file, offset: 0 }, 'segment holds no records, not even its segment start')
+    } else if (head.record.kind !== 'segmentStart') {
+      corrupt({ file, offset: 0 }, `segment starts with a ${head.record.kind} record instead of its segment start`)
+    }
+    for (const { record, offset } of records) this.#record(record, { seq, file, offset })
+    this.#previous = { file, size }
+  }
+
+  #record (record: WalRecord, place: Place): void {
     switch (record.kind) {
+      case 'segmentStart':
+        this.#segmentStart(record, place)
+        return
       case 'entry':
         this.#entry(record.entry, place)
         return
       case 'hardState':
         this.#hardState = record.hardState
-        this.#hardStateSeq = seq
+        this.#hardStateSeq = place.seq
         return
       case 'snapshot':
         this.#snapshotMarker({ ...place, index: record.index, term: record.term }, record.discardLog)
     }
   }
 
+  #segmentStart (start: Extract<WalRecord, { kind: 'segmentStart' }>, place: Place): void {
+    if (place.offset !== 0) corrupt(place, 'segment start record in the middle of a segment')
+    if (start.seq !== place.seq) corrupt(place, `segment ${place.seq} says it is segment ${start.seq}`)
+    const last = this.#last
+    if (last === null) {
+      this.#last = { index: start.lastIndex, term: start.lastTerm }
+      return
+    }
+    if (last.index !== start.lastIndex || last.term !== start.lastTerm) {
+      const previous = this.#previous
+      corrupt(previous === null ? place : { file: previous.file, offset: previous.size }, `the log ends at ${last.index}/${last.term} here, but the next segment was started ` +
+        `after ${start.lastIndex}/${start.lastTerm}: the end of this segment is missing`)
+    }
+  }
+
   #entry (e: Entry, place: Place): void {
     const floor = this.#marker?.index ?? 0
     if (e.index <= floor) corrupt(place, `entry ${e.index} is at or before the snapshot index ${floor} marked earlier`)
+    const last = this.#last
+    if (last !== null && e.index > last.index + 1) {
+      corrupt(place, `entry ${e.index} follows entry ${last.index}: entries ${last.index + 1}..${e.index - 1} are missing`)
+    }
     const entries = this.#entries
-    if (entries.length === 0) {
-      if (this.#expectNext !== null && e.index !== this.#expectNext) {
-        corrupt(place, `entry ${e.index} follows a log discarded for a snapshot at ${this.#expectNext - 1}`)
+    const first = entries[0]?.index
+    if (first === undefined || e.index < first) {
+      // The first entry replayed, or a truncation below all of them: the
+      // entries it keeps were in segments since deleted, which the snapshot
+      // must cover (checked in finish).
+      this.#entries = [e]
+      this.#start = place
+    } else {
+      entries.length = e.index - first
+      const prev = entries.at(-1)
+      if (prev !== undefined && prev.term > e.term) {
+        corrupt(place, `entry ${e.index} has term ${e.term}, lower than term ${prev.term} of the entry before it`)
       }
-      this.#restart(e, place)
-      return
+      entries.push(e)
     }
-    const first = entries[0].index
-    const last = first + entries.length - 1
-    if (e.index > last + 1) corrupt(place, `entry ${e.index} follows entry ${last}: entries ${last + 1}..${e.index - 1} are missing`)
-    if (e.index < first) {
-      // A truncation below everything replayed so far: the entries it keeps
-      // were in segments since deleted, covered by the snapshot (checked in finish).
-      this.#restart(e, place)
-      return
-    }
-    entries.length = e.index - first
-    const prev = entries.at(-1)
-    if (prev !== undefined && prev.term > e.term) {
-      corrupt(place, `entry ${e.index} has term ${e.term}, lower than term ${prev.term} of the entry before it`)
-    }
-    entries.push(e)
-  }
-
-  #restart (e: Entry, place: Place): void {
-    this.#entries = [e]
-    this.#start = place
+    this.#last = { index: e.index, term: e.term }
   }
 
   #snapshotMarker (m: Marker, discardLog: boolean): void {
@@ -123,7 +159,8 @@ export class WalReplay {
     if (discardLog) {
       this.#entries = []
       this.#start = null
-      this.#expectNext = m.index + 1
+      // The log now ends at the snapshot: the next entry must be index + 1.
+      this.#last = { index: m.index, term: m.term }
       this.#obsoleteBeforeSeq = m.seq
     }
     this.#marker = m
@@ -169,7 +206,8 @@ export class WalReplay {
       hardStateSeq: this.#hardStateSeq,
       markerSeq: markerSeen ? marker.seq : null,
       missingMarker,
-      obsoleteBeforeSeq: this.#obsoleteBeforeSeq
+      obsoleteBeforeSeq: this.#obsoleteBeforeSeq,
+      streamEnd: this.#last ?? { index: 0, term: 0 }
     }
   }
 

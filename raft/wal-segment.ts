@@ -26,6 +26,8 @@ export function parseSegmentFileName (name: string): number | null {
 /** What a segment holds, as far as recovery is concerned. */
 export interface SegmentContents {
   readonly records: DecodedRecord[]
+  /** Bytes in the file. */
+  readonly size: number
   /** Length of the valid prefix, when a torn tail follows it. */
   readonly tornAt: { readonly offset: number, readonly reason: string } | null
 }
@@ -38,17 +40,18 @@ export interface SegmentContents {
  * @throws CorruptLogError naming the file and the offset of the damage.
  */
 export async function readSegment (path: string, active: boolean): Promise<SegmentContents> {
-  const { records, end } = decodeWal(await readFile(path))
+  const bytes = await readFile(path)
+  const { records, end } = decodeWal(bytes)
   switch (end.kind) {
     case 'clean':
-      return { records, tornAt: null }
+      return { records, size: bytes.length, tornAt: null }
     case 'corrupt':
       throw new CorruptLogError(path, end.offset, end.reason)
     case 'torn':
       if (!active) {
         throw new CorruptLogError(path, end.offset, `${end.reason}; only the newest segment may end in a torn write`)
       }
-      return { records, tornAt: { offset: end.offset, reason: end.reason } }
+      return { records, size: bytes.length, tornAt: { offset: end.offset, reason: end.reason } }
   }
 }
 

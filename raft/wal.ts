@@ -6,9 +6,11 @@
  * - `wal-<seq>.log`: WAL segments (wal-segment.ts, record format in
  *   wal-codec.ts). Entries, hard states and snapshot markers go through the
  *   same log, so one save costs one fsync. A new segment is started once the
- *   active one reaches `segmentBytes`; it begins with copies of the latest
- *   snapshot marker and hard state, so the active segment always holds both
- *   and older segments can be deleted without losing either.
+ *   active one reaches `segmentBytes`; it begins with a segmentStart record
+ *   (where the log ended, so a sealed segment missing its end is detected)
+ *   and copies of the latest snapshot marker and hard state, so the active
+ *   segment always holds both and older segments can be deleted without
+ *   losing either.
  * - `snap-<index>.bin`: the latest snapshot (snapshot-file.ts).
  *
  * Writes are group-committed: calls made while an fsync is in flight are
@@ -31,7 +33,7 @@ import { LogShape } from './log-shape.js'
 import type { LogStore, RecoveredState } from './log-store.js'
 import type { Entry, HardState, Snapshot } from './types.js'
 import { encodeRecord } from './wal-codec.js'
-import { WalReplay } from './wal-replay.js'
+import { WalReplay, type Position } from './wal-replay.js'
 import { parseSegmentFileName, readSegment, segmentFileName, SegmentWriter } from './wal-segment.js'
 import {
   encodeSnapshotFile, isSnapshotTempFileName, parseSnapshotFileName, readSnapshotFile, snapshotFileName, writeSnapshotFile
@@ -68,6 +70,8 @@ interface Pending {
   readonly bytes: Buffer
   /** Index of the entry it holds, 0 for other records. */
   readonly entryIndex: number
+  /** Where the log ends once this record is applied, if it moves the end (an entry, a discarding marker). */
+  readonly end?: Position
   /** What it makes the head of later segments: itself for a hard state, a marker copy for a snapshot. */
   readonly head?: { readonly slot: 'hardState' | 'marker', readonly bytes: Buffer }
 }
@@ -85,10 +89,15 @@ type Phase = 'new' | 'opening' | 'open' | 'closed'
 
 const silentLogger: WalLogger = { warn () {} }
 
+function entryRecord (entry: Entry): Pending {
+  return { bytes: encodeRecord({ kind: 'entry', entry }), entryIndex: entry.index, end: { index: entry.index, term: entry.term } }
+}
+
 function markerRecord (index: number, term: number, discardLog: boolean): Pending {
   return {
     bytes: encodeRecord({ kind: 'snapshot', index, term, discardLog }),
     entryIndex: 0,
+    ...(discardLog ? { end: { index, term } } : {}),
     head: { slot: 'marker', bytes: encodeRecord({ kind: 'snapshot', index, term, discardLog: false }) }
   }
 }
@@ -112,6 +121,8 @@ export class FileLogStore implements LogStore {
   /** Whether the active segment holds anything beyond its head copies (a roll before that would loop). */
   #activeHasRecords = false
   readonly #heads: { hardState: Buffer | null, marker: Buffer | null } = { hardState: null, marker: null }
+  /** Where the log ends in the records handed to the active segment so far (its next segmentStart). */
+  #written: Position = { index: 0, term: 0 }
   readonly #queue: Op[] = []
   #draining: Promise<void> | null = null
   #failure: Error | null = null
@@ -154,7 +165,7 @@ export class FileLogStore implements LogStore {
   async save (entries: readonly Entry[], hardState: HardState | null): Promise<void> {
     this.#checkUsable()
     this.#shape.checkSave(entries, hardState)
-    const records: Pending[] = entries.map(entry => ({ bytes: encodeRecord({ kind: 'entry', entry }), entryIndex: entry.index }))
+    const records: Pending[] = entries.map(entryRecord)
     if (hardState !== null) records.push(hardStateRecord(hardState))
     this.#shape.applySave(entries)
     return await new Promise((resolve, reject) => this.#enqueue({ kind: 'save', records, waiter: { resolve, reject } }))
@@ -250,11 +261,12 @@ export class FileLogStore implements LogStore {
         chunk = []
         chunkBytes = 0
         await this.#roll()
-        for (const head of [this.#heads.marker, this.#heads.hardState]) if (head !== null) add(head)
+        for (const head of this.#segmentHeads()) add(head)
       }
       add(record.bytes)
       this.#activeHasRecords = true
       if (record.head !== undefined) this.#heads[record.head.slot] = record.head.bytes
+      if (record.end !== undefined) this.#written = record.end
       const segment = this.#segments[this.#segments.length - 1]
       segment.maxIndex = Math.max(segment.maxIndex, record.entryIndex)
     }
@@ -269,6 +281,13 @@ export class FileLogStore implements LogStore {
     this.#writer = await SegmentWriter.create(this.#dir, old.seq + 1)
     this.#segments.push({ seq: this.#writer.seq, path: this.#writer.path, maxIndex: 0 })
     this.#activeHasRecords = false
+  }
+
+  /** What the active segment must start with (see the module comment). */
+  #segmentHeads (): Buffer[] {
+    const { index, term } = this.#written
+    const start = encodeRecord({ kind: 'segmentStart', seq: this.#active().seq, lastIndex: index, lastTerm: term })
+    return [start, ...[this.#heads.marker, this.#heads.hardState].filter(head => head !== null)]
   }
 
   #active (): SegmentWriter {
@@ -332,17 +351,15 @@ export class FileLogStore implements LogStore {
     }
 
     const replay = new WalReplay()
-    let torn: { seq: number, offset: number, reason: string } | null = null
+    let torn: { offset: number, reason: string } | null = null
     for (const [i, seq] of seqs.entries()) {
       const path = join(dir, segmentFileName(seq))
-      const { records, tornAt } = await readSegment(path, i === seqs.length - 1)
-      let maxIndex = 0
-      for (const { record, offset } of records) {
-        replay.record(record, seq, path, offset)
-        if (record.kind === 'entry') maxIndex = Math.max(maxIndex, record.entry.index)
-      }
+      const newest = i === seqs.length - 1
+      const { records, size, tornAt } = await readSegment(path, newest)
+      replay.segment(seq, path, tornAt?.offset ?? size, records, newest)
+      const maxIndex = records.reduce((max, { record }) => record.kind === 'entry' ? Math.max(max, record.entry.index) : max, 0)
       this.#segments.push({ seq, path, maxIndex })
-      if (tornAt !== null) torn = { seq, ...tornAt }
+      torn = tornAt
     }
     const result = replay.finish(snapshot, join(dir, segmentFileName(seqs[0] ?? 1)))
 
@@ -355,25 +372,27 @@ export class FileLogStore implements LogStore {
       if (torn !== null) this.#logger.warn({ file: active.path, offset: torn.offset, reason: torn.reason }, 'truncating a torn write at the end of the raft log')
       this.#writer = await SegmentWriter.resume(dir, active.seq, torn?.offset ?? null)
     }
-    this.#activeHasRecords = this.#writer.size > 0
     const activeSeq = this.#writer.seq
-
+    this.#activeHasRecords = this.#writer.size > 0
+    this.#written = result.streamEnd
     const snapTerm = snapshot?.meta.term ?? 0
     this.#shape = new LogShape(snapIndex, snapTerm, result.entries)
-    // Make the active segment hold the latest marker and hard state (the
-    // invariant compaction relies on), and write a marker recovery had to infer.
+
+    // Restore the invariant compaction relies on (the active segment starts
+    // properly and holds the latest marker and hard state), and write the
+    // marker recovery had to infer.
+    const marker = snapshot === null ? null : markerRecord(snapIndex, snapTerm, false)
+    const hardState = result.hardStateSeq === null ? null : hardStateRecord(result.hardState)
+    this.#heads.marker = marker?.head?.bytes ?? null
+    this.#heads.hardState = hardState?.bytes ?? null
     const repairs: Pending[] = []
+    if (this.#writer.size === 0) {
+      repairs.push(...this.#segmentHeads().map(bytes => ({ bytes, entryIndex: 0 })))
+    } else {
+      if (marker !== null && result.markerSeq !== activeSeq && result.missingMarker === null) repairs.push(marker)
+      if (hardState !== null && result.hardStateSeq !== activeSeq) repairs.push(hardState)
+    }
     if (result.missingMarker !== null) repairs.push(markerRecord(snapIndex, snapTerm, result.missingMarker.discardLog))
-    else if (snapshot !== null) {
-      const marker = markerRecord(snapIndex, snapTerm, false)
-      if (result.markerSeq === activeSeq) this.#heads.marker = marker.head?.bytes ?? null
-      else repairs.push(marker)
-    }
-    if (result.hardStateSeq !== null) {
-      const hardState = hardStateRecord(result.hardState)
-      if (result.hardStateSeq === activeSeq) this.#heads.hardState = hardState.bytes
-      else repairs.push(hardState)
-    }
     if (repairs.length > 0) await this.#writeDurably(repairs)
     const obsoleteBeforeSeq = result.missingMarker?.discardLog === true ? activeSeq : result.obsoleteBeforeSeq
     await this.#compact(snapIndex, obsoleteBeforeSeq)

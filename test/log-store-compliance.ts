@@ -133,6 +133,7 @@ export function runLogStoreCompliance (t: Test, subject: LogStoreSubject): void 
       ['a fractional commit', [], hs(2, null, 1.5)],
       ['a hard state that is not an object', [], 'hs'],
       ['a vote too long to store', [], hs(2, 'x'.repeat(70000), 0)],
+      ['a vote with a lone surrogate, which UTF-8 cannot hold', [], hs(2, 'n\ud800', 0)],
       ['an invalid hard state next to valid entries', [entry(11, 2)], hs(2, null, -3)]
     ]
     for (const [why, list, hardState] of bad) {
