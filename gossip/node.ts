@@ -1,0 +1,378 @@
+/**
+ * One raftmesh node's libp2p stack: TCP, a pre-shared-key private network
+ * derived from the cluster secret, noise, yamux, identify, ping, gossipsub,
+ * bootstrap and optional mDNS discovery; plus the join handshake on every
+ * connection and the membership view it feeds.
+ *
+ * Failure detection is libp2p's: a closed connection is seen at once, and
+ * the connection monitor pings every connection each `pingIntervalMs` and
+ * aborts one whose ping takes longer than `pingTimeoutMs`, so a paused
+ * process is noticed within about a second and a half.
+ */
+import './polyfill.js'
+import { gossipsub, StrictNoSign, type GossipSub } from '@libp2p/gossipsub'
+import { identify, type Identify } from '@libp2p/identify'
+import type { Connection, Libp2p, PeerId, Stream, StreamCloseEvent } from '@libp2p/interface'
+import { mdns } from '@libp2p/mdns'
+import { noise } from '@libp2p/noise'
+import { ping, type Ping } from '@libp2p/ping'
+import { preSharedKey } from '@libp2p/pnet'
+import { tcp } from '@libp2p/tcp'
+import { yamux } from '@libp2p/yamux'
+import { multiaddr } from '@multiformats/multiaddr'
+import { createLibp2p } from 'libp2p'
+import { EventEmitter } from 'node:events'
+import { channelMessageId, MAX_CHANNEL_MESSAGE_BYTES } from './channel-codec.js'
+import { Redialer } from './dialer.js'
+import { HandshakeError, InvalidArgumentError, NodeIdConflictError } from './errors.js'
+import type { FrameStream } from './frame-stream.js'
+import { answerHandshake, decodeControl, encodeControl, HANDSHAKE_PROTOCOL, initiateHandshake, PROTOCOL_VERSION, type Hello, type HandshakeOptions, type HandshakeResult } from './handshake.js'
+import { errorFields, silentLogger, type Logger } from './logger.js'
+import { Membership, type Member } from './membership.js'
+import { PeerGate } from './peer-gate.js'
+import { loadOrCreatePeerKey } from './peer-key.js'
+import { swarmKeyFromSecret } from './swarm-key.js'
+
+export interface MeshNodeOptions {
+  /** This node's raft node id, chosen by the application; unique in the cluster. */
+  readonly nodeId: string
+  /** Peers with another cluster name are refused at the handshake. */
+  readonly clusterName: string
+  /** Application version; every node of a cluster must run exactly the same one. */
+  readonly appVersion: string
+  /** Where the peer key is kept (`peer-key`). Created if missing. */
+  readonly dataDir: string
+  /** The cluster secret (at least 16 bytes) from which the private-network key is derived. */
+  readonly secret?: string | Uint8Array
+  /** Run without a private network. For local development only; must be explicit. */
+  readonly insecure?: boolean
+  /** Listen multiaddrs. Default `/ip4/127.0.0.1/tcp/0`. */
+  readonly listen?: readonly string[]
+  /** Multiaddrs of peers to join through, with or without `/p2p/<peer id>`; redialed until connected. */
+  readonly bootstrap?: readonly string[]
+  /** Discover peers on the LAN by multicast DNS (scoped to the cluster name). Default off. */
+  readonly mdns?: boolean | { readonly intervalMs?: number }
+  /** A pino-compatible logger; silent by default. */
+  readonly logger?: Logger
+  /** Clock for membership times. Default Date.now. */
+  readonly clock?: () => number
+  /** Ping every connection this often. Default 1000. */
+  readonly pingIntervalMs?: number
+  /** A ping slower than this aborts the connection (the peer fails). Default 500. */
+  readonly pingTimeoutMs?: number
+  /** Deadline of the join handshake. Default 5000. */
+  readonly handshakeTimeoutMs?: number
+  /** First redial delay after a failure; doubles up to `redialMaxMs`. Defaults 100 and 5000. */
+  readonly redialBaseMs?: number
+  readonly redialMaxMs?: number
+  /** How long a failed member is redialed before it is given up on. Default 10 minutes. */
+  readonly redialForMs?: number
+  /** Overrides the raftmesh protocol version announced; only for tests of mixed versions. */
+  readonly protocolVersion?: number
+  /** Start listening at once. Default true. */
+  readonly start?: boolean
+}
+
+export interface MeshServices extends Record<string, unknown> {
+  identify: Identify
+  ping: Ping
+  pubsub: GossipSub
+}
+
+export interface MeshNodeEvents {
+  /**
+   * A peer was refused at the handshake (VersionMismatchError,
+   * ClusterMismatchError, NodeIdConflictError, HandshakeError). Emitted only
+   * when someone listens, so an unobserved refusal never crashes the
+   * process; it is always logged.
+   */
+  error: [HandshakeError]
+}
+
+const DEFAULT_LISTEN = ['/ip4/127.0.0.1/tcp/0']
+
+function nonEmpty (name: string, v: unknown, max: number): string {
+  if (typeof v !== 'string' || v.length === 0 || v.length > max) throw new InvalidArgumentError(`${name} must be a non-empty string of at most ${max} characters`)
+  return v
+}
+
+function positive (name: string, v: number | undefined, dflt: number): number {
+  if (v === undefined) return dflt
+  if (!Number.isFinite(v) || v <= 0) throw new InvalidArgumentError(`${name} must be a positive number, got ${v}`)
+  return v
+}
+
+function closeReason (evt: StreamCloseEvent): string {
+  if (evt.error === undefined) return 'connection closed without a goodbye'
+  return evt.local === true
+    ? `connection aborted here: ${evt.error.name}: ${evt.error.message} (e.g. ping timeout)`
+    : `connection reset by the peer: ${evt.error.message}`
+}
+
+export class MeshNode extends EventEmitter<MeshNodeEvents> {
+  readonly nodeId: string
+  readonly clusterName: string
+  readonly appVersion: string
+  readonly libp2p: Libp2p<MeshServices>
+  readonly membership: Membership
+  /** Peers refused at the connection gater; the fault layer's lever. */
+  readonly gate: PeerGate
+  readonly log: Logger
+  private readonly opts: MeshNodeOptions
+  private readonly redialer: Redialer
+  private readonly controls = new Map<string, FrameStream>()
+  private readonly handshaking = new Set<string>()
+  private stopping = false
+
+  /** Use {@link createMeshNode}. */
+  constructor (opts: MeshNodeOptions, libp2p: Libp2p<MeshServices>, gate: PeerGate, log: Logger) {
+    super()
+    this.opts = opts
+    this.nodeId = opts.nodeId
+    this.clusterName = opts.clusterName
+    this.appVersion = opts.appVersion
+    this.libp2p = libp2p
+    this.gate = gate
+    this.log = log
+    this.membership = new Membership({ clock: opts.clock, logger: log })
+    this.redialer = new Redialer({
+      dial: async ({ addrs }) => (await libp2p.dial(addrs.map(a => multiaddr(a)))).remotePeer.toString(),
+      satisfied: peerId => this.membership.nodeIdOfPeer(peerId) !== null,
+      baseMs: positive('redialBaseMs', opts.redialBaseMs, 100),
+      maxMs: positive('redialMaxMs', opts.redialMaxMs, 5000),
+      logger: log
+    })
+    this.membership.on('join', m => { this.redialer.removePeer(m.peerId) })
+    this.membership.on('leave', m => { this.redialer.removePeer(m.peerId) })
+    this.membership.on('failed', m => {
+      if (!this.stopping) this.redialer.addPeer(m.peerId, m.addresses, positive('redialForMs', opts.redialForMs, 10 * 60_000))
+    })
+    libp2p.addEventListener('connection:open', evt => { this.onConnection(evt.detail) })
+    libp2p.addEventListener('peer:discovery', evt => { this.onDiscovery(evt.detail.id) })
+  }
+
+  get peerId (): string {
+    return this.libp2p.peerId.toString()
+  }
+
+  /** The addresses this node listens on, each ending in `/p2p/<peer id>`. */
+  get multiaddrs (): string[] {
+    return this.libp2p.getMultiaddrs().map(String)
+  }
+
+  /** Live members (not including this node). */
+  members (): Member[] {
+    return this.membership.alive()
+  }
+
+  async start (): Promise<void> {
+    if (this.libp2p.status !== 'started') {
+      await this.libp2p.handle(HANDSHAKE_PROTOCOL, (stream, conn) => { this.onHandshakeStream(stream, conn) }, { maxInboundStreams: 2 })
+      await this.libp2p.start()
+    }
+    for (const addr of this.opts.bootstrap ?? []) this.redialer.addBootstrap(addr)
+    this.log.info({ peerId: this.peerId, addrs: this.multiaddrs }, 'mesh node started')
+  }
+
+  /** Says goodbye to every member (so they see a leave, not a failure), then stops libp2p. */
+  async stop (): Promise<void> {
+    if (this.stopping) return
+    this.stopping = true
+    this.redialer.stop()
+    const bye = encodeControl({ t: 'bye' })
+    await Promise.allSettled([...this.controls.values()].map(async c => {
+      await c.write(bye, { signal: AbortSignal.timeout(500) })
+      await c.close({ signal: AbortSignal.timeout(500) })
+    }))
+    this.membership.close()
+    await this.libp2p.stop()
+    this.log.info({}, 'mesh node stopped')
+  }
+
+  /** Dials a multiaddr now (outside the bootstrap list); resolves once connected, before the handshake. */
+  async dial (addr: string): Promise<void> {
+    await this.libp2p.dial(multiaddr(addr))
+  }
+
+  /** Tries bootstrap peers and failed members now, without waiting out their backoff. */
+  redialNow (): void {
+    this.redialer.redialNow()
+  }
+
+  private hello (): Hello {
+    return {
+      cluster: this.clusterName,
+      protocol: this.opts.protocolVersion ?? PROTOCOL_VERSION,
+      app: this.appVersion,
+      node: this.nodeId,
+      addrs: this.multiaddrs
+    }
+  }
+
+  private handshakeOptions (peerId: string): HandshakeOptions {
+    return {
+      local: this.hello(),
+      peerId,
+      timeoutMs: positive('handshakeTimeoutMs', this.opts.handshakeTimeoutMs, 5000),
+      admit: (remote, pid) => {
+        const holder = this.membership.conflictFor(remote.node, pid)
+        return holder === null ? null : new NodeIdConflictError(`node id ${remote.node} is already used by live peer ${holder.peerId}`, pid, remote.node)
+      }
+    }
+  }
+
+  /** The dialing side starts the handshake; the listener answers in onHandshakeStream. */
+  private onConnection (conn: Connection): void {
+    if (conn.direction !== 'outbound' || this.stopping) return
+    const peerId = conn.remotePeer.toString()
+    void (async () => {
+      this.handshaking.add(conn.id)
+      let stream: Stream
+      try {
+        stream = await conn.newStream(HANDSHAKE_PROTOCOL, { signal: AbortSignal.timeout(positive('handshakeTimeoutMs', this.opts.handshakeTimeoutMs, 5000)) })
+      } catch (err) {
+        this.handshaking.delete(conn.id)
+        this.refuse(conn, null, new HandshakeError(`cannot open a handshake stream to peer ${peerId}: ${(err as Error).message}`, peerId))
+        return
+      }
+      await this.runHandshake(conn, stream, initiateHandshake)
+    })()
+  }
+
+  private onHandshakeStream (stream: Stream, conn: Connection): void {
+    if (conn.direction !== 'inbound' || this.handshaking.has(conn.id) || this.stopping) {
+      stream.abort(new Error('unexpected handshake stream'))
+      return
+    }
+    this.handshaking.add(conn.id)
+    void this.runHandshake(conn, stream, answerHandshake)
+  }
+
+  private async runHandshake (conn: Connection, stream: Stream, run: (s: Stream, o: HandshakeOptions) => Promise<HandshakeResult>): Promise<void> {
+    const peerId = conn.remotePeer.toString()
+    let result: HandshakeResult
+    try {
+      result = await run(stream, this.handshakeOptions(peerId))
+    } catch (err) {
+      this.handshaking.delete(conn.id)
+      const herr = err instanceof HandshakeError ? err : new HandshakeError(`handshake with peer ${peerId} failed: ${(err as Error).message}`, peerId)
+      this.refuse(conn, stream, herr)
+      return
+    }
+    this.accept(conn, result)
+  }
+
+  private accept (conn: Connection, { hello, control }: HandshakeResult): void {
+    const peerId = conn.remotePeer.toString()
+    if (this.stopping || conn.status !== 'open') {
+      this.handshaking.delete(conn.id)
+      return
+    }
+    // Two connections from different peers may have handshaken with one node id concurrently.
+    const holder = this.membership.conflictFor(hello.node, peerId)
+    if (holder !== null) {
+      this.handshaking.delete(conn.id)
+      this.refuse(conn, control.stream, new NodeIdConflictError(`node id ${hello.node} is already used by live peer ${holder.peerId}`, peerId, hello.node))
+      return
+    }
+    const addresses = hello.addrs.length > 0 ? hello.addrs : conn.direction === 'outbound' ? [conn.remoteAddr.toString()] : []
+    this.controls.set(conn.id, control)
+    conn.addEventListener('close', evt => {
+      this.controls.delete(conn.id)
+      this.handshaking.delete(conn.id)
+      this.membership.connectionClosed(conn.id, closeReason(evt))
+    }, { once: true })
+    this.membership.admit({ nodeId: hello.node, peerId, addresses, appVersion: hello.app }, conn.id)
+    control.onFrame(frame => {
+      try {
+        if (decodeControl(frame, peerId).t === 'bye') this.membership.goodbye(peerId)
+      } catch (err) {
+        this.log.warn({ peer: hello.node, ...errorFields(err) }, 'ignoring a bad control frame')
+      }
+    })
+    if (conn.status !== 'open') this.membership.connectionClosed(conn.id, 'connection closed during the handshake')
+  }
+
+  /** Logs and reports a refused peer, then closes the connection (letting the last frames reach it first). */
+  private refuse (conn: Connection, stream: Stream | null, err: HandshakeError): void {
+    if (this.stopping) return
+    this.log.warn({ peerId: err.peerId, peer: err.peer, code: err.code }, err.message)
+    if (this.listenerCount('error') > 0) this.emit('error', err)
+    void (async () => {
+      try {
+        await stream?.close({ signal: AbortSignal.timeout(500) })
+        await conn.close({ signal: AbortSignal.timeout(1000) })
+      } catch (e) {
+        conn.abort(e as Error)
+      }
+    })()
+  }
+
+  private onDiscovery (peer: PeerId): void {
+    if (this.stopping || this.libp2p.getConnections(peer).length > 0) return
+    this.libp2p.dial(peer).catch(err => { this.log.debug({ peerId: peer.toString(), ...errorFields(err) }, 'dial of a discovered peer failed') })
+  }
+}
+
+/**
+ * Builds (and by default starts) a mesh node. Throws InvalidArgumentError
+ * for bad options, notably a missing secret without `insecure: true`.
+ */
+export async function createMeshNode (opts: MeshNodeOptions): Promise<MeshNode> {
+  nonEmpty('nodeId', opts.nodeId, 256)
+  nonEmpty('clusterName', opts.clusterName, 128)
+  nonEmpty('appVersion', opts.appVersion, 64)
+  nonEmpty('dataDir', opts.dataDir, 4096)
+  const hasSecret = opts.secret !== undefined && opts.secret !== null && opts.secret.length > 0
+  if (!hasSecret && opts.insecure !== true) {
+    throw new InvalidArgumentError('no cluster secret: pass `secret` (the same on every node), or `insecure: true` to run without a private network (local development only)')
+  }
+  const log = (opts.logger ?? silentLogger).child({ module: 'gossip', node: opts.nodeId })
+  const protector = hasSecret ? preSharedKey({ psk: swarmKeyFromSecret(opts.secret as string | Uint8Array) }) : undefined
+  if (protector === undefined) log.warn({}, 'running without a private network: any process that can reach this port can connect')
+  const privateKey = await loadOrCreatePeerKey(opts.dataDir, log)
+  const gate = new PeerGate()
+  const denies = (peerId: PeerId): boolean => gate.denies(peerId.toString())
+  const pingTimeoutMs = positive('pingTimeoutMs', opts.pingTimeoutMs, 500)
+  const libp2p = await createLibp2p<MeshServices>({
+    privateKey,
+    start: false,
+    addresses: { listen: [...(opts.listen ?? DEFAULT_LISTEN)] },
+    transports: [tcp()],
+    connectionEncrypters: [noise()],
+    streamMuxers: [yamux()],
+    ...(protector === undefined ? {} : { connectionProtector: protector }),
+    connectionGater: {
+      denyDialPeer: denies,
+      denyInboundEncryptedConnection: denies,
+      denyOutboundEncryptedConnection: denies
+    },
+    connectionMonitor: {
+      pingInterval: positive('pingIntervalMs', opts.pingIntervalMs, 1000),
+      pingTimeout: { minTimeout: pingTimeoutMs, maxTimeout: Math.max(pingTimeoutMs, 5000) }
+    },
+    peerDiscovery: opts.mdns === undefined || opts.mdns === false
+      ? []
+      : [mdns({ serviceTag: `raftmesh-${opts.clusterName}`, interval: typeof opts.mdns === 'object' ? opts.mdns.intervalMs : undefined })],
+    services: {
+      identify: identify(),
+      ping: ping(),
+      // StrictNoSign: every connection is already authenticated (pnet with
+      // the cluster secret, then noise with the peer key) and only peers that
+      // passed the handshake are accepted as message sources, so per-message
+      // signatures would only cost CPU. Without signatures gossipsub has no
+      // seqno/from to build ids from; the channel header is the id instead.
+      pubsub: gossipsub({
+        globalSignaturePolicy: StrictNoSign,
+        msgIdFn: channelMessageId,
+        allowPublishToZeroTopicPeers: true,
+        emitSelf: false,
+        fallbackToFloodsub: false,
+        maxInboundDataLength: MAX_CHANNEL_MESSAGE_BYTES + 1024
+      })
+    }
+  })
+  const node = new MeshNode(opts, libp2p, gate, log)
+  if (opts.start !== false) await node.start()
+  return node
+}
