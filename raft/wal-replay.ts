@@ -188,7 +188,15 @@ export class WalReplay {
     let missingMarker: ReplayResult['missingMarker'] = null
     if (snapshot !== null && !markerSeen) {
       // Nothing was written after the snapshot file, so the log is exactly
-      // as saveSnapshot found it: decide keep or discard as it did.
+      // as saveSnapshot found it: decide keep or discard as it did. Segments
+      // are only deleted after the marker is durable, so the log here still
+      // reaches back past the previous snapshot; if it starts after this
+      // snapshot's index instead, entries were lost and deciding would guess.
+      const first = this.#entries[0]
+      if (first !== undefined && first.index > snapIndex) {
+        corrupt(this.#start ?? { file: firstSegment, offset: 0 },
+          `snapshot at ${snapIndex} has no WAL marker, and the log starts after it, at ${first.index}: earlier segments are missing`)
+      }
       const discardLog = this.#termAt(snapIndex) !== snapshot.meta.term
       if (discardLog) this.#entries = []
       missingMarker = { discardLog }
