@@ -22,6 +22,7 @@ import { yamux } from '@libp2p/yamux'
 import { multiaddr } from '@multiformats/multiaddr'
 import { createLibp2p } from 'libp2p'
 import { EventEmitter } from 'node:events'
+import { GossipChannel, type ChannelOptions } from './channel.js'
 import { channelMessageId, MAX_CHANNEL_MESSAGE_BYTES } from './channel-codec.js'
 import { Redialer } from './dialer.js'
 import { HandshakeError, InvalidArgumentError, NodeIdConflictError } from './errors.js'
@@ -187,6 +188,11 @@ export class MeshNode extends EventEmitter<MeshNodeEvents> {
     this.membership.close()
     await this.libp2p.stop()
     this.log.info({}, 'mesh node stopped')
+  }
+
+  /** Opens a gossip channel on `topic` (see channel.ts). One channel per topic per node. */
+  channel (topic: string, opts: ChannelOptions = {}): GossipChannel {
+    return new GossipChannel(this, topic, opts)
   }
 
   /** Dials a multiaddr now (outside the bootstrap list); resolves once connected, before the handshake. */

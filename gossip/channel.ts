@@ -1,0 +1,309 @@
+/**
+ * A gossip channel: one gossipsub topic carrying payloads from many
+ * publishers, each numbered by its publisher (1, 2, 3, ... per start of the
+ * publishing node), for the services built on top (cache replication,
+ * events) that need per-publisher order and to know when something was
+ * missed.
+ *
+ * Publishing batches small payloads into one gossipsub message (flushed
+ * when `batchBytes` is reached or `batchDelayMs` after the first payload).
+ * Receiving delivers each publisher's payloads in sequence order exactly
+ * once: duplicates are dropped, a batch that arrives ahead of a missing one
+ * is held for `reorderWindowMs`, and if the missing one has not come by then
+ * a `gap` event names the missing range and delivery moves on. Repairing a
+ * gap is the caller's business (e.g. from the publisher's buffer).
+ *
+ * Only messages relayed by live members are accepted (a gossipsub topic
+ * validator), and every message is decoded with limits before use. Messages
+ * are unsigned (see the gossipsub options in node.ts): the connection is
+ * already authenticated by the private network and noise, so the publisher
+ * field is trusted as far as the members themselves are.
+ */
+import './polyfill.js'
+import { TopicValidatorResult, type Message as PubsubMessage } from '@libp2p/gossipsub'
+import type { PeerId } from '@libp2p/interface'
+import { randomBytes } from 'node:crypto'
+import { EventEmitter } from 'node:events'
+import { MAX_BATCH_ITEMS, MAX_CHANNEL_MESSAGE_BYTES, decodeChannelBatch, encodeChannelBatch, type ChannelBatch } from './channel-codec.js'
+import { InvalidArgumentError, NotStartedError } from './errors.js'
+import { errorFields, type Logger } from './logger.js'
+import type { MeshNode } from './node.js'
+
+export interface ChannelOptions {
+  /** Largest single payload. Default 256 KiB. */
+  readonly maxPayloadBytes?: number
+  /** Flush a batch once its payloads reach this many bytes. Default 16 KiB. */
+  readonly batchBytes?: number
+  /** Flush a batch this long after its first payload. Default 5 ms. */
+  readonly batchDelayMs?: number
+  /** How long a batch that skipped ahead waits for the missing ones. Default 100 ms. */
+  readonly reorderWindowMs?: number
+}
+
+export interface ChannelMessage {
+  /** Node id of the publisher. */
+  readonly publisher: string
+  readonly seq: number
+  readonly payload: Uint8Array
+}
+
+/** Sequence numbers `from`..`to` (inclusive) of `publisher` will not be delivered. */
+export interface ChannelGap {
+  readonly publisher: string
+  readonly from: number
+  readonly to: number
+}
+
+export interface ChannelEvents {
+  message: [ChannelMessage]
+  gap: [ChannelGap]
+}
+
+export interface ChannelStats {
+  readonly published: number
+  readonly batchesSent: number
+  readonly delivered: number
+  readonly duplicates: number
+  readonly gaps: number
+  readonly badMessages: number
+  readonly notMember: number
+}
+
+/** Batches held per publisher while waiting for a missing one; more forces the gap at once. */
+const MAX_HELD_BATCHES = 1024
+
+interface PublisherState {
+  readonly incarnation: string
+  /** The next sequence number to deliver. */
+  next: number
+  readonly held: Map<number, ChannelBatch>
+  timer: NodeJS.Timeout | null
+}
+
+/** An incarnation sorts by start time, so a late message from a previous start is recognised as stale. */
+function newIncarnation (): string {
+  return `${Date.now().toString(36).padStart(10, '0')}.${randomBytes(6).toString('hex')}`
+}
+
+function limit (name: string, v: number | undefined, dflt: number, max: number): number {
+  if (v === undefined) return dflt
+  if (!Number.isInteger(v) || v <= 0 || v > max) throw new InvalidArgumentError(`${name} must be an integer in 1..${max}, got ${v}`)
+  return v
+}
+
+export class GossipChannel extends EventEmitter<ChannelEvents> {
+  readonly topic: string
+  private readonly mesh: MeshNode
+  private readonly log: Logger
+  private readonly maxPayloadBytes: number
+  private readonly batchBytes: number
+  private readonly batchDelayMs: number
+  private readonly reorderWindowMs: number
+  private readonly incarnation = newIncarnation()
+  private seq = 0
+  private pending: Uint8Array[] = []
+  private pendingBytes = 0
+  private flushTimer: NodeJS.Timeout | null = null
+  private publishing: Promise<void> = Promise.resolve()
+  private readonly publishers = new Map<string, PublisherState>()
+  private readonly decoded = new WeakMap<object, ChannelBatch>()
+  private closed = false
+  private readonly counts = { published: 0, batchesSent: 0, delivered: 0, duplicates: 0, gaps: 0, badMessages: 0, notMember: 0 }
+  private readonly onPubsubMessage = (evt: CustomEvent<PubsubMessage>): void => { this.onMessage(evt.detail) }
+
+  constructor (mesh: MeshNode, topic: string, opts: ChannelOptions = {}) {
+    super()
+    if (typeof topic !== 'string' || topic.length === 0 || topic.length > 256) throw new InvalidArgumentError('a channel topic must be a non-empty string of at most 256 characters')
+    if (mesh.libp2p.status !== 'started') throw new NotStartedError('the mesh node is not started')
+    this.mesh = mesh
+    this.topic = topic
+    this.log = mesh.log.child({ module: 'channel', topic })
+    // A batch is at most batchBytes plus one payload, and must fit in one gossipsub message.
+    this.maxPayloadBytes = limit('maxPayloadBytes', opts.maxPayloadBytes, 256 * 1024, MAX_CHANNEL_MESSAGE_BYTES / 2)
+    this.batchBytes = limit('batchBytes', opts.batchBytes, 16 * 1024, MAX_CHANNEL_MESSAGE_BYTES / 4)
+    this.batchDelayMs = limit('batchDelayMs', opts.batchDelayMs, 5, 60_000)
+    this.reorderWindowMs = limit('reorderWindowMs', opts.reorderWindowMs, 100, 60_000)
+    const pubsub = mesh.libp2p.services.pubsub
+    pubsub.topicValidators.set(topic, (peer, msg) => this.validate(peer, msg))
+    pubsub.addEventListener('message', this.onPubsubMessage)
+    pubsub.subscribe(topic)
+  }
+
+  /**
+   * Queues a payload and returns its sequence number. The payload is sent
+   * with the next batch; it is not delivered to this node's own listeners.
+   */
+  publish (payload: Uint8Array): number {
+    if (this.closed) throw new NotStartedError(`channel ${this.topic} is closed`)
+    if (!(payload instanceof Uint8Array)) throw new InvalidArgumentError('a payload must be a Uint8Array')
+    if (payload.byteLength > this.maxPayloadBytes) throw new InvalidArgumentError(`payload of ${payload.byteLength} bytes exceeds the channel limit of ${this.maxPayloadBytes}`)
+    this.pending.push(payload)
+    this.pendingBytes += payload.byteLength
+    this.counts.published++
+    const seq = ++this.seq
+    if (this.pendingBytes >= this.batchBytes || this.pending.length >= MAX_BATCH_ITEMS) this.flushNow()
+    else if (this.flushTimer === null) this.flushTimer = setTimeout(() => { this.flushNow() }, this.batchDelayMs)
+    return seq
+  }
+
+  /** Sends what is queued and resolves when every batch so far has been handed to gossipsub. */
+  async flush (): Promise<void> {
+    this.flushNow()
+    await this.publishing
+  }
+
+  /** Node ids of live members subscribed to this channel. */
+  peers (): string[] {
+    const ids: string[] = []
+    for (const p of this.mesh.libp2p.services.pubsub.getSubscribers(this.topic)) {
+      const id = this.mesh.membership.nodeIdOfPeer(p.toString())
+      if (id !== null) ids.push(id)
+    }
+    return ids.sort()
+  }
+
+  stats (): ChannelStats {
+    return { ...this.counts }
+  }
+
+  /** Flushes, then unsubscribes. */
+  async close (): Promise<void> {
+    if (this.closed) return
+    await this.flush()
+    this.closed = true
+    for (const st of this.publishers.values()) if (st.timer !== null) clearTimeout(st.timer)
+    const pubsub = this.mesh.libp2p.services.pubsub
+    pubsub.removeEventListener('message', this.onPubsubMessage)
+    if (pubsub.topicValidators.get(this.topic) !== undefined) pubsub.topicValidators.delete(this.topic)
+    if (this.mesh.libp2p.status === 'started') pubsub.unsubscribe(this.topic)
+  }
+
+  private flushNow (): void {
+    if (this.flushTimer !== null) clearTimeout(this.flushTimer)
+    this.flushTimer = null
+    if (this.pending.length === 0) return
+    const items = this.pending
+    const batch: ChannelBatch = { publisher: this.mesh.nodeId, incarnation: this.incarnation, firstSeq: this.seq - items.length + 1, items }
+    this.pending = []
+    this.pendingBytes = 0
+    const data = encodeChannelBatch(batch)
+    const pubsub = this.mesh.libp2p.services.pubsub
+    // One publish at a time, so batches leave in sequence order.
+    this.publishing = this.publishing.then(async () => {
+      try {
+        await pubsub.publish(this.topic, data)
+        this.counts.batchesSent++
+      } catch (err) {
+        // Receivers will see the hole as a gap.
+        this.log.warn({ firstSeq: batch.firstSeq, items: items.length, ...errorFields(err) }, 'publish failed')
+      }
+    })
+  }
+
+  private validate (peer: PeerId, msg: PubsubMessage): TopicValidatorResult {
+    if (this.mesh.membership.nodeIdOfPeer(peer.toString()) === null) {
+      this.counts.notMember++
+      return TopicValidatorResult.Ignore
+    }
+    try {
+      this.decoded.set(msg, decodeChannelBatch(msg.data))
+      return TopicValidatorResult.Accept
+    } catch (err) {
+      this.counts.badMessages++
+      this.log.warn({ peerId: peer.toString(), ...errorFields(err) }, 'rejecting a malformed channel message')
+      return TopicValidatorResult.Reject
+    }
+  }
+
+  private onMessage (msg: PubsubMessage): void {
+    if (msg.topic !== this.topic || this.closed) return
+    let batch = this.decoded.get(msg)
+    if (batch === undefined) {
+      try {
+        batch = decodeChannelBatch(msg.data)
+      } catch {
+        this.counts.badMessages++
+        return
+      }
+    }
+    if (batch.publisher === this.mesh.nodeId && batch.incarnation === this.incarnation) return
+    this.receive(batch)
+  }
+
+  private receive (b: ChannelBatch): void {
+    let st = this.publishers.get(b.publisher)
+    if (st !== undefined && b.incarnation < st.incarnation) {
+      this.counts.duplicates += b.items.length
+      return
+    }
+    if (st === undefined || b.incarnation !== st.incarnation) {
+      // First word from this start of the publisher: it sets the baseline.
+      if (st?.timer != null) clearTimeout(st.timer)
+      st = { incarnation: b.incarnation, next: b.firstSeq, held: new Map(), timer: null }
+      this.publishers.set(b.publisher, st)
+    }
+    const last = b.firstSeq + b.items.length - 1
+    if (last < st.next || st.held.has(b.firstSeq)) {
+      this.counts.duplicates += b.items.length
+      return
+    }
+    if (b.firstSeq > st.next) {
+      st.held.set(b.firstSeq, b)
+      if (st.held.size > MAX_HELD_BATCHES) this.skipToHeld(b.publisher, st)
+      else if (st.timer === null) {
+        const state = st
+        st.timer = setTimeout(() => { state.timer = null; this.skipToHeld(b.publisher, state) }, this.reorderWindowMs)
+      }
+      return
+    }
+    this.deliver(b, st)
+    this.drainHeld(b.publisher, st)
+  }
+
+  private deliver (b: ChannelBatch, st: PublisherState): void {
+    const skip = st.next - b.firstSeq
+    if (skip > 0) this.counts.duplicates += skip
+    for (let i = Math.max(0, skip); i < b.items.length; i++) {
+      this.counts.delivered++
+      st.next = b.firstSeq + i + 1
+      this.emit('message', { publisher: b.publisher, seq: b.firstSeq + i, payload: b.items[i] })
+    }
+  }
+
+  private drainHeld (publisher: string, st: PublisherState): void {
+    let progressed = true
+    while (progressed && st.held.size > 0) {
+      progressed = false
+      for (const [first, b] of st.held) {
+        if (first + b.items.length - 1 < st.next) {
+          st.held.delete(first)
+          this.counts.duplicates += b.items.length
+        } else if (first <= st.next) {
+          st.held.delete(first)
+          this.deliver(b, st)
+          progressed = true
+        }
+      }
+    }
+    if (st.held.size === 0 && st.timer !== null) {
+      clearTimeout(st.timer)
+      st.timer = null
+    } else if (st.held.size > 0 && st.timer === null) {
+      st.timer = setTimeout(() => { st.timer = null; this.skipToHeld(publisher, st) }, this.reorderWindowMs)
+    }
+  }
+
+  /** The wait is over: report the hole before the earliest held batch and deliver from there. */
+  private skipToHeld (publisher: string, st: PublisherState): void {
+    if (this.closed || st.held.size === 0 || this.publishers.get(publisher) !== st) return
+    const first = Math.min(...st.held.keys())
+    if (first > st.next) {
+      const gap: ChannelGap = { publisher, from: st.next, to: first - 1 }
+      this.counts.gaps++
+      this.log.warn({ ...gap }, 'gap in a publisher\'s sequence')
+      st.next = first
+      this.emit('gap', gap)
+    }
+    this.drainHeld(publisher, st)
+  }
+}
