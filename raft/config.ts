@@ -28,7 +28,7 @@ export function decodeConfChange (data: Uint8Array): ConfChange {
   }
   if (typeof v !== 'object' || v === null) throw new ConfigChangeError('config entry is not an object')
   const { type, node } = v as Record<string, unknown>
-  if (typeof type !== 'string' || !changeTypes.has(type)) throw new ConfigChangeError(`unknown config change type ${String(type)}`)
+  if (typeof type !== 'string' || !changeTypes.has(type)) throw new ConfigChangeError(`unknown config change type ${JSON.stringify(type) ?? typeof type}`)
   if (typeof node !== 'string' || node.length === 0) throw new ConfigChangeError('config change needs a node id')
   return { type, node } as ConfChange
 }

@@ -15,7 +15,7 @@ import { Leader } from './leader.js'
 import type { Message } from './messages.js'
 import { handleVoteRequest, requestVotes, stepCandidate } from './election.js'
 import { RaftLog } from './raft-log.js'
-import { ReadOnlyQueue } from './read-only.js'
+import { HeartbeatRounds } from './read-only.js'
 import { EntryType, hardStateEqual, type ConfChange, type ConfigState, type Entry, type HardState, type NodeId, type Snapshot } from './types.js'
 
 export type Role = 'follower' | 'preCandidate' | 'candidate' | 'leader'
@@ -92,11 +92,12 @@ export class RaftCore {
   /** Latest snapshot of our own state machine or from the leader (data kept to send to followers). */
   snapshot: Snapshot | null
   electionElapsed = 0
+  private ticksSinceBoot = 0
   private randomizedTimeout = 0
   votes = new Map<NodeId, boolean>()
   msgs: Message[] = []
   readStates: ReadState[] = []
-  readonly readOnly = new ReadOnlyQueue()
+  readonly rounds = new HeartbeatRounds()
   /** Reads that arrived before the leader committed an entry of its term (§6.4 step 1). */
   readsWaitingForCommit: Array<{ ctx: string, from: NodeId }> = []
   leaderState: Leader | null = null
@@ -255,7 +256,7 @@ export class RaftCore {
   }
 
   private failPendingReads (): void {
-    for (const r of [...this.readOnly.drain(), ...this.readsWaitingForCommit.splice(0)]) {
+    for (const r of [...this.rounds.drain(), ...this.readsWaitingForCommit.splice(0)]) {
       this.answerRead(r.ctx, r.from, -1)
     }
   }
@@ -273,6 +274,7 @@ export class RaftCore {
   // ---- ticks ---------------------------------------------------------------
 
   tick (): void {
+    this.ticksSinceBoot++
     if (this.leaderState !== null) {
       this.leaderState.tick()
       return
@@ -303,7 +305,9 @@ export class RaftCore {
     if (m.term > this.term) {
       if (m.type === 'PreVote' || m.type === 'Vote') {
         // §4.2.3: while we hear from a leader, ignore disruptive candidates.
-        const inLease = this.opts.checkQuorum && this.leader !== null && this.electionElapsed < this.opts.electionTick
+        const inLease = this.opts.checkQuorum && ((this.leader !== null && this.electionElapsed < this.opts.electionTick) ||
+          // With lease reads, a restarted node may have acknowledged a leader's lease before it crashed.
+          (this.opts.leaseRead && this.ticksSinceBoot < this.opts.electionTick))
         if (inLease && !m.force) return
       }
       if (m.type === 'PreVote' || (m.type === 'PreVoteResp' && !m.reject)) {

@@ -17,6 +17,8 @@ export class Leader {
   private pendingAppend = false
   private pendingCommit = false
   private pendingReadRound = false
+  /** Ticks since this node became leader: the clock of heartbeat rounds and the lease. */
+  private ticks = 0
 
   constructor (private readonly r: RaftCore) {
     this.syncProgress()
@@ -129,7 +131,7 @@ export class Leader {
 
   private broadcastHeartbeat (): void {
     const r = this.r
-    const readSeq = r.readOnly.lastSeq()
+    const readSeq = r.rounds.next(this.ticks)
     for (const [to, pr] of this.progress) {
       r.send({ type: 'Heartbeat', from: r.id, to, term: r.term, commit: Math.min(pr.match, r.log.committed), readSeq })
     }
@@ -138,6 +140,7 @@ export class Leader {
   tick (): void {
     const r = this.r
     this.heartbeatElapsed++
+    this.ticks++
     r.electionElapsed++
     if (r.electionElapsed >= r.opts.electionTick) {
       r.electionElapsed = 0
@@ -172,7 +175,7 @@ export class Leader {
         if (pr.state === 'snapshot') this.sendSnapshotChunk(m.from, pr)
         // An empty Append at next-1 makes a follower that lost entries reject and reveal where it is.
         else if (pr.match < this.r.log.lastIndex()) this.sendAppend(m.from, true)
-        for (const read of this.r.readOnly.ack(this.r.id, m.from, m.readSeq, this.r.config.voters)) {
+        for (const read of this.r.rounds.ack(this.r.id, m.from, m.readSeq, this.r.config.voters)) {
           this.r.answerRead(read.ctx, read.from, read.index)
         }
         return
@@ -228,11 +231,15 @@ export class Leader {
       return
     }
     const voters = r.config.voters
-    if ((voters.length === 1 && voters[0] === r.id) || r.opts.leaseRead) {
+    if (voters.length === 1 && voters[0] === r.id) {
       r.answerRead(ctx, from, r.log.committed)
       return
     }
-    r.readOnly.add(ctx, from, r.log.committed)
+    if (r.opts.leaseRead && this.transferee === null && this.ticks < r.rounds.leaseUntil(r.id, voters, r.opts.electionTick)) {
+      r.answerRead(ctx, from, r.log.committed)
+      return
+    }
+    r.rounds.addRead(ctx, from, r.log.committed)
     this.pendingReadRound = true
   }
 

@@ -18,6 +18,10 @@ const five = ['n1', 'n2', 'n3', 'n4', 'n5']
 /** A cluster in which `leader` won the first election and committed its no-op. */
 function elected (ids: readonly NodeId[], opts: NetworkOptions = {}, leader = 'n1'): Network {
   const net = newNetwork(ids, opts)
+  if (opts.leaseRead === true) {
+    // With lease reads a booting node refuses votes for one election timeout.
+    for (let i = 0; i < 10; i++) for (const id of ids) net.core(id).tick()
+  }
   net.campaign(leader)
   net.stabilize()
   if (net.core(leader).role !== 'leader') throw new Error(`${leader} did not win the first election`)
@@ -352,9 +356,10 @@ t.test('§6.4 ReadIndex', async t => {
   })
 })
 
-t.test('§6.4.1 lease reads require check-quorum and skip the heartbeat round', t => {
+t.test('§6.4.1 lease reads require check-quorum and, once a heartbeat round confirmed the lease, skip the next round', t => {
   t.throws(() => new RaftCore({ id: 'n1', random: () => 0.5, leaseRead: true, checkQuorum: false }), InvalidArgumentError)
   const net = elected(three, { leaseRead: true })
+  net.tick('n1')
   const commit = net.core('n1').log.committed
   net.core('n1').readIndex('lease')
   const sent = net.readyAll()
@@ -376,9 +381,7 @@ t.test('§6.4.1 a lease read is not served by a leader that a newer leader has r
   net.core('n1').readIndex('stale')
   net.readyAll()
   const stale = net.node('n1').readStates.filter(r => r.index >= 0 && r.index < index)
-  t.same(stale, [], 'no read is served at an index that misses a committed write', {
-    todo: 'bug: raft/leader.ts handleRead serves lease reads whenever the node is leader; check-quorum deposes a partitioned leader only up to 2 election timeouts after its last contact, while the rest elect a new leader after 1 to 2'
-  })
+  t.same(stale, [], 'no read is served at an index that misses a committed write')
   t.end()
 })
 

@@ -191,7 +191,6 @@ t.test('decodeConfChange rejects junk with ConfigChangeError and throws nothing 
       fc.dictionary(keys, tie('json'), { maxKeys: 3 })
     )
   }))
-  holds(t, 'JSON documents of any shape', fc.property(json, v => decodesOrRefuses(encoder.encode(JSON.stringify(v)))), 2000,
-    'bug: raft/config.ts decodeConfChange formats a bad type with String(type), which throws TypeError for {"type":{"toString":1}} instead of ConfigChangeError')
+  holds(t, 'JSON documents of any shape', fc.property(json, v => decodesOrRefuses(encoder.encode(JSON.stringify(v)))), 2000)
   t.end()
 })

@@ -77,7 +77,7 @@ export class SimClients {
     }
     const up = this.sim.nodes.filter(n => n.up)
     const hinted = this.sim.byId.get(this.hints.get(client) ?? '')
-    const node = hinted?.up === true && this.sim.rng.chance(0.8) ? hinted : this.sim.rng.pick(up)
+    const node = hinted?.up === true && this.sim.rng.chance(0.5) ? hinted : this.sim.rng.pick(up)
     if (node === undefined) {
       this.schedule(client, 20)
       return

@@ -20,6 +20,7 @@ export interface SimNodeConfig {
   readonly snapshotChunkBytes: number
   readonly maxEntriesPerMsg: number
   readonly maxInflight: number
+  readonly leaseRead: boolean
 }
 
 export class SimNode {
@@ -50,6 +51,7 @@ export class SimNode {
       snapshotChunkBytes: this.cfg.snapshotChunkBytes,
       maxEntriesPerMsg: this.cfg.maxEntriesPerMsg,
       maxInflight: this.cfg.maxInflight,
+      leaseRead: this.cfg.leaseRead,
       state: { hardState: this.durable.hardState, snapshot: this.durable.snapshot, entries: [...this.durable.entries] },
       bootstrap
     })

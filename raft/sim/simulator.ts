@@ -103,7 +103,8 @@ export class Simulator {
       electionTick: 10,
       snapshotChunkBytes: this.rng.pick([16, 64, 1024]),
       maxEntriesPerMsg: this.rng.pick([1, 4, 64]),
-      maxInflight: this.rng.pick([1, 4, 64])
+      maxInflight: this.rng.pick([1, 4, 64]),
+      leaseRead: this.rng.chance(0.3)
     }
     this.nodes = ids.map(id => new SimNode(id, voters.includes(id) ? voters : undefined, cfg, this.rng.fork()))
     for (const node of this.nodes) {
@@ -303,6 +304,11 @@ export class Simulator {
   }
 
   private split (ids: readonly NodeId[]): NodeId[][] {
+    const l = this.leader()
+    if (l !== undefined && this.rng.chance(0.4)) {
+      // The classic case: the leader alone on one side, still believing it leads.
+      return [[l.id], ids.filter(id => id !== l.id)]
+    }
     const a: NodeId[] = []
     const b: NodeId[] = []
     for (const id of ids) (this.rng.chance(0.5) ? a : b).push(id)
