@@ -104,10 +104,11 @@ function positive (name: string, v: number | undefined, dflt: number): number {
 }
 
 function closeReason (evt: StreamCloseEvent): string {
-  if (evt.error === undefined) return 'connection closed without a goodbye'
-  return evt.local === true
-    ? `connection aborted here: ${evt.error.name}: ${evt.error.message} (e.g. ping timeout)`
-    : `connection reset by the peer: ${evt.error.message}`
+  const e = evt.error
+  if (e === undefined) return 'connection closed without a goodbye'
+  // The connection monitor aborts a connection whose ping timed out.
+  if (e.name === 'TimeoutError' || e.name === 'AbortError') return `no answer to ping in time (${e.message})`
+  return `connection lost: ${e.message}`
 }
 
 export class MeshNode extends EventEmitter<MeshNodeEvents> {
