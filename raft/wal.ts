@@ -26,7 +26,7 @@
  * gap in the entries, a marker without its snapshot, a damaged snapshot
  * file) is a CorruptLogError naming the file and byte offset.
  */
-import { mkdir, readdir, unlink } from 'node:fs/promises'
+import { readdir, unlink } from 'node:fs/promises'
 import { join } from 'node:path'
 import { CorruptLogError, InvalidArgumentError, StoppedError } from './errors.js'
 import { LogShape } from './log-shape.js'
@@ -34,10 +34,9 @@ import type { LogStore, RecoveredState } from './log-store.js'
 import type { Entry, HardState, Snapshot } from './types.js'
 import { encodeRecord } from './wal-codec.js'
 import { WalReplay, type Position } from './wal-replay.js'
-import { parseSegmentFileName, readSegment, segmentFileName, SegmentWriter } from './wal-segment.js'
-import {
-  encodeSnapshotFile, isSnapshotTempFileName, parseSnapshotFileName, readSnapshotFile, snapshotFileName, writeSnapshotFile
-} from './snapshot-file.js'
+import { readSegment, segmentFileName, SegmentWriter } from './wal-segment.js'
+import { encodeSnapshotFile, parseSnapshotFileName, readSnapshotFile, snapshotFileName, writeSnapshotFile } from './snapshot-file.js'
+import { scanDataDir } from './data-dir.js'
 import { fsyncDir } from './durable-fs.js'
 
 /** The subset of a pino logger the store uses. */
@@ -328,23 +327,7 @@ export class FileLogStore implements LogStore {
 
   async #recover (): Promise<RecoveredState> {
     const dir = this.#dir
-    await mkdir(dir, { recursive: true })
-    const seqs: number[] = []
-    let snapIndex = 0
-    for (const name of await readdir(dir)) {
-      const seq = parseSegmentFileName(name)
-      const index = parseSnapshotFileName(name)
-      if (seq !== null) seqs.push(seq)
-      else if (index !== null) snapIndex = Math.max(snapIndex, index)
-      else if (isSnapshotTempFileName(name)) await unlink(join(dir, name))
-    }
-    seqs.sort((a, b) => a - b)
-    for (let i = 1; i < seqs.length; i++) {
-      if (seqs[i] !== seqs[i - 1] + 1) {
-        throw new CorruptLogError(join(dir, segmentFileName(seqs[i - 1] + 1)), 0,
-          `segment missing: ${segmentFileName(seqs[i - 1])} is followed by ${segmentFileName(seqs[i])}`)
-      }
-    }
+    const { segments: seqs, newestSnapshot: snapIndex, tempFiles } = await scanDataDir(dir)
     const snapshot = snapIndex === 0 ? null : await readSnapshotFile(join(dir, snapshotFileName(snapIndex)), snapIndex)
     if (seqs.length === 0 && snapshot !== null) {
       throw new CorruptLogError(dir, 0, `snapshot ${snapshotFileName(snapIndex)} exists but there is no WAL segment: the hard state and log are missing`)
@@ -364,6 +347,7 @@ export class FileLogStore implements LogStore {
     const result = replay.finish(snapshot, join(dir, segmentFileName(seqs[0] ?? 1)))
 
     // Everything is verified; from here on recovery may change files.
+    for (const file of tempFiles) await unlink(file)
     const active = this.#segments.at(-1)
     if (active === undefined) {
       this.#writer = await SegmentWriter.create(dir, 1)
@@ -383,7 +367,9 @@ export class FileLogStore implements LogStore {
     // marker recovery had to infer.
     const marker = snapshot === null ? null : markerRecord(snapIndex, snapTerm, false)
     const hardState = result.hardStateSeq === null ? null : hardStateRecord(result.hardState)
-    this.#heads.marker = marker?.head?.bytes ?? null
+    // A missing marker is appended below and becomes the head copy then; until
+    // it is written, no marker for this snapshot exists to copy.
+    this.#heads.marker = result.missingMarker === null ? marker?.head?.bytes ?? null : null
     this.#heads.hardState = hardState?.bytes ?? null
     const repairs: Pending[] = []
     if (this.#writer.size === 0) {
