@@ -23,8 +23,10 @@ export const HANDSHAKE_PROTOCOL = '/raftmesh/handshake/1.0.0'
 /** Version of everything raftmesh sends between nodes; peers must agree exactly. */
 export const PROTOCOL_VERSION = 1
 /** Largest handshake or control frame accepted. */
-export const MAX_HANDSHAKE_FRAME_BYTES = 16 * 1024
+export const MAX_HANDSHAKE_FRAME_BYTES = 256 * 1024
 const MAX_ADDRS = 16
+/** Most peers listed in one `peers` frame. */
+export const MAX_EXCHANGED_PEERS = 256
 
 /** What a node says about itself when it joins. */
 export interface Hello {
@@ -38,7 +40,18 @@ export interface Hello {
 
 export type Verdict = { readonly ok: true } | { readonly ok: false, readonly code: string, readonly message: string }
 
-export type ControlFrame = { readonly t: 'bye' }
+/** A member as told to another: enough to dial it. */
+export interface PeerRecord {
+  readonly id: string
+  readonly addrs: readonly string[]
+}
+
+/**
+ * Frames on an established control stream: `peers` (the sender's live
+ * members, sent once after the handshake so a node that joined through one
+ * bootstrap peer connects to all the others) and `bye` (a clean stop).
+ */
+export type ControlFrame = { readonly t: 'bye' } | { readonly t: 'peers', readonly peers: readonly PeerRecord[] }
 
 const packr = new Packr({ useRecords: false, moreTypes: false, mapsAsObjects: true })
 
@@ -56,7 +69,13 @@ const verdictSchema = z.discriminatedUnion('ok', [
   z.strictObject({ t: z.literal('verdict'), ok: z.literal(true) }),
   z.strictObject({ t: z.literal('verdict'), ok: z.literal(false), code: z.string().max(64), message: z.string().max(1024) })
 ])
-const controlSchema = z.strictObject({ t: z.literal('bye') })
+const controlSchema = z.discriminatedUnion('t', [
+  z.strictObject({ t: z.literal('bye') }),
+  z.strictObject({
+    t: z.literal('peers'),
+    peers: z.array(z.strictObject({ id: z.string().min(1).max(128), addrs: z.array(z.string().max(256)).max(MAX_ADDRS) })).max(MAX_EXCHANGED_PEERS)
+  })
+])
 
 function decode<T> (schema: z.ZodType<T>, frame: Uint8Array, what: string, peerId: string): T {
   let raw: unknown

@@ -12,7 +12,7 @@
 import './polyfill.js'
 import { gossipsub, StrictNoSign, type GossipSub } from '@libp2p/gossipsub'
 import { identify, type Identify } from '@libp2p/identify'
-import type { Connection, Libp2p, PeerId, Stream, StreamCloseEvent } from '@libp2p/interface'
+import type { Libp2p, PeerId } from '@libp2p/interface'
 import { mdns } from '@libp2p/mdns'
 import { noise } from '@libp2p/noise'
 import { ping, type Ping } from '@libp2p/ping'
@@ -25,9 +25,9 @@ import { EventEmitter } from 'node:events'
 import { GossipChannel, type ChannelOptions } from './channel.js'
 import { channelMessageId, MAX_CHANNEL_MESSAGE_BYTES } from './channel-codec.js'
 import { Redialer } from './dialer.js'
-import { HandshakeError, InvalidArgumentError, NodeIdConflictError } from './errors.js'
-import type { FrameStream } from './frame-stream.js'
-import { answerHandshake, decodeControl, encodeControl, HANDSHAKE_PROTOCOL, initiateHandshake, PROTOCOL_VERSION, type Hello, type HandshakeOptions, type HandshakeResult } from './handshake.js'
+import { Admission } from './admission.js'
+import { InvalidArgumentError, type HandshakeError } from './errors.js'
+import { PROTOCOL_VERSION, type Hello, type PeerRecord } from './handshake.js'
 import { errorFields, silentLogger, type Logger } from './logger.js'
 import { Membership, type Member } from './membership.js'
 import { PeerGate } from './peer-gate.js'
@@ -103,14 +103,6 @@ function positive (name: string, v: number | undefined, dflt: number): number {
   return v
 }
 
-function closeReason (evt: StreamCloseEvent): string {
-  const e = evt.error
-  if (e === undefined) return 'connection closed without a goodbye'
-  // The connection monitor aborts a connection whose ping timed out.
-  if (e.name === 'TimeoutError' || e.name === 'AbortError') return `no answer to ping in time (${e.message})`
-  return `connection lost: ${e.message}`
-}
-
 export class MeshNode extends EventEmitter<MeshNodeEvents> {
   readonly nodeId: string
   readonly clusterName: string
@@ -122,8 +114,7 @@ export class MeshNode extends EventEmitter<MeshNodeEvents> {
   readonly log: Logger
   private readonly opts: MeshNodeOptions
   private readonly redialer: Redialer
-  private readonly controls = new Map<string, FrameStream>()
-  private readonly handshaking = new Set<string>()
+  private readonly admission: Admission
   private stopping = false
 
   /** Use {@link createMeshNode}. */
@@ -149,7 +140,15 @@ export class MeshNode extends EventEmitter<MeshNodeEvents> {
     this.membership.on('failed', m => {
       if (!this.stopping) this.redialer.addPeer(m.peerId, m.addresses, positive('redialForMs', opts.redialForMs, 10 * 60_000))
     })
-    libp2p.addEventListener('connection:open', evt => { this.onConnection(evt.detail) })
+    this.admission = new Admission({
+      libp2p,
+      membership: this.membership,
+      logger: log,
+      handshakeTimeoutMs: positive('handshakeTimeoutMs', opts.handshakeTimeoutMs, 5000),
+      hello: () => this.hello(),
+      refused: err => { if (this.listenerCount('error') > 0) this.emit('error', err) },
+      learned: peers => { this.onLearned(peers) }
+    })
     libp2p.addEventListener('peer:discovery', evt => { this.onDiscovery(evt.detail.id) })
   }
 
@@ -169,7 +168,7 @@ export class MeshNode extends EventEmitter<MeshNodeEvents> {
 
   async start (): Promise<void> {
     if (this.libp2p.status !== 'started') {
-      await this.libp2p.handle(HANDSHAKE_PROTOCOL, (stream, conn) => { this.onHandshakeStream(stream, conn) }, { maxInboundStreams: 2 })
+      await this.admission.register()
       await this.libp2p.start()
     }
     for (const addr of this.opts.bootstrap ?? []) this.redialer.addBootstrap(addr)
@@ -181,11 +180,7 @@ export class MeshNode extends EventEmitter<MeshNodeEvents> {
     if (this.stopping) return
     this.stopping = true
     this.redialer.stop()
-    const bye = encodeControl({ t: 'bye' })
-    await Promise.allSettled([...this.controls.values()].map(async c => {
-      await c.write(bye, { signal: AbortSignal.timeout(500) })
-      await c.close({ signal: AbortSignal.timeout(500) })
-    }))
+    await this.admission.goodbye()
     this.membership.close()
     await this.libp2p.stop()
     this.log.info({}, 'mesh node stopped')
@@ -216,103 +211,19 @@ export class MeshNode extends EventEmitter<MeshNodeEvents> {
     }
   }
 
-  private handshakeOptions (peerId: string): HandshakeOptions {
-    return {
-      local: this.hello(),
-      peerId,
-      timeoutMs: positive('handshakeTimeoutMs', this.opts.handshakeTimeoutMs, 5000),
-      admit: (remote, pid) => {
-        const holder = this.membership.conflictFor(remote.node, pid)
-        return holder === null ? null : new NodeIdConflictError(`node id ${remote.node} is already used by live peer ${holder.peerId}`, pid, remote.node)
-      }
-    }
-  }
-
-  /** The dialing side starts the handshake; the listener answers in onHandshakeStream. */
-  private onConnection (conn: Connection): void {
-    if (conn.direction !== 'outbound' || this.stopping) return
-    const peerId = conn.remotePeer.toString()
-    void (async () => {
-      this.handshaking.add(conn.id)
-      let stream: Stream
+  /** Dials members another member told us about, so the mesh is complete whatever the bootstrap list. */
+  private onLearned (peers: readonly PeerRecord[]): void {
+    for (const p of peers) {
+      if (this.stopping || p.id === this.peerId || this.membership.nodeIdOfPeer(p.id) !== null || this.gate.denies(p.id)) continue
+      if (this.libp2p.getConnections().some(c => c.remotePeer.toString() === p.id)) continue
+      let addrs
       try {
-        stream = await conn.newStream(HANDSHAKE_PROTOCOL, { signal: AbortSignal.timeout(positive('handshakeTimeoutMs', this.opts.handshakeTimeoutMs, 5000)) })
-      } catch (err) {
-        this.handshaking.delete(conn.id)
-        this.refuse(conn, null, new HandshakeError(`cannot open a handshake stream to peer ${peerId}: ${(err as Error).message}`, peerId))
-        return
+        addrs = p.addrs.map(a => multiaddr(a))
+      } catch {
+        continue
       }
-      await this.runHandshake(conn, stream, initiateHandshake)
-    })()
-  }
-
-  private onHandshakeStream (stream: Stream, conn: Connection): void {
-    if (conn.direction !== 'inbound' || this.handshaking.has(conn.id) || this.stopping) {
-      stream.abort(new Error('unexpected handshake stream'))
-      return
+      if (addrs.length > 0) this.libp2p.dial(addrs).catch(err => { this.log.debug({ peerId: p.id, ...errorFields(err) }, 'dial of an exchanged peer failed') })
     }
-    this.handshaking.add(conn.id)
-    void this.runHandshake(conn, stream, answerHandshake)
-  }
-
-  private async runHandshake (conn: Connection, stream: Stream, run: (s: Stream, o: HandshakeOptions) => Promise<HandshakeResult>): Promise<void> {
-    const peerId = conn.remotePeer.toString()
-    let result: HandshakeResult
-    try {
-      result = await run(stream, this.handshakeOptions(peerId))
-    } catch (err) {
-      this.handshaking.delete(conn.id)
-      const herr = err instanceof HandshakeError ? err : new HandshakeError(`handshake with peer ${peerId} failed: ${(err as Error).message}`, peerId)
-      this.refuse(conn, stream, herr)
-      return
-    }
-    this.accept(conn, result)
-  }
-
-  private accept (conn: Connection, { hello, control }: HandshakeResult): void {
-    const peerId = conn.remotePeer.toString()
-    if (this.stopping || conn.status !== 'open') {
-      this.handshaking.delete(conn.id)
-      return
-    }
-    // Two connections from different peers may have handshaken with one node id concurrently.
-    const holder = this.membership.conflictFor(hello.node, peerId)
-    if (holder !== null) {
-      this.handshaking.delete(conn.id)
-      this.refuse(conn, control.stream, new NodeIdConflictError(`node id ${hello.node} is already used by live peer ${holder.peerId}`, peerId, hello.node))
-      return
-    }
-    const addresses = hello.addrs.length > 0 ? hello.addrs : conn.direction === 'outbound' ? [conn.remoteAddr.toString()] : []
-    this.controls.set(conn.id, control)
-    conn.addEventListener('close', evt => {
-      this.controls.delete(conn.id)
-      this.handshaking.delete(conn.id)
-      this.membership.connectionClosed(conn.id, closeReason(evt))
-    }, { once: true })
-    this.membership.admit({ nodeId: hello.node, peerId, addresses, appVersion: hello.app }, conn.id)
-    control.onFrame(frame => {
-      try {
-        if (decodeControl(frame, peerId).t === 'bye') this.membership.goodbye(peerId)
-      } catch (err) {
-        this.log.warn({ peer: hello.node, ...errorFields(err) }, 'ignoring a bad control frame')
-      }
-    })
-    if (conn.status !== 'open') this.membership.connectionClosed(conn.id, 'connection closed during the handshake')
-  }
-
-  /** Logs and reports a refused peer, then closes the connection (letting the last frames reach it first). */
-  private refuse (conn: Connection, stream: Stream | null, err: HandshakeError): void {
-    if (this.stopping) return
-    this.log.warn({ peerId: err.peerId, peer: err.peer, code: err.code }, err.message)
-    if (this.listenerCount('error') > 0) this.emit('error', err)
-    void (async () => {
-      try {
-        await stream?.close({ signal: AbortSignal.timeout(500) })
-        await conn.close({ signal: AbortSignal.timeout(1000) })
-      } catch (e) {
-        conn.abort(e as Error)
-      }
-    })()
   }
 
   private onDiscovery (peer: PeerId): void {

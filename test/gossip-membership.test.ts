@@ -121,6 +121,8 @@ t.test('membership over real connections', async t => {
     t.match(jb, { nodeId: 'n2', peerId: b.peerId, appVersion: '1.0.0', state: 'alive' })
     t.match(jc, { nodeId: 'n3', peerId: c.peerId, state: 'alive' })
     await until('n2 sees n1', () => b.membership.isAlive('n1'))
+    await until('n2 and n3 find each other through n1\'s peer list', () => b.membership.isAlive('n3') && c.membership.isAlive('n2'))
+    t.pass('the mesh is complete although both bootstrapped only through n1')
     const leave = nextEvent(a, 'leave', 'n3')
     await c.stop()
     nodes.splice(nodes.indexOf(c), 1)

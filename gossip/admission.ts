@@ -1,0 +1,180 @@
+/**
+ * Admission of connections into the membership: runs the join handshake on
+ * every new connection (the dialing side starts it), admits the peer on
+ * success, refuses it (log, `error` event, close) on failure, and then
+ * serves the connection's control stream: the `peers` exchange that makes
+ * the mesh complete, and the `bye` that marks a clean leave.
+ */
+import './polyfill.js'
+import type { Connection, Libp2p, Stream, StreamCloseEvent } from '@libp2p/interface'
+import { HandshakeError, NodeIdConflictError } from './errors.js'
+import type { FrameStream } from './frame-stream.js'
+import {
+  answerHandshake, decodeControl, encodeControl, HANDSHAKE_PROTOCOL, initiateHandshake, MAX_EXCHANGED_PEERS,
+  type HandshakeOptions, type HandshakeResult, type Hello, type PeerRecord
+} from './handshake.js'
+import { errorFields, type Logger } from './logger.js'
+import type { Membership } from './membership.js'
+
+export interface AdmissionOptions {
+  readonly libp2p: Libp2p
+  readonly membership: Membership
+  readonly logger: Logger
+  readonly handshakeTimeoutMs: number
+  /** This node's hello, computed when needed (its addresses are known only once listening). */
+  readonly hello: () => Hello
+  /** Reports a refused peer. */
+  readonly refused: (err: HandshakeError) => void
+  /** Peers a member told us about; the node dials those it does not know. */
+  readonly learned: (peers: readonly PeerRecord[]) => void
+}
+
+function closeReason (evt: StreamCloseEvent): string {
+  const e = evt.error
+  if (e === undefined) return 'connection closed without a goodbye'
+  // The connection monitor aborts a connection whose ping timed out.
+  if (e.name === 'TimeoutError' || e.name === 'AbortError') return `no answer to ping in time (${e.message})`
+  return `connection lost: ${e.message}`
+}
+
+export class Admission {
+  private readonly opts: AdmissionOptions
+  private readonly log: Logger
+  private readonly controls = new Map<string, FrameStream>()
+  private readonly handshaking = new Set<string>()
+  private stopping = false
+
+  constructor (opts: AdmissionOptions) {
+    this.opts = opts
+    this.log = opts.logger
+    opts.libp2p.addEventListener('connection:open', evt => { this.onConnection(evt.detail) })
+  }
+
+  /** Registers the handshake protocol; call before libp2p starts listening. */
+  async register (): Promise<void> {
+    await this.opts.libp2p.handle(HANDSHAKE_PROTOCOL, (stream, conn) => { this.onHandshakeStream(stream, conn) }, { maxInboundStreams: 2, force: true })
+  }
+
+  /** Says `bye` on every control stream so members record a leave, not a failure. */
+  async goodbye (): Promise<void> {
+    this.stopping = true
+    const bye = encodeControl({ t: 'bye' })
+    await Promise.allSettled([...this.controls.values()].map(async c => {
+      await c.write(bye, { signal: AbortSignal.timeout(500) })
+      await c.close({ signal: AbortSignal.timeout(500) })
+    }))
+  }
+
+  private handshakeOptions (peerId: string): HandshakeOptions {
+    return {
+      local: this.opts.hello(),
+      peerId,
+      timeoutMs: this.opts.handshakeTimeoutMs,
+      admit: (remote, pid) => {
+        const holder = this.opts.membership.conflictFor(remote.node, pid)
+        return holder === null ? null : new NodeIdConflictError(`node id ${remote.node} is already used by live peer ${holder.peerId}`, pid, remote.node)
+      }
+    }
+  }
+
+  private onConnection (conn: Connection): void {
+    if (conn.direction !== 'outbound' || this.stopping) return
+    const peerId = conn.remotePeer.toString()
+    this.handshaking.add(conn.id)
+    void (async () => {
+      let stream: Stream
+      try {
+        stream = await conn.newStream(HANDSHAKE_PROTOCOL, { signal: AbortSignal.timeout(this.opts.handshakeTimeoutMs) })
+      } catch (err) {
+        this.handshaking.delete(conn.id)
+        this.refuse(conn, null, new HandshakeError(`cannot open a handshake stream to peer ${peerId}: ${(err as Error).message}`, peerId))
+        return
+      }
+      await this.run(conn, stream, initiateHandshake)
+    })()
+  }
+
+  private onHandshakeStream (stream: Stream, conn: Connection): void {
+    if (conn.direction !== 'inbound' || this.handshaking.has(conn.id) || this.stopping) {
+      stream.abort(new Error('unexpected handshake stream'))
+      return
+    }
+    this.handshaking.add(conn.id)
+    void this.run(conn, stream, answerHandshake)
+  }
+
+  private async run (conn: Connection, stream: Stream, handshake: (s: Stream, o: HandshakeOptions) => Promise<HandshakeResult>): Promise<void> {
+    const peerId = conn.remotePeer.toString()
+    let result: HandshakeResult
+    try {
+      result = await handshake(stream, this.handshakeOptions(peerId))
+    } catch (err) {
+      this.handshaking.delete(conn.id)
+      const herr = err instanceof HandshakeError ? err : new HandshakeError(`handshake with peer ${peerId} failed: ${(err as Error).message}`, peerId)
+      this.refuse(conn, stream, herr)
+      return
+    }
+    this.accept(conn, result)
+  }
+
+  private accept (conn: Connection, { hello, control }: HandshakeResult): void {
+    const peerId = conn.remotePeer.toString()
+    const membership = this.opts.membership
+    if (this.stopping || conn.status !== 'open') {
+      this.handshaking.delete(conn.id)
+      return
+    }
+    // Two connections from different peers may have handshaken with one node id concurrently.
+    const holder = membership.conflictFor(hello.node, peerId)
+    if (holder !== null) {
+      this.handshaking.delete(conn.id)
+      this.refuse(conn, control.stream, new NodeIdConflictError(`node id ${hello.node} is already used by live peer ${holder.peerId}`, peerId, hello.node))
+      return
+    }
+    const addresses = hello.addrs.length > 0 ? hello.addrs : conn.direction === 'outbound' ? [conn.remoteAddr.toString()] : []
+    this.controls.set(conn.id, control)
+    conn.addEventListener('close', evt => {
+      this.controls.delete(conn.id)
+      this.handshaking.delete(conn.id)
+      membership.connectionClosed(conn.id, closeReason(evt))
+    }, { once: true })
+    membership.admit({ nodeId: hello.node, peerId, addresses, appVersion: hello.app }, conn.id)
+    control.onFrame(frame => {
+      membership.touch(hello.node)
+      try {
+        const f = decodeControl(frame, peerId)
+        if (f.t === 'bye') membership.goodbye(peerId)
+        else this.opts.learned(f.peers)
+      } catch (err) {
+        this.log.warn({ peer: hello.node, ...errorFields(err) }, 'ignoring a bad control frame')
+      }
+    })
+    if (conn.status !== 'open') {
+      membership.connectionClosed(conn.id, 'connection closed during the handshake')
+      return
+    }
+    const peers = membership.alive()
+      .filter(m => m.peerId !== peerId && m.addresses.length > 0)
+      .slice(0, MAX_EXCHANGED_PEERS)
+      .map(m => ({ id: m.peerId, addrs: m.addresses.slice(0, 16) }))
+    if (peers.length > 0) {
+      control.write(encodeControl({ t: 'peers', peers }), { signal: AbortSignal.timeout(this.opts.handshakeTimeoutMs) })
+        .catch(err => { this.log.debug({ peer: hello.node, ...errorFields(err) }, 'could not send the peer list') })
+    }
+  }
+
+  /** Logs and reports a refused peer, then closes the connection (letting the last frames reach it first). */
+  private refuse (conn: Connection, stream: Stream | null, err: HandshakeError): void {
+    if (this.stopping) return
+    this.log.warn({ peerId: err.peerId, peer: err.peer, code: err.code }, err.message)
+    this.opts.refused(err)
+    void (async () => {
+      try {
+        await stream?.close({ signal: AbortSignal.timeout(500) })
+        await conn.close({ signal: AbortSignal.timeout(1000) })
+      } catch (e) {
+        conn.abort(e as Error)
+      }
+    })()
+  }
+}
