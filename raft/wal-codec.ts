@@ -42,7 +42,9 @@
  *
  * The cost of that rule: if a torn final record's data happens to contain a
  * complete, checksummed frame, recovery refuses to start instead of
- * truncating. That fails safe (an operator decides), never silently.
+ * truncating; so it does if the data after the damage is so full of
+ * header-like bytes that checking them all would cost more than a few passes
+ * over it. Both fail safe (an operator decides), never silently.
  */
 import { crc32 } from 'node:zlib'
 import type { Entry, EntryType, HardState } from './types.js'
@@ -202,13 +204,48 @@ function checkFrame (buf: Uint8Array, offset: number): FrameCheck {
   return { ok: true, end }
 }
 
-/** Offset of the first complete, checksummed frame after `offset`, or -1. */
-function nextValidFrame (buf: Uint8Array, offset: number): number {
-  // A frame needs a header and at least one body byte.
-  for (let p = offset + 1; p + RECORD_HEADER_BYTES < buf.length; p++) {
-    if (checkFrame(buf, p).ok) return p
+/** The high 32-bit word of Number.MAX_SAFE_INTEGER: a u64 field above it never decodes. */
+const MAX_SAFE_HIGH_WORD = 0x1fffff
+
+/**
+ * Cheap necessary conditions for a body this writer produced: a known kind,
+ * a length that kind can have, u64 fields that fit a safe integer, small
+ * enums in range. Lets the resync scan skip the checksum at almost every
+ * position of arbitrary data.
+ */
+function plausibleBody (view: DataView, body: number, length: number): boolean {
+  const safe = (at: number): boolean => view.getUint32(body + at + 4, true) <= MAX_SAFE_HIGH_WORD
+  switch (view.getUint8(body)) {
+    case KIND_ENTRY: return length >= ENTRY_FIXED_BYTES && safe(1) && safe(9) && view.getUint8(body + 17) <= 2
+    case KIND_HARD_STATE: return length >= 18 && safe(1) && safe(9) && view.getUint8(body + 17) <= 1
+    case KIND_SNAPSHOT: return length === 18 && safe(1) && safe(9) && view.getUint8(body + 17) <= 1
+    case KIND_SEGMENT_START: return length === 25 && safe(1) && safe(9) && safe(17)
+    default: return false
   }
-  return -1
+}
+
+/** Result of looking for a valid frame after damage. */
+type Resync = { readonly kind: 'found', readonly offset: number } | { readonly kind: 'none' } | { readonly kind: 'exhausted' }
+
+/**
+ * Offset of the first complete, checksummed, plausible frame after
+ * `offset`. Checksumming is bounded (a few times the bytes scanned): data
+ * crafted to look like headers everywhere must not stall recovery, and when
+ * the budget runs out the answer is "could not rule it out" (exhausted).
+ */
+function nextValidFrame (buf: Uint8Array, offset: number): Resync {
+  const view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength)
+  let budget = 4 * (buf.length - offset) + (1 << 20)
+  // A frame needs its header and, for the smallest kinds, 18 body bytes.
+  for (let p = offset + 1; p + RECORD_HEADER_BYTES + 18 <= buf.length; p++) {
+    const length = view.getUint32(p, true)
+    const body = p + RECORD_HEADER_BYTES
+    if (length < 18 || length > MAX_RECORD_BODY_BYTES || body + length > buf.length || !plausibleBody(view, body, length)) continue
+    budget -= length
+    if (budget < 0) return { kind: 'exhausted' }
+    if (crc32(buf.subarray(body, body + length)) === view.getUint32(p + 4, true)) return { kind: 'found', offset: p }
+  }
+  return { kind: 'none' }
 }
 
 /**
@@ -224,9 +261,11 @@ export function decodeWal (buf: Uint8Array): WalDecodeResult {
     const check = checkFrame(buf, offset)
     if (!check.ok) {
       const next = nextValidFrame(buf, offset)
-      const end: WalEnd = next === -1
+      const end: WalEnd = next.kind === 'none'
         ? { kind: 'torn', offset, reason: check.reason }
-        : { kind: 'corrupt', offset, reason: `${check.reason}, and a valid record follows at offset ${next}` }
+        : { kind: 'corrupt', offset, reason: next.kind === 'found'
+            ? `${check.reason}, and a valid record follows at offset ${next.offset}`
+            : `${check.reason}, and too much of what follows looks like records to rule out valid data` }
       return { records, end }
     }
     let record: WalRecord

@@ -3,6 +3,7 @@ import fc from 'fast-check'
 import assert from 'node:assert/strict'
 import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
+import { randomBytes } from 'node:crypto'
 import { join } from 'node:path'
 import { CorruptLogError } from '../raft/errors.js'
 import { emptyHardState, type Entry, type EntryType, type HardState } from '../raft/types.js'
@@ -96,6 +97,24 @@ t.test('a record with a valid checksum but an invalid body is corruption, never 
   tooLong.writeUInt32LE(MAX_RECORD_BODY_BYTES + 1, 0)
   const next = encodeRecord({ kind: 'hardState', hardState: emptyHardState })
   t.match(decodeWal(Buffer.concat([tooLong, next])).end, { kind: 'corrupt', offset: 0, reason: /exceeds/ })
+})
+
+t.test('telling a tear from corruption stays fast on large and on hostile tails', async t => {
+  // A torn 8 MiB entry of random bytes: the scan for valid data after the tear must not crawl.
+  const big = encodeRecord({ kind: 'entry', entry: { index: 1, term: 1, type: 0, data: randomBytes(8 << 20) } })
+  let start = performance.now()
+  t.match(decodeWal(big.subarray(0, big.length / 2)).end, { kind: 'torn', offset: 0 })
+  t.ok(performance.now() - start < 2000, `classified in ${Math.round(performance.now() - start)} ms`)
+
+  // After damage, a header-like candidate every 26 bytes, each claiming the rest of the file.
+  const hostile = Buffer.alloc(200_000)
+  for (let p = 8; p + 26 <= hostile.length; p += 26) {
+    hostile.writeUInt32LE(hostile.length - p - 8, p)
+    hostile[p + 8] = 1
+  }
+  start = performance.now()
+  t.match(decodeWal(hostile).end, { kind: 'corrupt', offset: 0, reason: /too much of what follows looks like records/ })
+  t.ok(performance.now() - start < 2000, `refused in ${Math.round(performance.now() - start)} ms instead of checksumming gigabytes`)
 })
 
 t.test('malformed bodies are rejected field by field', async t => {
