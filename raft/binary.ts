@@ -116,10 +116,13 @@ export class ByteReader {
     return high * TWO_POW_32 + low
   }
 
-  /** A copy, so the result does not pin the (possibly large) source buffer. */
+  /**
+   * A copy, so the result does not pin the (possibly large) source buffer.
+   * Not `.slice()`: on a Buffer that is a view, not a copy.
+   */
   bytes (n: number, what: string): Uint8Array {
     const at = this.#take(n, what)
-    return this.#bytes.slice(at, at + n)
+    return new Uint8Array(this.#bytes.subarray(at, at + n))
   }
 
   /** A u16-length-prefixed UTF-8 string; invalid UTF-8 is a FormatError. */

@@ -81,6 +81,13 @@ t.test('a flipped bit is a torn tail in the last record and corruption anywhere 
   t.pass('500 random bit flips classified')
 })
 
+t.test('decoded data is a copy that does not pin the segment it was read from', async t => {
+  const segment = Buffer.concat([encodeRecord({ kind: 'entry', entry: { index: 1, term: 1, type: 0, data: new Uint8Array([1, 2, 3]) } }), Buffer.alloc(1000)])
+  const [decoded] = decodeWal(segment).records
+  assert.ok(decoded.record.kind === 'entry')
+  t.equal(decoded.record.entry.data.buffer.byteLength, 3)
+})
+
 t.test('a zero-filled tail, as left by a crash after the file grew, is torn', async t => {
   const { bytes } = encodeAll([{ kind: 'hardState', hardState: emptyHardState }])
   t.match(decodeWal(Buffer.concat([bytes, Buffer.alloc(100)])), { records: [{ offset: 0 }], end: { kind: 'torn', offset: bytes.length } })
