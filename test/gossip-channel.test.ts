@@ -1,0 +1,133 @@
+/**
+ * Gossip channels on three real nodes: delivery to every other node,
+ * per-publisher order under concurrent publishers and batching, gap
+ * detection when a sequence number is skipped, reordering within the
+ * window, duplicates and malformed messages.
+ */
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import t from 'tap'
+import type { ChannelGap, ChannelMessage, GossipChannel } from '../gossip/channel.js'
+import { encodeChannelBatch } from '../gossip/channel-codec.js'
+import { InvalidArgumentError } from '../gossip/errors.js'
+import { createMeshNode, type MeshNode } from '../gossip/node.js'
+
+const SECRET = 'a cluster secret of some length'
+const TOPIC = 'test/events'
+
+async function until (what: string, cond: () => boolean, ms = 15_000): Promise<void> {
+  const end = Date.now() + ms
+  while (!cond()) {
+    if (Date.now() > end) throw new Error(`timed out after ${ms} ms waiting for ${what}`)
+    await new Promise(resolve => setTimeout(resolve, 10))
+  }
+}
+
+const enc = new TextEncoder()
+const dec = new TextDecoder()
+
+interface Node { mesh: MeshNode, channel: GossipChannel, got: ChannelMessage[], gaps: ChannelGap[] }
+
+t.test('gossip channel', async t => {
+  const root = await mkdtemp(join(tmpdir(), 'raftmesh-channel-'))
+  const nodes: Node[] = []
+  t.teardown(async () => {
+    for (const n of nodes) await n.channel.close()
+    for (const n of nodes) await n.mesh.stop()
+    await rm(root, { recursive: true, force: true })
+  })
+  for (const id of ['n1', 'n2', 'n3']) {
+    const mesh = await createMeshNode({ nodeId: id, clusterName: 'chan', appVersion: '1', secret: SECRET, dataDir: join(root, id), bootstrap: nodes.slice(0, 1).map(n => n.mesh.multiaddrs[0]) })
+    const channel = mesh.channel(TOPIC, { reorderWindowMs: 200 })
+    const node: Node = { mesh, channel, got: [], gaps: [] }
+    channel.on('message', m => node.got.push(m))
+    channel.on('gap', g => node.gaps.push(g))
+    nodes.push(node)
+  }
+  const [n1, n2, n3] = nodes
+  await until('every channel sees the two others subscribed', () => nodes.every(n => n.channel.peers().length === 2))
+  const reset = (): void => { for (const n of nodes) { n.got = []; n.gaps = [] } }
+  const from = (n: Node, publisher: string): ChannelMessage[] => n.got.filter(m => m.publisher === publisher)
+
+  t.test('a publish reaches every other node, with sequence numbers from 1', async t => {
+    reset()
+    const seqs = [1, 2, 3].map(i => n1.channel.publish(enc.encode(`hello ${i}`)))
+    t.same(seqs, [1, 2, 3], 'publish returns the sequence number')
+    await until('n2 and n3 received all three', () => n2.got.length === 3 && n3.got.length === 3)
+    for (const n of [n2, n3]) {
+      t.same(n.got.map(m => [m.publisher, m.seq, dec.decode(m.payload)]), [['n1', 1, 'hello 1'], ['n1', 2, 'hello 2'], ['n1', 3, 'hello 3']])
+    }
+    t.equal(n1.got.length, 0, 'a publisher does not receive its own messages')
+    t.ok(n1.channel.stats().batchesSent < 3, 'the three small payloads were batched')
+  })
+
+  t.test('per-publisher order holds with concurrent publishers and mixed sizes', async t => {
+    reset()
+    const N = 300
+    const big = 'x'.repeat(20_000)
+    for (let i = 1; i <= N; i++) {
+      n1.channel.publish(enc.encode(`a${i}${i % 50 === 0 ? big : ''}`))
+      n2.channel.publish(enc.encode(`b${i}`))
+      if (i % 37 === 0) await new Promise(resolve => setTimeout(resolve, 1))
+    }
+    await until('n3 received both streams', () => n3.got.length === 2 * N)
+    await until('n1 and n2 received each other\'s', () => from(n1, 'n2').length === N && from(n2, 'n1').length === N)
+    for (const [receiver, publisher, prefix] of [[n3, 'n1', 'a'], [n3, 'n2', 'b'], [n2, 'n1', 'a'], [n1, 'n2', 'b']] as const) {
+      const ms = from(receiver, publisher)
+      const inOrder = ms.every((m, i) => m.seq === ms[0].seq + i && dec.decode(m.payload).startsWith(`${prefix}${i + 1}`))
+      t.ok(inOrder, `${receiver.mesh.nodeId} got ${publisher}'s ${N} payloads in order`)
+    }
+    t.same(nodes.flatMap(n => n.gaps), [], 'no gaps')
+  })
+
+  // Batches crafted by hand and published raw, as a publisher would send them.
+  async function raw (publisher: string, incarnation: string, firstSeq: number, items: string[]): Promise<void> {
+    await n1.mesh.libp2p.services.pubsub.publish(TOPIC, encodeChannelBatch({ publisher, incarnation, firstSeq, items: items.map(s => enc.encode(s)) }))
+  }
+
+  t.test('a skipped sequence number is reported as a gap, then delivery goes on', async t => {
+    reset()
+    await raw('ghost', 'inc-1', 1, ['g1'])
+    await until('g1 delivered', () => from(n2, 'ghost').length === 1 && from(n3, 'ghost').length === 1)
+    await raw('ghost', 'inc-1', 3, ['g3', 'g4'])
+    await until('the gap is reported and g3, g4 delivered', () => [n2, n3].every(n => n.gaps.length === 1 && from(n, 'ghost').length === 3))
+    for (const n of [n2, n3]) {
+      t.same(n.gaps, [{ publisher: 'ghost', from: 2, to: 2 }], `${n.mesh.nodeId} names the missing sequence number`)
+      t.same(from(n, 'ghost').map(m => m.seq), [1, 3, 4])
+    }
+  })
+
+  t.test('a batch that arrives early waits for the missing one within the window', async t => {
+    reset()
+    await raw('ghost', 'inc-1', 6, ['g6'])
+    await raw('ghost', 'inc-1', 5, ['g5'])
+    await until('both delivered', () => from(n2, 'ghost').length === 2 && from(n3, 'ghost').length === 2)
+    t.same(from(n2, 'ghost').map(m => dec.decode(m.payload)), ['g5', 'g6'], 'delivered in sequence order')
+    await new Promise(resolve => setTimeout(resolve, 300))
+    t.same(n2.gaps, [], 'no gap reported')
+  })
+
+  t.test('duplicates, stale incarnations and malformed messages are dropped', async t => {
+    reset()
+    const dupBefore = n2.channel.stats().duplicates
+    const badBefore = n2.channel.stats().badMessages
+    // Same publisher, overlapping sequence numbers under a new header (a resend).
+    await raw('ghost', 'inc-1', 4, ['g4 again', 'g5 again', 'g6 again', 'g7'])
+    await raw('ghost', 'inc-0', 99, ['from an older start'])
+    await n1.mesh.libp2p.services.pubsub.publish(TOPIC, enc.encode('not a channel frame'))
+    await until('g7 delivered', () => from(n2, 'ghost').length === 1)
+    t.same(from(n2, 'ghost').map(m => dec.decode(m.payload)), ['g7'], 'only the new payload is delivered')
+    await until('the duplicates and the stale message are counted', () => n2.channel.stats().duplicates >= dupBefore + 3)
+    await until('the malformed message is counted', () => n2.channel.stats().badMessages > badBefore)
+    await raw('ghost', 'inc-2', 1, ['restart'])
+    await until('a new incarnation starts a new sequence', () => from(n2, 'ghost').length === 2)
+    t.same(n2.gaps, [], 'a restart is not a gap')
+    await t.rejects(raw('ghost', 'inc-2', 1, ['same header']), /Duplicate/, 'gossipsub itself drops a second message with the same id')
+  })
+
+  t.test('oversized payloads are refused at publish', async t => {
+    t.throws(() => n1.channel.publish(new Uint8Array(256 * 1024 + 1)), InvalidArgumentError)
+    t.throws(() => n1.mesh.channel('', {}), InvalidArgumentError)
+  })
+})
