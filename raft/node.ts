@@ -270,6 +270,12 @@ export class RaftNode<R = unknown> extends EventEmitter<RaftNodeEvents> {
     this.kick()
   }
 
+  /** Tells Raft the transport lost `id` (see RaftCore.reportUnreachable): a dead leader is replaced faster. */
+  reportUnreachable (id: NodeId): void {
+    if (this.stopped) return
+    this.core.reportUnreachable(id)
+  }
+
   /** Starts an election now, skipping the timeout. */
   campaign (): void {
     if (this.stopped) throw new StoppedError()

@@ -72,6 +72,7 @@ type SimEventKind =
   | { t: 'persisted', node: SimNode, incarnation: number }
   | { t: 'fault' }
   | { t: 'client', client: number }
+  | { t: 'unreachable', node: SimNode, peer: NodeId }
 
 const TICK_MS = 10
 const PROGRESS_MS = 500
@@ -213,6 +214,9 @@ export class Simulator {
         return
       case 'client':
         this.clients.act(ev.client)
+        return
+      case 'unreachable':
+        if (ev.node.up) ev.node.core.reportUnreachable(ev.peer)
     }
   }
 
@@ -283,6 +287,12 @@ export class Simulator {
         }
       }
       this.stats.partitions++
+      // A partition may look like a failure to some (a false alarm must stay safe).
+      for (const a of groups[0]) {
+        for (const b of groups[1]) {
+          if (this.rng.chance(0.3)) this.queue.push(this.now + this.rng.int(1, 50), { t: 'unreachable', node: this.byId.get(b) as SimNode, peer: a })
+        }
+      }
       this.emit({ kind: 'partition', at: this.now, groups, oneWay })
     } else if (r < 0.3) {
       if (this.blocked.size > 0) this.emit({ kind: 'heal', at: this.now })
@@ -319,6 +329,10 @@ export class Simulator {
 
   crash (node: SimNode): void {
     node.crash()
+    // Peers notice the closed connection a little later, as a transport would.
+    for (const other of this.nodes) {
+      if (other !== node) this.queue.push(this.now + this.rng.int(1, 20), { t: 'unreachable', node: other, peer: node.id })
+    }
     this.clients.onCrash(node)
     this.stats.crashes++
     this.emit({ kind: 'crash', at: this.now, node: node.id })
