@@ -32,10 +32,6 @@ export class ByteWriter {
     this.#offset = offset
   }
 
-  get offset (): number {
-    return this.#offset
-  }
-
   u8 (value: number): this {
     this.#offset = this.bytes.writeUInt8(value, this.#offset)
     return this

@@ -58,12 +58,12 @@ export interface LogStore {
 }
 
 /** Copies an entry, so neither the caller nor a reader can change what is stored. */
-export function copyEntry (e: Entry): Entry {
+function copyEntry (e: Entry): Entry {
   return { index: e.index, term: e.term, type: e.type, data: new Uint8Array(e.data) }
 }
 
 /** Copies a snapshot, so neither the caller nor a reader can change what is stored. */
-export function copySnapshot (s: Snapshot): Snapshot {
+function copySnapshot (s: Snapshot): Snapshot {
   const { index, term, config } = s.meta
   return {
     meta: { index, term, config: { voters: [...config.voters], learners: [...config.learners] } },
