@@ -1,7 +1,7 @@
 import t from 'tap'
 import { MemoryDisk, MemoryLogStore } from '../raft/log-store.js'
 import { FileLogStore } from '../raft/wal.js'
-import { runLogStoreCompliance } from './log-store-compliance.js'
+import { runLogStoreCompliance } from './helpers/log-store-compliance.js'
 
 t.test('MemoryLogStore', async t => {
   runLogStoreCompliance(t, {

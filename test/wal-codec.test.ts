@@ -9,7 +9,7 @@ import { CorruptLogError } from '../raft/errors.js'
 import { emptyHardState, type Entry, type EntryType, type HardState } from '../raft/types.js'
 import { decodeBody, decodeWal, encodeRecord, MAX_RECORD_BODY_BYTES, type WalRecord } from '../raft/wal-codec.js'
 import { FileLogStore } from '../raft/wal.js'
-import { expectState, plainState } from './log-store-compliance.js'
+import { expectState, plainState } from './helpers/log-store-compliance.js'
 
 const entryArb = fc.record({
   index: fc.maxSafeNat(),

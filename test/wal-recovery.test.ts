@@ -9,7 +9,7 @@ import type { HardState } from '../raft/types.js'
 import { decodeWal, encodeRecord, type DecodedRecord } from '../raft/wal-codec.js'
 import { FileLogStore, type WalLogger } from '../raft/wal.js'
 import { encodeSnapshotFile, snapshotFileName, writeSnapshotFile } from '../raft/snapshot-file.js'
-import { entries, entry, expectState, plainState, snapshot } from './log-store-compliance.js'
+import { entries, entry, expectState, plainState, snapshot } from './helpers/log-store-compliance.js'
 
 const hs = (term: number, vote: string | null, commit: number): HardState => ({ term, vote, commit })
 

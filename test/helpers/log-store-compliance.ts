@@ -5,9 +5,9 @@
  * over the same storage, as a restarted node would.
  */
 import type { Test } from 'tap'
-import { InvalidArgumentError, StoppedError } from '../raft/errors.js'
-import type { LogStore, RecoveredState } from '../raft/log-store.js'
-import { EntryType, type Entry, type HardState, type Snapshot } from '../raft/types.js'
+import { InvalidArgumentError, StoppedError } from '../../raft/errors.js'
+import type { LogStore, RecoveredState } from '../../raft/log-store.js'
+import { EntryType, type Entry, type HardState, type Snapshot } from '../../raft/types.js'
 
 /** An implementation under test. */
 export interface LogStoreSubject {
