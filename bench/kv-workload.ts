@@ -1,0 +1,84 @@
+/**
+ * The key-value workload run against both raftmesh's kv-node cluster and an
+ * etcd cluster in the same run: sequential PUT latency, throughput with many
+ * PUTs in flight, and failover time (leader SIGKILL -> next successful PUT).
+ */
+import { Latency, type LatencySummary } from './latency.js'
+
+/** A 3-member cluster the workload can drive and hurt. */
+export interface KvTarget {
+  readonly name: string
+  /** One PUT through any member that accepts it; rejects on failure. */
+  put(key: string, value: string, timeoutMs?: number): Promise<void>
+  /** SIGKILLs the current leader; returns when the signal was sent. */
+  killLeader(): Promise<void>
+  /** Restarts the killed member and waits until the cluster is whole again. */
+  restartKilled(): Promise<void>
+  stop(): Promise<void>
+}
+
+export interface KvWorkloadResult {
+  target: string
+  sequential: LatencySummary
+  concurrent: { inFlight: number, puts: number, seconds: number, perSecond: number }
+  failover: { roundsMs: number[], medianMs: number }
+}
+
+export interface KvWorkloadOptions {
+  readonly sequentialPuts?: number
+  readonly inFlight?: number
+  readonly seconds?: number
+  readonly failoverRounds?: number
+}
+
+function median (xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b)
+  return s.length === 0 ? NaN : s[Math.floor((s.length - 1) / 2)]
+}
+
+export async function runKvWorkload (t: KvTarget, opts: KvWorkloadOptions = {}): Promise<KvWorkloadResult> {
+  const value = 'v'.repeat(100)
+  for (let i = 0; i < 50; i++) await t.put(`warm${i}`, value)
+  const seq = new Latency()
+  const seqEnd = performance.now() + 20_000
+  for (let i = 0; i < (opts.sequentialPuts ?? 2000) && performance.now() < seqEnd; i++) {
+    const t0 = performance.now()
+    await t.put(`seq${i % 100}`, value)
+    seq.since(t0)
+  }
+  const inFlight = opts.inFlight ?? 64
+  const seconds = opts.seconds ?? 5
+  let puts = 0
+  const start = performance.now()
+  const end = start + seconds * 1000
+  await Promise.all(Array.from({ length: inFlight }, async (_, w) => {
+    for (let i = 0; performance.now() < end && i < 1_000_000; i++) {
+      await t.put(`c${w}-${i % 50}`, value)
+      puts++
+    }
+  }))
+  const elapsed = (performance.now() - start) / 1000
+  const roundsMs: number[] = []
+  for (let r = 0; r < (opts.failoverRounds ?? 5); r++) {
+    await t.killLeader()
+    const killedAt = performance.now()
+    const deadline = killedAt + 30_000
+    for (let i = 0; ; i++) {
+      if (performance.now() > deadline) throw new Error(`${t.name}: no successful PUT within 30 s of killing the leader`)
+      try {
+        await t.put(`failover${r}-${i}`, value, 250)
+        break
+      } catch {
+        await new Promise(resolve => setTimeout(resolve, 2))
+      }
+    }
+    roundsMs.push(Math.round((performance.now() - killedAt) * 10) / 10)
+    await t.restartKilled()
+  }
+  return {
+    target: t.name,
+    sequential: seq.summary(),
+    concurrent: { inFlight, puts, seconds: Math.round(elapsed * 100) / 100, perSecond: Math.round(puts / elapsed) },
+    failover: { roundsMs, medianMs: median(roundsMs) }
+  }
+}

@@ -1,0 +1,24 @@
+/**
+ * `npm run bench -- <name> [...]`: runs benchmarks by name, printing each
+ * result as JSON on stdout and a short table on stderr.
+ */
+import { coreTable, runCoreBench } from './core.js'
+import { runWalBench, walTable } from './wal.js'
+
+const benches: Record<string, () => Promise<{ json: unknown, table: string }>> = {
+  wal: async () => { const r = await runWalBench(); return { json: r, table: walTable(r) } },
+  core: async () => { const r = await runCoreBench(); return { json: r, table: coreTable(r) } }
+}
+
+const names = process.argv.slice(2)
+const unknown = names.filter(n => !(n in benches))
+if (names.length === 0 || unknown.length > 0) {
+  console.error(`usage: npm run bench -- <${Object.keys(benches).join('|')}> ...${unknown.length > 0 ? `\nunknown benchmark: ${unknown.join(', ')}` : ''}`)
+  process.exit(2)
+}
+const machine = { date: new Date().toISOString(), node: process.version, cpus: (await import('node:os')).cpus().length }
+for (const name of names) {
+  const { json, table } = await benches[name]()
+  console.log(JSON.stringify({ machine, ...json as object }, null, 2))
+  console.error(table)
+}
