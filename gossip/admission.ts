@@ -78,8 +78,17 @@ export class Admission {
   }
 
   private onConnection (conn: Connection): void {
-    if (conn.direction !== 'outbound' || this.stopping) return
+    if (this.stopping) return
     const peerId = conn.remotePeer.toString()
+    if (conn.direction === 'inbound') {
+      // A dialer that never starts the handshake (not raftmesh, or stuck) must not hold a connection.
+      setTimeout(() => {
+        if (conn.status === 'open' && !this.handshaking.has(conn.id) && !this.controls.has(conn.id)) {
+          this.refuse(conn, null, new HandshakeError(`peer ${peerId} started no handshake within ${this.opts.handshakeTimeoutMs} ms`, peerId))
+        }
+      }, this.opts.handshakeTimeoutMs).unref()
+      return
+    }
     this.handshaking.add(conn.id)
     void (async () => {
       let stream: Stream

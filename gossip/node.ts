@@ -24,7 +24,7 @@ import { createLibp2p } from 'libp2p'
 import { EventEmitter } from 'node:events'
 import { GossipChannel, type ChannelOptions } from './channel.js'
 import { channelMessageId, MAX_CHANNEL_MESSAGE_BYTES } from './channel-codec.js'
-import { Redialer } from './dialer.js'
+import { peerIdOfAddr, Redialer } from './dialer.js'
 import { Admission } from './admission.js'
 import { InvalidArgumentError, type HandshakeError } from './errors.js'
 import { PROTOCOL_VERSION, type Hello, type PeerRecord } from './handshake.js'
@@ -171,7 +171,10 @@ export class MeshNode extends EventEmitter<MeshNodeEvents> {
       await this.admission.register()
       await this.libp2p.start()
     }
-    for (const addr of this.opts.bootstrap ?? []) this.redialer.addBootstrap(addr)
+    for (const addr of this.opts.bootstrap ?? []) {
+      // A cluster-wide bootstrap list usually names this node too.
+      if (peerIdOfAddr(addr) !== this.peerId) this.redialer.addBootstrap(addr)
+    }
     this.log.info({ peerId: this.peerId, addrs: this.multiaddrs }, 'mesh node started')
   }
 

@@ -115,6 +115,23 @@ t.test('a 3-node cluster elects a leader and replicates over libp2p', async t =>
   t.same(result, { ok: true, value: null })
   for (let i = 0; i < 50; i++) await leader.raft.propose(put('k', `v${i}`))
   await until('every node applied the writes', () => c.peers.every(p => p.sm.kv.get('k') === 'v49'))
+
+  // Lossy, slow links: Raft retries through drops and delays.
+  c.faults.dropRaft(0.2)
+  c.faults.delayRaft(m => m.type === 'Append' ? 3 : 0)
+  for (let i = 0; i < 10; i++) await leader.raft.propose(put('lossy', String(i)), { timeoutMs: 10_000 })
+  await until('writes commit despite drops and delays', () => c.peers.every(p => p.sm.kv.get('lossy') === '9'))
+  t.ok(c.faults.dropped > 0, `the fault layer dropped ${c.faults.dropped} Raft messages`)
+  c.faults.clearRaft()
+
+  // A one-way cut from the leader to one follower: the other follower makes the majority.
+  const cutOff = c.peers.find(p => p !== leader) as Peer
+  c.faults.cutRaft(leader.id, cutOff.id)
+  await leader.raft.propose(put('cut', 'yes'))
+  await until('the majority applied it', () => c.peers.filter(p => p !== cutOff).every(p => p.sm.kv.get('cut') === 'yes'))
+  c.faults.clearRaft()
+  await until('the cut-off follower catches up once the cut is lifted', () => cutOff.sm.kv.get('cut') === 'yes')
+
   for (const p of c.peers) {
     const s = p.transport.stats()
     t.equal(s.badFrames, 0, `${p.id}: no bad frames`)
