@@ -134,6 +134,20 @@ t.test('membership over real connections', async t => {
     nodes.splice(nodes.indexOf(b), 1)
   })
 
+  t.test('with mDNS on, nodes find each other without a bootstrap list', async t => {
+    // A cluster name of its own: mDNS is scoped by it, and other test files may run at the same time.
+    const cluster = `mdns-${process.pid}`
+    const x = await createMeshNode({ ...base, clusterName: cluster, nodeId: 'm1', dataDir: join(root, 'm1'), mdns: { intervalMs: 500 } })
+    const y = await createMeshNode({ ...base, clusterName: cluster, nodeId: 'm2', dataDir: join(root, 'm2'), mdns: { intervalMs: 500 } })
+    nodes.push(x, y)
+    await until('m1 and m2 discovered each other', () => x.membership.isAlive('m2') && y.membership.isAlive('m1'))
+    t.pass('joined through mDNS discovery')
+    for (const n of [x, y]) {
+      await n.stop()
+      nodes.splice(nodes.indexOf(n), 1)
+    }
+  })
+
   t.test('a SIGKILLed process fails quickly (closed connection)', async t => {
     const joined = nextEvent(a, 'join', 'k1', 20_000)
     const child = await spawnNode({ ...base, nodeId: 'k1', dataDir: join(root, 'k1'), bootstrap })
