@@ -63,7 +63,7 @@ const helloSchema = z.object({
   protocol: z.number().int().nonnegative().max(1_000_000),
   app: z.string().min(1).max(64),
   node: z.string().min(1).max(256),
-  addrs: z.array(z.string().max(256)).max(MAX_ADDRS)
+  addrs: z.array(z.string().max(256)).max(MAX_ADDRS).optional()
 })
 const verdictSchema = z.discriminatedUnion('ok', [
   z.strictObject({ t: z.literal('verdict'), ok: z.literal(true) }),
@@ -98,7 +98,7 @@ export function encodeHello (h: Hello): Uint8Array {
 
 export function decodeHello (frame: Uint8Array, peerId: string): Hello {
   const h = decode(helloSchema, frame, 'hello', peerId)
-  return { cluster: h.cluster, protocol: h.protocol, app: h.app, node: h.node, addrs: h.addrs }
+  return { cluster: h.cluster, protocol: h.protocol, app: h.app, node: h.node, addrs: h.addrs ?? [] }
 }
 
 function encodeVerdict (err: HandshakeError | null): Uint8Array {

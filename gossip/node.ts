@@ -178,7 +178,12 @@ export class MeshNode extends EventEmitter<MeshNodeEvents> {
     this.log.info({ peerId: this.peerId, addrs: this.multiaddrs }, 'mesh node started')
   }
 
-  /** Says goodbye to every member (so they see a leave, not a failure), then stops libp2p. */
+  /**
+   * Says goodbye to every member (so they see a leave, not a failure), then
+   * stops libp2p. Stop the Raft node and close channels first. A stopped
+   * mesh node cannot be started again: create a new one (same data dir,
+   * same peer id).
+   */
   async stop (): Promise<void> {
     if (this.stopping) return
     this.stopping = true
@@ -195,8 +200,8 @@ export class MeshNode extends EventEmitter<MeshNodeEvents> {
   }
 
   /** Dials a multiaddr now (outside the bootstrap list); resolves once connected, before the handshake. */
-  async dial (addr: string): Promise<void> {
-    await this.libp2p.dial(multiaddr(addr))
+  async dial (addr: string, options: { signal?: AbortSignal } = {}): Promise<void> {
+    await this.libp2p.dial(multiaddr(addr), options)
   }
 
   /** Tries bootstrap peers and failed members now, without waiting out their backoff. */
@@ -244,6 +249,7 @@ export async function createMeshNode (opts: MeshNodeOptions): Promise<MeshNode> 
   nonEmpty('clusterName', opts.clusterName, 128)
   nonEmpty('appVersion', opts.appVersion, 64)
   nonEmpty('dataDir', opts.dataDir, 4096)
+  for (const k of ['pingIntervalMs', 'pingTimeoutMs', 'handshakeTimeoutMs', 'redialBaseMs', 'redialMaxMs', 'redialForMs'] as const) positive(k, opts[k], 1)
   const hasSecret = opts.secret !== undefined && opts.secret !== null && opts.secret.length > 0
   if (!hasSecret && opts.insecure !== true) {
     throw new InvalidArgumentError('no cluster secret: pass `secret` (the same on every node), or `insecure: true` to run without a private network (local development only)')

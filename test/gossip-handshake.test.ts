@@ -8,7 +8,9 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import t from 'tap'
 import { ClusterMismatchError, HandshakeError, InvalidArgumentError, NodeIdConflictError, PeerKeyError, VersionMismatchError } from '../gossip/errors.js'
+import { compareHello, decodeControl, decodeHello, encodeHello, type Hello } from '../gossip/handshake.js'
 import { createMeshNode, type MeshNode, type MeshNodeOptions } from '../gossip/node.js'
+import { Packr } from 'msgpackr'
 import { PEER_KEY_FILE } from '../gossip/peer-key.js'
 
 const SECRET = 'a cluster secret of some length'
@@ -30,6 +32,22 @@ async function nextError (node: MeshNode): Promise<HandshakeError> {
   const [err] = await once(node, 'error', { signal: AbortSignal.timeout(10_000) })
   return err as HandshakeError
 }
+
+t.test('hello frames are validated, and compared cluster first', async t => {
+  const local: Hello = { cluster: 'alpha', protocol: 1, app: '2.8.0', node: 'n1', addrs: [] }
+  const pack = (v: unknown): Uint8Array => new Packr({ useRecords: false }).pack(v)
+  t.same(decodeHello(encodeHello({ ...local, node: 'n2' }), 'P'), { ...local, node: 'n2' })
+  t.same(decodeHello(pack({ t: 'hello', cluster: 'alpha', protocol: 7, app: '3', node: 'n9', future: true }), 'P').protocol, 7,
+    'a hello from a future protocol version still parses, so the mismatch can be reported')
+  t.throws(() => decodeHello(Uint8Array.of(0xc1), 'P'), HandshakeError, 'not msgpack')
+  t.throws(() => decodeHello(pack({ t: 'hello', cluster: '', protocol: 1, app: '1', node: 'n2' }), 'P'), HandshakeError, 'empty cluster name')
+  t.throws(() => decodeHello(pack({ t: 'hello', cluster: 'a', protocol: -1, app: '1', node: 'n2' }), 'P'), HandshakeError, 'negative protocol')
+  t.throws(() => decodeHello(pack({ t: 'hello', cluster: 'a', protocol: 1, app: 'x'.repeat(65), node: 'n2' }), 'P'), HandshakeError, 'app version too long')
+  t.throws(() => decodeControl(pack({ t: 'peers', peers: [{ id: 'x', addrs: [], extra: 1 }] }), 'P'), HandshakeError, 'control frames are strict')
+  t.type(compareHello(local, { ...local, cluster: 'beta', app: '9' }, 'P'), ClusterMismatchError, 'cluster is checked before versions')
+  t.equal(compareHello(local, { ...local, node: 'n2' }, 'P'), null, 'a matching peer is accepted')
+  t.type(compareHello(local, local, 'P'), NodeIdConflictError, 'a peer may not claim our own node id')
+})
 
 t.test('handshake', async t => {
   const root = await mkdtemp(join(tmpdir(), 'raftmesh-handshake-'))
