@@ -147,7 +147,7 @@ export class Admission {
       this.handshaking.delete(conn.id)
       membership.connectionClosed(conn.id, closeReason(evt))
     }, { once: true })
-    membership.admit({ nodeId: hello.node, peerId, addresses, appVersion: hello.app }, conn.id)
+    membership.admit({ nodeId: hello.node, peerId, addresses, appVersion: hello.app, meta: hello.meta }, conn.id)
     control.onFrame(frame => {
       membership.touch(hello.node)
       try {

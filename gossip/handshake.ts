@@ -25,6 +25,10 @@ export const PROTOCOL_VERSION = 1
 /** Largest handshake or control frame accepted. */
 export const MAX_HANDSHAKE_FRAME_BYTES = 256 * 1024
 const MAX_ADDRS = 16
+/** Limits of a node's application metadata. */
+export const MAX_META_KEYS = 16
+export const MAX_META_KEY = 64
+export const MAX_META_VALUE = 1024
 /** Most peers listed in one `peers` frame. */
 export const MAX_EXCHANGED_PEERS = 256
 
@@ -36,6 +40,8 @@ export interface Hello {
   readonly node: string
   /** Addresses the node listens on, so peers can redial it after a failure. */
   readonly addrs: readonly string[]
+  /** Application metadata (e.g. the node's HTTP address), shown on its Member. */
+  readonly meta: Readonly<Record<string, string>>
 }
 
 export type Verdict = { readonly ok: true } | { readonly ok: false, readonly code: string, readonly message: string }
@@ -63,7 +69,9 @@ const helloSchema = z.object({
   protocol: z.number().int().nonnegative().max(1_000_000),
   app: z.string().min(1).max(64),
   node: z.string().min(1).max(256),
-  addrs: z.array(z.string().max(256)).max(MAX_ADDRS).optional()
+  addrs: z.array(z.string().max(256)).max(MAX_ADDRS).optional(),
+  meta: z.record(z.string().min(1).max(MAX_META_KEY), z.string().max(MAX_META_VALUE))
+    .refine(m => Object.keys(m).length <= MAX_META_KEYS, `at most ${MAX_META_KEYS} metadata keys`).optional()
 })
 const verdictSchema = z.discriminatedUnion('ok', [
   z.strictObject({ t: z.literal('verdict'), ok: z.literal(true) }),
@@ -93,12 +101,12 @@ function decode<T> (schema: z.ZodType<T>, frame: Uint8Array, what: string, peerI
 }
 
 export function encodeHello (h: Hello): Uint8Array {
-  return packr.pack({ t: 'hello', cluster: h.cluster, protocol: h.protocol, app: h.app, node: h.node, addrs: h.addrs.slice(0, MAX_ADDRS) })
+  return packr.pack({ t: 'hello', cluster: h.cluster, protocol: h.protocol, app: h.app, node: h.node, addrs: h.addrs.slice(0, MAX_ADDRS), meta: h.meta })
 }
 
 export function decodeHello (frame: Uint8Array, peerId: string): Hello {
   const h = decode(helloSchema, frame, 'hello', peerId)
-  return { cluster: h.cluster, protocol: h.protocol, app: h.app, node: h.node, addrs: h.addrs ?? [] }
+  return { cluster: h.cluster, protocol: h.protocol, app: h.app, node: h.node, addrs: h.addrs ?? [], meta: h.meta ?? {} }
 }
 
 function encodeVerdict (err: HandshakeError | null): Uint8Array {

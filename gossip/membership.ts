@@ -21,6 +21,8 @@ export interface Member {
   /** The addresses it listens on, as it announced them. */
   readonly addresses: readonly string[]
   readonly appVersion: string
+  /** Application metadata it announced (e.g. its HTTP address). */
+  readonly meta: Readonly<Record<string, string>>
   /** When it last joined (clock ms). */
   readonly joinedAt: number
   /** When anything was last received from it (clock ms). */
@@ -49,6 +51,7 @@ export interface Admission {
   readonly peerId: string
   readonly addresses: readonly string[]
   readonly appVersion: string
+  readonly meta?: Readonly<Record<string, string>>
 }
 
 interface MemberRecord {
@@ -56,6 +59,7 @@ interface MemberRecord {
   readonly peerId: string
   addresses: readonly string[]
   appVersion: string
+  meta: Readonly<Record<string, string>>
   joinedAt: number
   lastSeen: number
   state: MemberState
@@ -70,6 +74,7 @@ function snapshot (r: MemberRecord): Member {
     peerId: r.peerId,
     addresses: Object.freeze([...r.addresses]),
     appVersion: r.appVersion,
+    meta: r.meta,
     joinedAt: r.joinedAt,
     lastSeen: r.lastSeen,
     state: r.state,
@@ -153,11 +158,12 @@ export class Membership extends EventEmitter<MembershipEvents> {
     }
     const joining = r === undefined || r.state !== 'alive'
     if (r === undefined || r.peerId !== a.peerId) {
-      r = { ...a, joinedAt: now, lastSeen: now, state: 'alive', downSince: null, failure: null, connections: new Set() }
+      r = { ...a, meta: Object.freeze({ ...a.meta }), joinedAt: now, lastSeen: now, state: 'alive', downSince: null, failure: null, connections: new Set() }
       this.byNode.set(a.nodeId, r)
     } else {
       r.addresses = a.addresses
       r.appVersion = a.appVersion
+      r.meta = Object.freeze({ ...a.meta })
       r.lastSeen = now
       if (joining) {
         r.joinedAt = now

@@ -27,7 +27,7 @@ import { channelMessageId, MAX_CHANNEL_MESSAGE_BYTES } from './channel-codec.js'
 import { peerIdOfAddr, Redialer } from './dialer.js'
 import { Admission } from './admission.js'
 import { InvalidArgumentError, type HandshakeError } from './errors.js'
-import { PROTOCOL_VERSION, type Hello, type PeerRecord } from './handshake.js'
+import { MAX_META_KEY, MAX_META_KEYS, MAX_META_VALUE, PROTOCOL_VERSION, type Hello, type PeerRecord } from './handshake.js'
 import { errorFields, silentLogger, type Logger } from './logger.js'
 import { Membership, type Member } from './membership.js'
 import { PeerGate } from './peer-gate.js'
@@ -53,6 +53,8 @@ export interface MeshNodeOptions {
   readonly bootstrap?: readonly string[]
   /** Discover peers on the LAN by multicast DNS (scoped to the cluster name). Default off. */
   readonly mdns?: boolean | { readonly intervalMs?: number }
+  /** Application metadata announced to every member (string values; at most 16 keys, 1 KiB each). */
+  readonly meta?: Readonly<Record<string, string>>
   /** A pino-compatible logger; silent by default. */
   readonly logger?: Logger
   /** Clock for membership times. Default Date.now. */
@@ -215,7 +217,8 @@ export class MeshNode extends EventEmitter<MeshNodeEvents> {
       protocol: this.opts.protocolVersion ?? PROTOCOL_VERSION,
       app: this.appVersion,
       node: this.nodeId,
-      addrs: this.multiaddrs
+      addrs: this.multiaddrs,
+      meta: this.opts.meta ?? {}
     }
   }
 
@@ -249,6 +252,11 @@ export async function createMeshNode (opts: MeshNodeOptions): Promise<MeshNode> 
   nonEmpty('clusterName', opts.clusterName, 128)
   nonEmpty('appVersion', opts.appVersion, 64)
   nonEmpty('dataDir', opts.dataDir, 4096)
+  const meta = opts.meta ?? {}
+  if (typeof meta !== 'object' || meta === null || Object.keys(meta).length > MAX_META_KEYS ||
+    Object.entries(meta).some(([k, v]) => k.length === 0 || k.length > MAX_META_KEY || typeof v !== 'string' || v.length > MAX_META_VALUE)) {
+    throw new InvalidArgumentError(`meta must map at most ${MAX_META_KEYS} keys of 1..${MAX_META_KEY} characters to strings of at most ${MAX_META_VALUE}`)
+  }
   for (const k of ['pingIntervalMs', 'pingTimeoutMs', 'handshakeTimeoutMs', 'redialBaseMs', 'redialMaxMs', 'redialForMs'] as const) positive(k, opts[k], 1)
   const hasSecret = opts.secret !== undefined && opts.secret !== null && opts.secret.length > 0
   if (!hasSecret && opts.insecure !== true) {

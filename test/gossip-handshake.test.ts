@@ -34,12 +34,13 @@ async function nextError (node: MeshNode): Promise<HandshakeError> {
 }
 
 t.test('hello frames are validated, and compared cluster first', async t => {
-  const local: Hello = { cluster: 'alpha', protocol: 1, app: '2.8.0', node: 'n1', addrs: [] }
+  const local: Hello = { cluster: 'alpha', protocol: 1, app: '2.8.0', node: 'n1', addrs: [], meta: { http: 'http://127.0.0.1:8080' } }
   const pack = (v: unknown): Uint8Array => new Packr({ useRecords: false }).pack(v)
   t.same(decodeHello(encodeHello({ ...local, node: 'n2' }), 'P'), { ...local, node: 'n2' })
   t.same(decodeHello(pack({ t: 'hello', cluster: 'alpha', protocol: 7, app: '3', node: 'n9', future: true }), 'P').protocol, 7,
     'a hello from a future protocol version still parses, so the mismatch can be reported')
   t.throws(() => decodeHello(Uint8Array.of(0xc1), 'P'), HandshakeError, 'not msgpack')
+  t.throws(() => decodeHello(pack({ t: 'hello', cluster: 'a', protocol: 1, app: '1', node: 'n2', meta: { k: 1 } }), 'P'), HandshakeError, 'metadata values are strings')
   t.throws(() => decodeHello(pack({ t: 'hello', cluster: '', protocol: 1, app: '1', node: 'n2' }), 'P'), HandshakeError, 'empty cluster name')
   t.throws(() => decodeHello(pack({ t: 'hello', cluster: 'a', protocol: -1, app: '1', node: 'n2' }), 'P'), HandshakeError, 'negative protocol')
   t.throws(() => decodeHello(pack({ t: 'hello', cluster: 'a', protocol: 1, app: 'x'.repeat(65), node: 'n2' }), 'P'), HandshakeError, 'app version too long')
@@ -70,9 +71,11 @@ t.test('handshake', async t => {
   }
 
   t.test('nodes with the same cluster, secret and versions join each other', async t => {
-    const a = await start({ nodeId: 'n1' })
+    const a = await start({ nodeId: 'n1', meta: { http: 'http://127.0.0.1:8081' } })
     const b = await start({ nodeId: 'n2', bootstrap: [a.multiaddrs[0]] })
     await until('both see each other', () => a.members().length === 1 && b.members().length === 1)
+    t.same(b.members()[0].meta, { http: 'http://127.0.0.1:8081' }, 'application metadata travels with the hello')
+    t.same(a.members()[0].meta, {})
     t.equal(a.members()[0].nodeId, 'n2')
     t.equal(a.members()[0].peerId, b.peerId)
     t.equal(a.members()[0].appVersion, '2.8.0')
@@ -159,6 +162,7 @@ t.test('handshake', async t => {
     await t.rejects(createMeshNode({ nodeId: 'n1', clusterName: 'alpha', appVersion: '1', dataDir: join(root, 'short'), secret: 'short' }),
       InvalidArgumentError, 'a short secret is refused')
     await t.rejects(createMeshNode({ nodeId: '', clusterName: 'alpha', appVersion: '1', dataDir: join(root, 'x'), secret: SECRET }), InvalidArgumentError)
+    await t.rejects(createMeshNode({ nodeId: 'n1', clusterName: 'alpha', appVersion: '1', dataDir: join(root, 'x'), secret: SECRET, meta: { big: 'x'.repeat(2000) } }), InvalidArgumentError)
     const a = await start({ nodeId: 'n1', secret: undefined, insecure: true })
     const b = await start({ nodeId: 'n2', secret: undefined, insecure: true, bootstrap: [a.multiaddrs[0]] })
     await until('insecure nodes join', () => a.members().length === 1)
