@@ -1,0 +1,163 @@
+/**
+ * Runs kv-node processes on 127.0.0.1, each with its own ports and data
+ * directory, and lets a caller kill, pause, resume and restart them. Used by
+ * `npm start`, the multi-process tests and the kv benchmark. Children are
+ * spawned with an IPC channel so they exit when this process dies.
+ */
+import { spawn, type ChildProcess } from 'node:child_process'
+import { randomBytes } from 'node:crypto'
+import { mkdtemp, rm } from 'node:fs/promises'
+import { createServer } from 'node:net'
+import { tmpdir } from 'node:os'
+import { dirname, join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { KvClient } from './kv-client.js'
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..')
+const kvNode = join(root, 'examples', 'kv-node.ts')
+
+export interface LocalNode {
+  readonly id: string
+  readonly http: string
+  readonly listen: string
+  readonly dataDir: string
+  proc: ChildProcess | null
+  /** The last lines the process wrote to stderr, for diagnostics. */
+  readonly stderr: string[]
+}
+
+export interface LocalClusterOptions {
+  readonly nodes: number
+  /** Raft tick in ms (kv-node --tick-ms). */
+  readonly tickMs?: number
+  /** Extra environment for every child. */
+  readonly env?: Record<string, string>
+}
+
+async function freePort (): Promise<number> {
+  return await new Promise((resolve, reject) => {
+    const srv = createServer()
+    srv.once('error', reject)
+    srv.listen(0, '127.0.0.1', () => {
+      const port = (srv.address() as { port: number }).port
+      srv.close(() => { resolve(port) })
+    })
+  })
+}
+
+export class LocalKvCluster {
+  readonly nodes: LocalNode[]
+  readonly client: KvClient
+  private readonly secret = randomBytes(24).toString('hex')
+  private stopped = false
+
+  private constructor (readonly dir: string, nodes: LocalNode[], private readonly opts: LocalClusterOptions) {
+    this.nodes = nodes
+    this.client = new KvClient(() => this.nodes.filter(n => n.proc !== null).map(n => n.http))
+  }
+
+  static async start (opts: LocalClusterOptions): Promise<LocalKvCluster> {
+    const dir = await mkdtemp(join(tmpdir(), 'raftmesh-local-'))
+    const nodes: LocalNode[] = []
+    for (let i = 1; i <= opts.nodes; i++) {
+      nodes.push({ id: `n${i}`, http: `127.0.0.1:${await freePort()}`, listen: `/ip4/127.0.0.1/tcp/${await freePort()}`, dataDir: join(dir, `n${i}`), proc: null, stderr: [] })
+    }
+    const cluster = new LocalKvCluster(dir, nodes, opts)
+    try {
+      await Promise.all(nodes.map(async n => { await cluster.launch(n) }))
+    } catch (err) {
+      await cluster.stop()
+      throw err
+    }
+    return cluster
+  }
+
+  node (id: string): LocalNode {
+    const n = this.nodes.find(x => x.id === id)
+    if (n === undefined) throw new Error(`no node ${id}`)
+    return n
+  }
+
+  /** Starts a node's process and resolves when it reports ready. */
+  async launch (n: LocalNode): Promise<void> {
+    const others = this.nodes.filter(x => x !== n).map(x => x.listen)
+    const args = [
+      '--import', 'tsx', kvNode,
+      '--id', n.id, '--data-dir', n.dataDir, '--http', n.http, '--listen', n.listen,
+      '--bootstrap', others.join(','), '--voters', this.nodes.map(x => x.id).join(','),
+      '--secret', this.secret, '--tick-ms', String(this.opts.tickMs ?? 20)
+    ]
+    const proc = spawn(process.execPath, args, { cwd: root, stdio: ['ignore', 'pipe', 'pipe', 'ipc'], env: { ...process.env, ...this.opts.env } })
+    n.proc = proc
+    proc.stderr?.setEncoding('utf8').on('data', (s: string) => {
+      n.stderr.push(...s.split('\n').filter(l => l.length > 0))
+      if (n.stderr.length > 20) n.stderr.splice(0, n.stderr.length - 20)
+    })
+    proc.on('exit', () => { if (n.proc === proc) n.proc = null })
+    await new Promise<void>((resolve, reject) => {
+      let out = ''
+      const onData = (s: string): void => {
+        out += s
+        if (out.includes('"event":"ready"')) {
+          proc.stdout?.off('data', onData)
+          resolve()
+        }
+      }
+      proc.stdout?.setEncoding('utf8').on('data', onData)
+      proc.once('exit', code => { reject(new Error(`${n.id} exited with ${String(code)} before it was ready: ${n.stderr.join(' | ')}`)) })
+    })
+  }
+
+  /** host:port of every running node. */
+  httpAddrs (): string[] {
+    return this.nodes.filter(n => n.proc !== null).map(n => n.http)
+  }
+
+  /** A node's /status, or null when it does not answer. */
+  async status (n: LocalNode): Promise<any | null> {
+    if (n.proc === null) return null
+    try {
+      const r = await this.client.raw(n.http, 'GET', '/status', undefined, 1000)
+      return r.status === 200 ? r.body : null
+    } catch {
+      return null
+    }
+  }
+
+  /** Waits until some running node reports itself leader; returns it. */
+  async waitForLeader (timeoutMs = 20_000): Promise<LocalNode> {
+    const end = Date.now() + timeoutMs
+    for (;;) {
+      for (const n of this.nodes) {
+        const s = await this.status(n)
+        if (s?.role === 'leader') return n
+      }
+      if (Date.now() > end) throw new Error(`no leader within ${timeoutMs} ms`)
+      await new Promise(resolve => setTimeout(resolve, 25))
+    }
+  }
+
+  signal (n: LocalNode, sig: NodeJS.Signals): void {
+    n.proc?.kill(sig)
+  }
+
+  /** SIGKILLs a node and waits for the process to be gone. */
+  async kill (n: LocalNode): Promise<void> {
+    const p = n.proc
+    if (p === null) return
+    const gone = new Promise(resolve => p.once('exit', resolve))
+    p.kill('SIGKILL')
+    await gone
+  }
+
+  async stop (): Promise<void> {
+    if (this.stopped) return
+    this.stopped = true
+    for (const n of this.nodes) {
+      if (n.proc !== null) n.proc.kill('SIGCONT')
+      await this.kill(n)
+    }
+    this.client.close()
+    await rm(this.dir, { recursive: true, force: true })
+  }
+}
