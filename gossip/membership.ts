@@ -46,7 +46,7 @@ export interface MembershipOptions {
 }
 
 /** What the handshake established about a peer. */
-export interface Admission {
+export interface AdmittedPeer {
   readonly nodeId: string
   readonly peerId: string
   readonly addresses: readonly string[]
@@ -149,7 +149,7 @@ export class Membership extends EventEmitter<MembershipEvents> {
   }
 
   /** A connection passed the handshake. Emits `join` unless the member was already alive. */
-  admit (a: Admission, connectionId: string): Member {
+  admit (a: AdmittedPeer, connectionId: string): Member {
     if (this.closed) throw new Error('membership is closed')
     const now = this.clock()
     let r = this.byNode.get(a.nodeId)
