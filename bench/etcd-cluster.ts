@@ -56,10 +56,17 @@ export async function startEtcdCluster (basePort = 23790): Promise<KvTarget> {
   let next = 0
 
   const live = (): Member[] => members.filter(m => m !== killed)
+  // Like a leader-aware client: send to the member that last answered, else round-robin.
+  let preferred: Member | null = null
   const put = async (key: string, value: string, timeoutMs = 5000): Promise<void> => {
     const ms = live()
-    const m = ms[next++ % ms.length]
-    await post(m.clientPort, '/v3/kv/put', { key: b64(key), value: b64(value) }, timeoutMs)
+    const m = preferred !== null && ms.includes(preferred) ? preferred : ms[next++ % ms.length]
+    try {
+      await post(m.clientPort, '/v3/kv/put', { key: b64(key), value: b64(value) }, timeoutMs)
+    } catch (err) {
+      if (preferred === m) preferred = null
+      throw err
+    }
   }
   const leader = async (): Promise<Member> => {
     for (const m of live()) {
@@ -85,6 +92,7 @@ export async function startEtcdCluster (basePort = 23790): Promise<KvTarget> {
     }
   }
   await waitHealthy()
+  preferred = await leader()
   return {
     name: 'etcd 3.4 (3 members)',
     put,
@@ -100,6 +108,7 @@ export async function startEtcdCluster (basePort = 23790): Promise<KvTarget> {
       killed = null
       launch(k, 'existing')
       await waitHealthy()
+      preferred = await leader()
     },
     stop: async () => {
       for (const m of members) m.proc?.kill('SIGKILL')

@@ -3,11 +3,13 @@
  * result as JSON on stdout and a short table on stderr.
  */
 import { coreTable, runCoreBench } from './core.js'
+import { kvTable, runKvBench } from './kv.js'
 import { runWalBench, walTable } from './wal.js'
 
 const benches: Record<string, () => Promise<{ json: unknown, table: string }>> = {
   wal: async () => { const r = await runWalBench(); return { json: r, table: walTable(r) } },
-  core: async () => { const r = await runCoreBench(); return { json: r, table: coreTable(r) } }
+  core: async () => { const r = await runCoreBench(); return { json: r, table: coreTable(r) } },
+  kv: async () => { const r = await runKvBench(); return { json: r, table: kvTable(r) } }
 }
 
 const names = process.argv.slice(2)

@@ -12,6 +12,8 @@ export interface KvResponse {
 export class KvClient {
   private readonly agent = new Agent({ keepAlive: true, maxSockets: 128 })
   private next = 0
+  /** The node that last gave a definitive answer: most likely the leader. */
+  private preferred: string | null = null
 
   /** `nodes` are host:port HTTP addresses. */
   constructor (private readonly nodes: () => readonly string[]) {}
@@ -44,7 +46,7 @@ export class KvClient {
    */
   async send (method: string, path: string, body?: string, opts: { attempts?: number, timeoutMs?: number } = {}): Promise<KvResponse> {
     const attempts = opts.attempts ?? 6
-    let addr = this.pick()
+    let addr = this.preferred !== null && this.nodes().includes(this.preferred) ? this.preferred : this.pick()
     let last: Error | null = null
     for (let i = 0; i < attempts; i++) {
       try {
@@ -55,13 +57,16 @@ export class KvClient {
         }
         if (r.status === 503) {
           last = new Error(`503 from ${addr}: ${JSON.stringify(r.body)}`)
+          if (addr === this.preferred) this.preferred = null
           addr = this.pick()
           await new Promise(resolve => setTimeout(resolve, 20))
           continue
         }
+        this.preferred = addr
         return r
       } catch (err) {
         last = err as Error
+        if (addr === this.preferred) this.preferred = null
         addr = this.pick()
       }
     }

@@ -1,0 +1,87 @@
+/**
+ * `npm run bench -- kv`: the same key-value workload against 3 kv-node
+ * processes (raftmesh over libp2p) and a 3-member etcd 3.4 cluster, in the
+ * same run, with the ratios. Both are driven over HTTP with keep-alive by a
+ * client that sends to the member that answered last (the leader).
+ */
+import { pathToFileURL } from 'node:url'
+import { LocalKvCluster } from '../examples/kv/local-cluster.js'
+import { etcdAvailable, startEtcdCluster } from './etcd-cluster.js'
+import { runKvWorkload, type KvTarget, type KvWorkloadOptions, type KvWorkloadResult } from './kv-workload.js'
+
+async function raftmeshTarget (): Promise<KvTarget> {
+  const c = await LocalKvCluster.start({ nodes: 3 })
+  let killed: Awaited<ReturnType<typeof c.waitForLeader>> | null = null
+  await c.waitForLeader()
+  return {
+    name: 'raftmesh kv-node (3 processes)',
+    put: async (key, value, timeoutMs = 5000) => {
+      const r = await c.client.send('PUT', `/kv/${key}`, value, { attempts: timeoutMs < 1000 ? 1 : 6, timeoutMs })
+      if (r.status !== 200) throw new Error(`PUT answered ${r.status}`)
+    },
+    killLeader: async () => {
+      killed = await c.waitForLeader()
+      await c.kill(killed)
+    },
+    restartKilled: async () => {
+      if (killed === null) return
+      await c.launch(killed)
+      killed = null
+      // Whole again: every node answers and agrees on the commit index.
+      for (;;) {
+        const s = await Promise.all(c.nodes.map(async n => await c.status(n)))
+        if (s.every(x => x !== null && x.appliedIndex === s[0]?.commitIndex)) break
+        await new Promise(resolve => setTimeout(resolve, 50))
+      }
+    },
+    stop: async () => { await c.stop() }
+  }
+}
+
+export interface KvBenchResult {
+  bench: 'kv'
+  raftmesh: KvWorkloadResult
+  etcd: KvWorkloadResult | { skipped: string }
+  ratios?: { putP50: number, putP99: number, throughput: number, failover: number }
+}
+
+export async function runKvBench (opts: KvWorkloadOptions = {}): Promise<KvBenchResult> {
+  const run = async (target: KvTarget): Promise<KvWorkloadResult> => {
+    try {
+      return await runKvWorkload(target, opts)
+    } finally {
+      await target.stop()
+    }
+  }
+  const raftmesh = await run(await raftmeshTarget())
+  if (!etcdAvailable()) return { bench: 'kv', raftmesh, etcd: { skipped: 'etcd not installed (apt-get install -y etcd-server)' } }
+  const etcd = await run(await startEtcdCluster())
+  const r2 = (x: number): number => Math.round(x * 100) / 100
+  return {
+    bench: 'kv',
+    raftmesh,
+    etcd,
+    ratios: {
+      putP50: r2(raftmesh.sequential.p50Ms / etcd.sequential.p50Ms),
+      putP99: r2(raftmesh.sequential.p99Ms / etcd.sequential.p99Ms),
+      throughput: r2(raftmesh.concurrent.perSecond / etcd.concurrent.perSecond),
+      failover: r2(raftmesh.failover.medianMs / etcd.failover.medianMs)
+    }
+  }
+}
+
+export function kvTable (r: KvBenchResult): string {
+  const row = (w: KvWorkloadResult): string =>
+    `${w.target.padEnd(32)} ${String(w.sequential.p50Ms).padStart(9)} ${String(w.sequential.p99Ms).padStart(9)} ${String(w.concurrent.perSecond).padStart(9)} ${String(w.failover.medianMs).padStart(12)}`
+  const lines = ['target                           PUT p50ms PUT p99ms   PUT/s64  failover ms', row(r.raftmesh)]
+  if ('target' in r.etcd) lines.push(row(r.etcd))
+  else lines.push(`etcd: ${r.etcd.skipped}`)
+  if (r.ratios !== undefined) lines.push(`raftmesh/etcd: p50 x${r.ratios.putP50}, p99 x${r.ratios.putP99}, throughput x${r.ratios.throughput}, failover x${r.ratios.failover}`)
+  return lines.join('\n')
+}
+
+if (import.meta.url === pathToFileURL(process.argv[1]).href) {
+  const r = await runKvBench()
+  console.log(JSON.stringify(r, null, 2))
+  console.error(kvTable(r))
+}
