@@ -66,6 +66,8 @@ export class RaftNode<R = unknown> extends EventEmitter<RaftNodeEvents> {
   private lastState: SoftState
   private readSeq = 0
   private snapshotIndex = 0
+  private persistedTerm = -1
+  private persistedVote: NodeId | null = null
 
   private constructor (opts: RaftNodeOptions<R>, core: RaftCore) {
     super()
@@ -132,14 +134,34 @@ export class RaftNode<R = unknown> extends EventEmitter<RaftNodeEvents> {
     const { store, transport, stateMachine } = this.opts
     const { early, late } = rd.softState.role === 'leader' ? splitLeaderMessages(rd.messages) : { early: [], late: rd.messages }
     if (early.length > 0) transport.send(early)
+    // Committed entries are durable on a majority already: apply them (and
+    // answer their proposers) without waiting for this Ready's own fsync.
+    if (rd.snapshot === null) for (const e of rd.committedEntries) this.applyEntry(e)
     if (rd.snapshot !== null) await store.saveSnapshot(rd.snapshot)
-    if (rd.entries.length > 0 || rd.hardState !== null) await store.save(rd.entries, rd.hardState)
+    const hs = this.mustPersist(rd) ? rd.hardState : null
+    if (rd.entries.length > 0 || hs !== null) await store.save(rd.entries, hs)
     if (late.length > 0) transport.send(late)
     if (rd.snapshot !== null) {
       await stateMachine.restore(rd.snapshot.data)
       this.snapshotIndex = rd.snapshot.meta.index
+      for (const e of rd.committedEntries) this.applyEntry(e)
     }
-    for (const e of rd.committedEntries) this.applyEntry(e)
+  }
+
+  /**
+   * The commit index is not needed for safety after a restart (it is
+   * relearned from the leader), so a Ready whose only change is the commit
+   * index costs no fsync, as in etcd's MustSync. Term and vote always do.
+   */
+  private mustPersist (rd: Ready): boolean {
+    const hs = rd.hardState
+    if (hs === null) return false
+    if (rd.entries.length > 0 || hs.term !== this.persistedTerm || hs.vote !== this.persistedVote) {
+      this.persistedTerm = hs.term
+      this.persistedVote = hs.vote
+      return true
+    }
+    return false
   }
 
   private applyEntry (e: Entry): void {

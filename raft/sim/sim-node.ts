@@ -102,7 +102,9 @@ export class SimNode {
     }
     if (rd.hardState !== null) {
       if (budget-- <= 0) return
-      d.hardState = rd.hardState
+      // Like the driver, a commit-only change may go unpersisted.
+      const commitOnly = rd.entries.length === 0 && rd.hardState.term === d.hardState.term && rd.hardState.vote === d.hardState.vote
+      if (!commitOnly || this.rng.chance(0.5)) d.hardState = rd.hardState
     }
   }
 

@@ -8,7 +8,7 @@
  * linearizability checker.
  */
 import { splitLeaderMessages, type Message } from '../messages.js'
-import type { NodeId } from '../types.js'
+import type { Entry, NodeId } from '../types.js'
 import { InvariantChecker } from './invariants.js'
 import { EventQueue } from './event-queue.js'
 import { Prng } from './prng.js'
@@ -233,8 +233,18 @@ export class Simulator {
     } else {
       node.deferredMessages = rd.messages
     }
+    // As the driver does: committed entries are durable on a majority, so they are applied before our own fsync.
+    if (rd.snapshot === null) this.apply(node, rd.committedEntries)
     const fsync = rd.entries.length > 0 || rd.hardState !== null || rd.snapshot !== null ? this.rng.int(0, 3) : 0
     this.queue.push(this.now + fsync, { t: 'persisted', node, incarnation: node.incarnation })
+  }
+
+  private apply (node: SimNode, entries: readonly Entry[]): void {
+    for (const e of entries) {
+      this.checker.onApply(node.id, e)
+      this.clients.onApply(node, e)
+      this.stats.committed = Math.max(this.stats.committed, e.index)
+    }
   }
 
   private completePersist (node: SimNode): void {
@@ -246,12 +256,7 @@ export class Simulator {
       node.kv.restore(rd.snapshot.data)
       this.stats.snapshotsInstalled++
     }
-    for (const e of rd.committedEntries) {
-      if (e.index <= (rd.snapshot?.meta.index ?? 0)) continue
-      this.checker.onApply(node.id, e)
-      this.clients.onApply(node, e)
-      this.stats.committed = Math.max(this.stats.committed, e.index)
-    }
+    if (rd.snapshot !== null) this.apply(node, rd.committedEntries.filter(e => e.index > (rd.snapshot?.meta.index ?? 0)))
     node.inFlight = null
     node.core.advance()
     for (const rs of rd.readStates) this.clients.onReadState(node, rs.ctx, rs.index)
