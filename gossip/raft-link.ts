@@ -45,6 +45,7 @@ export class RaftLink {
   private retryAt = 0
   private timer: NodeJS.Timeout | null = null
   private closed = false
+  private flushQueued = false
 
   constructor (nodeId: string, peerId: string, open: (peerId: string) => Promise<Stream>, limits: LinkLimits, counters: LinkCounters, log: Logger) {
     this.nodeId = nodeId
@@ -69,7 +70,14 @@ export class RaftLink {
       this.queuedBytes -= old.byteLength
       this.counters.dropped++
     }
-    this.kick()
+    // Frames enqueued in the same turn (one Ready's messages) leave in one write.
+    if (!this.flushQueued) {
+      this.flushQueued = true
+      queueMicrotask(() => {
+        this.flushQueued = false
+        this.kick()
+      })
+    }
   }
 
   /** Drops everything queued and the stream (the member is gone); the link stays usable. */

@@ -78,10 +78,15 @@ export class Leader {
   /** Sends what accumulated since the last Ready: one round, however many proposals. */
   flush (): void {
     if (this.pendingAppend || this.pendingCommit) {
-      const withCommit = this.pendingCommit
+      const commitOnly = this.pendingCommit
       this.pendingAppend = false
       this.pendingCommit = false
-      for (const id of this.progress.keys()) this.sendAppend(id, withCommit)
+      for (const [id, pr] of this.progress) {
+        // A new commit index rides on the next Append; an Append of its own is
+        // sent only to a follower with nothing in flight, else under load every
+        // commit would double the messages (the next Append or heartbeat tells it).
+        this.sendAppend(id, commitOnly && pr.inflightCount() === 0)
+      }
     }
     if (this.pendingReadRound) {
       this.pendingReadRound = false

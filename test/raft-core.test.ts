@@ -164,6 +164,9 @@ t.test('§3.5 the leader replicates entries, commits them on a majority, and a l
   const net = elected(three)
   for (const v of ['a', 'b', 'c']) net.core('n1').propose(bytes(v))
   net.stabilize()
+  t.same(net.node('n1').values, ['a', 'b', 'c'], 'the leader applies once a majority has the entries')
+  // Followers learn the commit index from the next Append or heartbeat.
+  net.tick('n1')
   for (const id of three) t.same(net.node(id).values, ['a', 'b', 'c'], `${id} applied a, b, c`)
 
   net.isolate('n3')
@@ -223,6 +226,7 @@ t.test('§3.6.2 Figure 8: a leader does not commit an entry of an earlier term b
   net.campaign('n5')
   net.stabilize()
   t.same([net.leader(), net.core('n5').term], ['n5', 5], 'n5 won with votes from n3 and n4', { story: net.log })
+  net.tick('n5')
   for (const id of ['n2', 'n3', 'n4', 'n5']) {
     t.equal(termAt(net, id, 6), 3, `${id} holds n5's entry 6`)
     t.ok(net.core(id).log.committed >= 7, `${id} committed past it`)
@@ -282,6 +286,7 @@ t.test('§10.2.1 pipelining: a follower in replicate state gets up to maxInfligh
     const appends = net.readyAll().filter(m => m.type === 'Append' && m.to === 'n2')
     t.equal(appends.length, expected, `maxInflight ${maxInflight}: ${expected} Appends in flight`)
     net.stabilize()
+    net.tick('n1')
     t.same(net.node('n2').values, values, `maxInflight ${maxInflight}: everything arrives in the end`)
   }
   t.end()

@@ -51,7 +51,7 @@ interface Peer {
 class Cluster {
   readonly peers: Peer[] = []
   readonly faults = new FaultInjector([])
-  constructor (readonly root: string, readonly ids: readonly string[], readonly store: (dir: string) => LogStore) {}
+  constructor (readonly root: string, readonly ids: readonly string[], readonly store: (dir: string) => LogStore, readonly snapshotEvery?: number) {}
 
   async startPeer (id: string): Promise<Peer> {
     const dataDir = join(this.root, id)
@@ -65,7 +65,7 @@ class Cluster {
     const transport = await Libp2pRaftTransport.create(mesh)
     this.faults.attach(transport)
     const sm = new KvStateMachine()
-    const raft = await RaftNode.start({ id, store: this.store(join(dataDir, 'raft')), transport, stateMachine: sm, bootstrap: this.ids, tickMs: TICK_MS, electionTick: ELECTION_TICK })
+    const raft = await RaftNode.start({ id, store: this.store(join(dataDir, 'raft')), transport, stateMachine: sm, bootstrap: this.ids, tickMs: TICK_MS, electionTick: ELECTION_TICK, snapshotEvery: this.snapshotEvery, snapshotChunkBytes: 1024 })
     const peer = { id, dataDir, mesh, transport, raft, sm }
     const i = this.peers.findIndex(p => p.id === id)
     if (i >= 0) this.peers[i] = peer
@@ -97,9 +97,9 @@ class Cluster {
   }
 }
 
-async function cluster (t: Test, ids: string[], store: (dir: string) => LogStore = () => new MemoryLogStore()): Promise<Cluster> {
+async function cluster (t: Test, ids: string[], store: (dir: string) => LogStore = () => new MemoryLogStore(), snapshotEvery?: number): Promise<Cluster> {
   const root = await mkdtemp(join(tmpdir(), 'raftmesh-transport-'))
-  const c = new Cluster(root, ids, store)
+  const c = new Cluster(root, ids, store, snapshotEvery)
   t.teardown(async () => {
     await c.stop()
     await rm(root, { recursive: true, force: true })
@@ -163,6 +163,19 @@ t.test('a restarted node (same data dir and peer key, WAL storage) catches up', 
   const current = await c.leader()
   await current.raft.propose(put('after', 'x'))
   await until('it keeps up with new writes', () => back.sm.kv.get('after') === 'x')
+})
+
+t.test('a follower far behind is caught up by a chunked snapshot over libp2p', async t => {
+  const c = await cluster(t, ['n1', 'n2', 'n3'], dir => new FileLogStore({ dir, segmentBytes: 64 * 1024 }), 40)
+  const leader = await c.leader()
+  const victim = c.peers.find(p => p !== leader) as Peer
+  await c.stopPeer(victim)
+  for (let i = 0; i < 150; i++) await leader.raft.propose(put(`k${i % 10}`, `${'v'.repeat(200)}${i}`))
+  t.ok(leader.raft.status().snapshotIndex > 3, 'the leader compacted its log past what the stopped node has')
+  const back = await c.startPeer(victim.id)
+  await until('the laggard caught up', () => back.sm.kv.get('k9') === `${'v'.repeat(200)}149`)
+  t.ok(back.raft.status().snapshotIndex > 3, 'it installed the leader\'s snapshot rather than replaying the log')
+  for (let i = 0; i < 10; i++) t.equal(back.sm.kv.get(`k${i}`), leader.sm.kv.get(`k${i}`), `k${i} matches the leader`)
 })
 
 t.test('a partition elects a new leader on the majority side; heal converges', async t => {
