@@ -54,7 +54,7 @@ function parseFlags (argv: string[]): Flags {
     .addOption(new Option('--insecure', 'run without a private network (local development only)').env('RAFTMESH_INSECURE').default(false))
     .addOption(new Option('--cluster <name>', 'cluster name; peers with another are refused').env('RAFTMESH_CLUSTER').default('raftmesh-kv'))
     .addOption(new Option('--app-version <version>', 'application version; must match on every node').env('RAFTMESH_APP_VERSION').default('1.0.0'))
-    .addOption(new Option('--tick-ms <ms>', 'Raft tick (heartbeat) interval; elections after 10-20 ticks').env('RAFTMESH_TICK_MS').argParser(positiveInt).default(20))
+    .addOption(new Option('--tick-ms <ms>', 'Raft tick (heartbeat) interval; elections after 10-20 ticks').env('RAFTMESH_TICK_MS').argParser(positiveInt).default(50))
     .exitOverride()
     .configureOutput({ writeErr: s => { process.stderr.write(s.split('\n')[0] + '\n') } })
   program.parse(argv)

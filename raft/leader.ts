@@ -16,6 +16,8 @@ export class Leader {
   /** New entries or a new commit index wait to be sent at the next flush. */
   private pendingAppend = false
   private pendingCommit = false
+  /** Followers that acknowledged an Append since the last heartbeat round. */
+  private readonly ackedSinceHeartbeat = new Set<NodeId>()
   private pendingReadRound = false
   /** Ticks since this node became leader: the clock of heartbeat rounds and the lease. */
   private ticks = 0
@@ -134,12 +136,21 @@ export class Leader {
     r.send({ type: 'Snapshot', from: r.id, to, term: r.term, meta: snap.meta, offset: pr.snapshotOffset, total: snap.data.byteLength, chunk })
   }
 
-  private broadcastHeartbeat (): void {
+  /**
+   * Sends a heartbeat round. A periodic round skips followers that
+   * acknowledged an Append since the last one: that Append reset their
+   * election timer and carried the commit index, and under load this halves
+   * the messages. Rounds that confirm reads go to everyone, and with lease
+   * reads every round counts, so none is skipped.
+   */
+  private broadcastHeartbeat (periodic = false): void {
     const r = this.r
     const readSeq = r.rounds.next(this.ticks)
     for (const [to, pr] of this.progress) {
+      if (periodic && !r.opts.leaseRead && this.ackedSinceHeartbeat.has(to) && pr.match >= r.log.committed) continue
       r.send({ type: 'Heartbeat', from: r.id, to, term: r.term, commit: Math.min(pr.match, r.log.committed), readSeq })
     }
+    this.ackedSinceHeartbeat.clear()
   }
 
   tick (): void {
@@ -162,7 +173,7 @@ export class Leader {
     }
     if (this.heartbeatElapsed >= r.opts.heartbeatTick) {
       this.heartbeatElapsed = 0
-      this.broadcastHeartbeat()
+      this.broadcastHeartbeat(true)
     }
   }
 
@@ -206,6 +217,7 @@ export class Leader {
       if (pr.maybeDecrement(m.index, Math.max(1, next))) this.sendAppend(m.from, true)
       return
     }
+    this.ackedSinceHeartbeat.add(m.from)
     const confirmsProbe = pr.state === 'probe' && m.index >= pr.match
     if (pr.maybeUpdate(m.index) || confirmsProbe) {
       if (pr.state === 'probe') pr.becomeReplicate()

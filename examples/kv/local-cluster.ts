@@ -85,7 +85,7 @@ export class LocalKvCluster {
       '--import', 'tsx', kvNode,
       '--id', n.id, '--data-dir', n.dataDir, '--http', n.http, '--listen', n.listen,
       '--bootstrap', others.join(','), '--voters', this.nodes.map(x => x.id).join(','),
-      '--secret', this.secret, '--tick-ms', String(this.opts.tickMs ?? 20)
+      '--secret', this.secret, '--tick-ms', String(this.opts.tickMs ?? 50)
     ]
     const proc = spawn(process.execPath, args, { cwd: root, stdio: ['ignore', 'pipe', 'pipe', 'ipc'], env: { ...process.env, ...this.opts.env } })
     n.proc = proc
