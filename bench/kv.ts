@@ -5,7 +5,7 @@
  * client that sends to the member that answered last (the leader).
  */
 import { pathToFileURL } from 'node:url'
-import { LocalKvCluster } from '../examples/kv/local-cluster.js'
+import { LocalKvCluster } from '../testkit/local-cluster.js'
 import { etcdAvailable, startEtcdCluster } from './etcd-cluster.js'
 import { runKvWorkload, type KvTarget, type KvWorkloadOptions, type KvWorkloadResult } from './kv-workload.js'
 

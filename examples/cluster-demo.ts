@@ -8,7 +8,7 @@
  */
 import logUpdate from 'log-update'
 import { parseArgs } from 'node:util'
-import { LocalKvCluster, type LocalNode } from './kv/local-cluster.js'
+import { LocalKvCluster, type LocalNode } from '../testkit/local-cluster.js'
 
 const { values } = parseArgs({ options: { nodes: { type: 'string', default: '3' }, duration: { type: 'string', default: '20' } } })
 const nodeCount = Number(values.nodes)

@@ -1,7 +1,7 @@
 import { spawnSync } from 'node:child_process'
 import { createServer } from 'node:net'
 import t from 'tap'
-import { LocalKvCluster } from '../examples/kv/local-cluster.js'
+import { LocalKvCluster } from '../testkit/local-cluster.js'
 
 // Real processes: kv-node over libp2p on 127.0.0.1, killed and paused.
 t.test('every acknowledged write survives a leader SIGKILL and a paused follower', async t => {

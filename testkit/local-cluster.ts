@@ -1,5 +1,6 @@
 /**
- * Runs kv-node processes on 127.0.0.1, each with its own ports and data
+ * Test kit (imported by test/, bench/ and examples/, which import nothing
+ * of each other): runs kv-node processes on 127.0.0.1, each with its own ports and data
  * directory, and lets a caller kill, pause, resume and restart them. Used by
  * `npm start`, the multi-process tests and the kv benchmark. Children are
  * spawned with an IPC channel so they exit when this process dies.
@@ -13,7 +14,7 @@ import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { KvClient } from './kv-client.js'
 
-const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..')
+const root = join(dirname(fileURLToPath(import.meta.url)), '..')
 const kvNode = join(root, 'examples', 'kv-node.ts')
 
 export interface LocalNode {
