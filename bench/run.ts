@@ -3,13 +3,17 @@
  * result as JSON on stdout and a short table on stderr.
  */
 import { coreTable, runCoreBench } from './core.js'
+import { gossipTable, runGossipBench } from './gossip.js'
 import { kvTable, runKvBench } from './kv.js'
+import { runTransportBench, transportTable } from './transport.js'
 import { runWalBench, walTable } from './wal.js'
 
 const benches: Record<string, () => Promise<{ json: unknown, table: string }>> = {
   wal: async () => { const r = await runWalBench(); return { json: r, table: walTable(r) } },
   core: async () => { const r = await runCoreBench(); return { json: r, table: coreTable(r) } },
-  kv: async () => { const r = await runKvBench(); return { json: r, table: kvTable(r) } }
+  kv: async () => { const r = await runKvBench(); return { json: r, table: kvTable(r) } },
+  transport: async () => { const r = await runTransportBench(); return { json: r, table: transportTable(r) } },
+  gossip: async () => { const r = await runGossipBench(); return { json: r, table: gossipTable(r) } }
 }
 
 const names = process.argv.slice(2)
