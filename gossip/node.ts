@@ -93,6 +93,7 @@ export interface MeshNodeEvents {
 }
 
 const DEFAULT_LISTEN = ['/ip4/127.0.0.1/tcp/0']
+const MAX_OUTBOUND_BUFFER_BYTES = 8 * 1024 * 1024
 
 function nonEmpty (name: string, v: unknown, max: number): string {
   if (typeof v !== 'string' || v.length === 0 || v.length > max) throw new InvalidArgumentError(`${name} must be a non-empty string of at most ${max} characters`)
@@ -303,7 +304,11 @@ export async function createMeshNode (opts: MeshNodeOptions): Promise<MeshNode> 
         allowPublishToZeroTopicPeers: true,
         emitSelf: false,
         fallbackToFloodsub: false,
-        maxInboundDataLength: MAX_CHANNEL_MESSAGE_BYTES + 1024
+        maxInboundDataLength: MAX_CHANNEL_MESSAGE_BYTES + 1024,
+        // Bounded per-peer send buffers: under a publish flood gossipsub drops
+        // (the channel reports the gap) instead of buffering without limit,
+        // which starves pings and has crashed pnet's cipher (bench/RESULTS.md).
+        maxOutboundBufferSize: MAX_OUTBOUND_BUFFER_BYTES
       })
     }
   })

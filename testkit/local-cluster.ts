@@ -81,7 +81,9 @@ export class LocalKvCluster {
 
   /** Starts a node's process and resolves when it reports ready. */
   async launch (n: LocalNode): Promise<void> {
-    const others = this.nodes.filter(x => x !== n).map(x => x.listen)
+    // One bootstrap peer each (members exchange peer lists): all-to-all lists
+    // make simultaneous dials and duplicate connections.
+    const others = this.nodes.filter(x => x !== n).slice(0, 1).map(x => x.listen)
     const args = [
       '--import', 'tsx', kvNode,
       '--id', n.id, '--data-dir', n.dataDir, '--http', n.http, '--listen', n.listen,
