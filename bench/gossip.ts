@@ -29,7 +29,6 @@
  */
 import { randomBytes } from 'node:crypto'
 import { mkdtemp, rm } from 'node:fs/promises'
-import { createServer } from 'node:net'
 import { loadavg, tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { fileURLToPath, pathToFileURL } from 'node:url'
@@ -37,6 +36,7 @@ import { MAX_BATCH_ITEMS } from '../gossip/channel-codec.js'
 import type { ChannelStats } from '../gossip/channel.js'
 import type { LatencySummary } from './latency.js'
 import { BenchChild, waitFor } from './transport.js'
+import { freePort } from '../testkit/local-cluster.js'
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..')
 const peerScript = join(root, 'bench', 'procs', 'gossip-peer.ts')
@@ -224,16 +224,6 @@ async function publish (pub: BenchChild, req: { type: 'publish', [k: string]: un
   return r
 }
 
-async function freePort (): Promise<number> {
-  return await new Promise((resolve, reject) => {
-    const srv = createServer()
-    srv.once('error', reject)
-    srv.listen(0, '127.0.0.1', () => {
-      const port = (srv.address() as { port: number }).port
-      srv.close(() => { resolve(port) })
-    })
-  })
-}
 
 type Opts = Required<Omit<GossipBenchOptions, 'sizes'>>
 

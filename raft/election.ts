@@ -3,7 +3,7 @@
  * them, and counting them as a (pre-)candidate.
  */
 import type { RaftCore } from './core.js'
-import { stepFollower } from './follower.js'
+import { stepFollower, stepReads } from './follower.js'
 import type { Message, VoteRequest } from './messages.js'
 import { voteOutcome } from './quorum.js'
 
@@ -63,12 +63,7 @@ export function stepCandidate (r: RaftCore, m: Message): void {
       else if (outcome === 'lost') r.becomeFollower(r.term, null)
       return
     }
-    case 'ReadIndex':
-      r.answerRead(m.ctx, m.from, -1)
-      return
-    case 'ReadIndexResp':
-      r.readStates.push({ ctx: m.ctx, index: m.index })
-      return
     default:
+      stepReads(r, m)
   }
 }

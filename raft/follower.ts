@@ -27,14 +27,18 @@ export function stepFollower (r: RaftCore, m: Message): void {
     case 'TimeoutNow':
       r.campaign(true)
       return
-    case 'ReadIndex':
-      // Only the leader can confirm a read; the asker retries there.
-      r.answerRead(m.ctx, m.from, -1)
-      return
-    case 'ReadIndexResp':
-      r.readStates.push({ ctx: m.ctx, index: m.index })
-      return
     default:
+      stepReads(r, m)
+  }
+}
+
+/** ReadIndex traffic on a node that is not the leader. */
+export function stepReads (r: RaftCore, m: Message): void {
+  if (m.type === 'ReadIndex') {
+    // Only the leader can confirm a read; the asker retries there.
+    r.answerRead(m.ctx, m.from, -1)
+  } else if (m.type === 'ReadIndexResp') {
+    r.readStates.push({ ctx: m.ctx, index: m.index })
   }
 }
 

@@ -35,7 +35,8 @@ export interface LocalClusterOptions {
   readonly env?: Record<string, string>
 }
 
-async function freePort (): Promise<number> {
+/** A TCP port on 127.0.0.1 that was free a moment ago. */
+export async function freePort (): Promise<number> {
   return await new Promise((resolve, reject) => {
     const srv = createServer()
     srv.once('error', reject)

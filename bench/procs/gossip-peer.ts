@@ -29,6 +29,7 @@
  */
 import { monitorEventLoopDelay } from 'node:perf_hooks'
 import { createMeshNode } from '../../gossip/node.js'
+import { exitWithParent } from './lifecycle.js'
 
 interface PeerArgs { nodeId: string, clusterName: string, dataDir: string, topic: string, listen: string, bootstrap: string[], batchBytes?: number, batchDelayMs?: number }
 interface Request { id: number, type: string, [k: string]: unknown }
@@ -147,19 +148,10 @@ async function publishFlood (ph: number, maxCount: number, seconds: number, size
 let credit = Infinity
 let creditWaiter: (() => void) | null = null
 
-let stopping = false
-const stop = async (): Promise<void> => {
-  if (stopping) return
-  stopping = true
-  setTimeout(() => process.exit(0), 3000)
-  try {
-    await channel.close()
-    await mesh.stop()
-  } finally {
-    process.exit(0)
-  }
-}
-process.on('disconnect', () => { void stop() })
+exitWithParent(async () => {
+  await channel.close()
+  await mesh.stop()
+})
 // Still die of it, but tell the bench why first (it reports crashes).
 let crashed = false
 process.on('uncaughtException', err => {
@@ -169,7 +161,6 @@ process.on('uncaughtException', err => {
   send({ type: 'crash', error: String(err.stack ?? err).split('\n').slice(0, 3).map(l => l.trim()).join(' | ') })
   setTimeout(() => process.exit(70), 100)
 })
-process.on('SIGTERM', () => { void stop() })
 
 process.on('message', (req: Request) => {
   if (req.type === 'credit') {

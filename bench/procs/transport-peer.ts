@@ -12,6 +12,7 @@
 import type { Message } from '../../raft/messages.js'
 import { createMeshNode } from '../../gossip/node.js'
 import { Libp2pRaftTransport } from '../../gossip/raft-transport.js'
+import { exitWithParent } from './lifecycle.js'
 
 interface PeerArgs { nodeId: string, clusterName: string, dataDir: string }
 
@@ -32,20 +33,10 @@ transport.onMessage((m: Message) => {
   transport.send([{ type: 'HeartbeatResp', from: mesh.nodeId, to: m.from, term: m.term, readSeq: m.readSeq }])
 })
 
-let stopping = false
-const stop = async (): Promise<void> => {
-  if (stopping) return
-  stopping = true
-  setTimeout(() => process.exit(0), 3000)
-  try {
-    await transport.close()
-    await mesh.stop()
-  } finally {
-    process.exit(0)
-  }
-}
-process.on('disconnect', () => { void stop() })
-process.on('SIGTERM', () => { void stop() })
+exitWithParent(async () => {
+  await transport.close()
+  await mesh.stop()
+})
 process.on('message', (msg: { id?: number, type?: string }) => {
   if (msg.type === 'stats') send({ id: msg.id, type: 'stats', answered, transport: transport.stats(), cpu: process.cpuUsage() })
 })
