@@ -2,6 +2,7 @@
  * The few filesystem steps durability depends on, in one place so that every
  * writer follows them the same way.
  */
+import { writeSync } from 'node:fs'
 import { open, type FileHandle } from 'node:fs/promises'
 
 /**
@@ -25,6 +26,12 @@ export async function writeAll (handle: FileHandle, bytes: Uint8Array, position:
     const { bytesWritten } = await handle.write(bytes, done, bytes.length - done, position + done)
     done += bytesWritten
   }
+}
+
+/** writeAll for the hot path: a plain write(2) into the page cache. */
+export function writeAllSync (fd: number, bytes: Uint8Array, position: number): void {
+  let done = 0
+  while (done < bytes.length) done += writeSync(fd, bytes, done, bytes.length - done, position + done)
 }
 
 /** A sequence number or index as the fixed-width decimal used in file names, so names sort in order. */
