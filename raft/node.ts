@@ -115,8 +115,14 @@ export class RaftNode<R = unknown> extends EventEmitter<RaftNodeEvents> {
   private kick (): void {
     if (this.running || this.stopped) return
     this.running = true
-    setImmediate(() => {
-      this.loop().catch(err => { this.fail(err as Error) }).finally(() => { this.running = false })
+    // A microtask, not a macrotask: the Ready goes out as soon as the current
+    // event is handled, with everything it stepped batched into it.
+    queueMicrotask(() => {
+      this.loop().catch(err => { this.fail(err as Error) }).finally(() => {
+        this.running = false
+        // Work that arrived while the loop was finishing must not wait for the next tick.
+        if (!this.stopped && this.core.hasReady()) this.kick()
+      })
     })
   }
 
