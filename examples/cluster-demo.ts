@@ -114,7 +114,7 @@ async function main (): Promise<void> {
       await new Promise(resolve => setTimeout(resolve, 20))
     }
     catchUpMs = Math.round(performance.now() - restartAt)
-    note(`${victim.id} caught up with the leader ${catchUpMs} ms after restart`)
+    note(`${victim.id} caught up with the leader ${catchUpMs} ms after its restart (process startup included)`)
   }
   await new Promise(resolve => setTimeout(resolve, Math.max(0, t0 + duration * 1000 - Date.now())))
   done = true
@@ -127,7 +127,7 @@ async function main (): Promise<void> {
   console.log(`  operations   ${stats.ok} ok (${stats.writes} writes, ${stats.reads} linearizable reads), ${stats.errors} errors`)
   console.log(`  throughput   ${Math.round(stats.ok / duration)} ops/s from one sequential client`)
   if (failoverMs !== null) console.log(`  failover     ${failoverMs} ms from leader SIGKILL to the next accepted write`)
-  if (catchUpMs !== null) console.log(`  catch-up     ${catchUpMs} ms for the restarted node to apply everything committed`)
+  if (catchUpMs !== null) console.log(`  catch-up     ${catchUpMs} ms from restarting the process (startup included) to it applying everything committed`)
   await c.stop()
 }
 
