@@ -24,6 +24,7 @@ import type { Member } from './membership.js'
 import type { MeshNode } from './node.js'
 import { decodeRaftMessage, encodeRaftMessage, InvalidFrameError, MAX_FRAME_BYTES } from './raft-codec.js'
 import { RaftLink, type LinkCounters, type LinkLimits } from './raft-link.js'
+import { batchWindowUpdates } from './window-updates.js'
 
 export const RAFT_PROTOCOL = '/raftmesh/raft/1.0.0'
 
@@ -171,6 +172,7 @@ export class Libp2pRaftTransport implements Transport {
       return
     }
     const peerId = conn.remotePeer.toString()
+    batchWindowUpdates(stream)
     const decoder = new FrameDecoder(this.maxFrameBytes)
     this.inbound.add(stream)
     stream.addEventListener('close', () => { this.inbound.delete(stream) })

@@ -60,6 +60,19 @@ export function runTransportCompliance (t: Test, name: string, makePair: () => P
     t.same(seqs, Array.from({ length: n }, (_, i) => i + 1))
   })
 
+  t.test(`${name}: a burst far larger than any flow-control window arrives whole`, async t => {
+    const p = await makePair()
+    t.teardown(() => p.close())
+    const n = 400
+    const data = new Uint8Array(8192).fill(9)
+    const arriving = collect(p.b, n, 30_000)
+    for (let i = 1; i <= n; i++) {
+      p.a.send([{ type: 'Append', from: p.aId, to: p.bId, term: 1, prevIndex: i - 1, prevTerm: 1, commit: 0, entries: [{ index: i, term: 1, type: EntryType.Normal, data }] }])
+    }
+    const got = await arriving
+    t.same(got.map(m => (m as { prevIndex: number }).prevIndex), Array.from({ length: n }, (_, i) => i), '3.2 MB in order, nothing lost')
+  })
+
   t.test(`${name}: sending to an unknown node neither throws nor delivers`, async t => {
     const p = await makePair()
     t.teardown(() => p.close())
