@@ -289,15 +289,17 @@ export class RaftCore {
   /**
    * The transport saw the connection to `id` fail (a crashed process is seen
    * in milliseconds). If it was our leader, stop waiting for the election
-   * timeout: forget the leader and campaign within a tick or two (jittered
-   * so followers that all noticed do not split the vote). A false alarm only
+   * timeout: forget the leader and campaign within a few ticks. Followers
+   * are staggered by their rank among the remaining voters (1, 3, 5 ... ticks)
+   * so that those who all noticed do not split the vote. A false alarm only
    * costs an election. With lease reads the leader's lease must be honoured,
    * so then we keep waiting.
    */
   reportUnreachable (id: NodeId): void {
     if (this.opts.leaseRead || this.role !== 'follower' || this.leader !== id) return
     this.leader = null
-    this.electionElapsed = Math.max(this.electionElapsed, this.randomizedTimeout - 1 - Math.floor(this.opts.random() * 3))
+    const rank = Math.max(0, this.config.voters.filter(v => v !== id).indexOf(this.id))
+    this.electionElapsed = Math.max(this.electionElapsed, this.randomizedTimeout - 1 - 2 * rank)
   }
 
   /** Starts an election now (pre-vote first unless forced by leadership transfer). */
