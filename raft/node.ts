@@ -62,6 +62,9 @@ export class RaftNode<R = unknown> extends EventEmitter<RaftNodeEvents> {
   private stopped = false
   private readonly proposals = new Map<number, Waiter<R | undefined> & { term: number }>()
   private readonly reads = new Map<string, Waiter<number>>()
+  /** Tick at which each unanswered read last asked the leader. */
+  private readonly readAskedAt = new Map<string, number>()
+  private ticks = 0
   private readonly readWaits: Array<{ index: number, waiter: Waiter<number> }> = []
   private lastState: SoftState
   private readSeq = 0
@@ -101,8 +104,28 @@ export class RaftNode<R = unknown> extends EventEmitter<RaftNodeEvents> {
   }
 
   private onTick (): void {
+    this.ticks++
     this.core.tick()
+    this.askAgain()
     this.kick()
+  }
+
+  /**
+   * A ReadIndex request or its answer may be lost in transit; ask again
+   * after an election timeout rather than waiting for the caller's timeout.
+   * A duplicate answer finds no waiter and is ignored.
+   */
+  private askAgain (): void {
+    const every = this.opts.electionTick ?? 10
+    for (const [ctx, at] of this.readAskedAt) {
+      if (this.ticks - at < every) continue
+      this.readAskedAt.set(ctx, this.ticks)
+      try {
+        this.core.readIndex(ctx)
+      } catch (err) {
+        this.reads.get(ctx)?.reject(err as Error)
+      }
+    }
   }
 
   private receive (m: Message): void {
@@ -186,6 +209,7 @@ export class RaftNode<R = unknown> extends EventEmitter<RaftNodeEvents> {
       const w = this.reads.get(rs.ctx)
       if (w === undefined) continue
       this.reads.delete(rs.ctx)
+      this.readAskedAt.delete(rs.ctx)
       if (rs.index < 0) w.reject(new NotLeaderError(this.core.leader))
       else this.readWaits.push({ index: rs.index, waiter: w })
     }
@@ -282,9 +306,10 @@ export class RaftNode<R = unknown> extends EventEmitter<RaftNodeEvents> {
     this.kick()
     let mine: Waiter<number> | undefined
     return await this.wait<number>(
-      w => { mine = w; this.reads.set(ctx, w) },
+      w => { mine = w; this.reads.set(ctx, w); this.readAskedAt.set(ctx, this.ticks) },
       () => {
         this.reads.delete(ctx)
+        this.readAskedAt.delete(ctx)
         const i = this.readWaits.findIndex(x => x.waiter === mine)
         if (i >= 0) this.readWaits.splice(i, 1)
       },

@@ -94,6 +94,16 @@ t.test('a leader that loses its majority fails pending reads and a stopped node 
   await until('a leader again', () => leaderOf(members) !== undefined)
   await leader.node.stop()
   await t.rejects(leader.node.propose(put('x', 'y')), StoppedError)
+
+  // A read request lost in transit is asked again, well before the caller's timeout.
+  const alive = members.filter(m => m !== leader)
+  await until('a leader among the rest', () => leaderOf(alive) !== undefined)
+  const reader = alive.find(m => !m.node.isLeader) as Member
+  net.dropRate = 1
+  const lost = reader.node.readBarrier({ timeoutMs: 5000 })
+  await new Promise(resolve => setTimeout(resolve, 30))
+  net.dropRate = 0
+  t.ok(await lost >= 0, 'the read completed after its first request was dropped')
   const ac = new AbortController()
   ac.abort(new Error('caller gave up'))
   const live = members.find(m => m !== leader) as Member
