@@ -16,9 +16,10 @@ import type { Message } from './messages.js'
 import { handleVoteRequest, requestVotes, stepCandidate } from './election.js'
 import { RaftLog } from './raft-log.js'
 import { HeartbeatRounds } from './read-only.js'
+import { softStateEqual, type RaftStatus, type ReadState, type Ready, type Role, type SoftState } from './ready.js'
 import { EntryType, hardStateEqual, type ConfChange, type ConfigState, type Entry, type HardState, type NodeId, type Snapshot } from './types.js'
 
-export type Role = 'follower' | 'preCandidate' | 'candidate' | 'leader'
+export type { RaftStatus, ReadState, Ready, Role, SoftState } from './ready.js'
 
 /** What storage recovered; the shape of LogStore's RecoveredState. */
 export interface InitialState {
@@ -49,34 +50,6 @@ export interface RaftOptions {
   readonly state?: InitialState
   /** Voters of a brand-new cluster; used only when the log is empty. */
   readonly bootstrap?: readonly NodeId[]
-}
-
-/** A confirmed read: wait until `index` is applied, then read locally. index -1 means refused. */
-export interface ReadState {
-  readonly ctx: string
-  readonly index: number
-}
-
-export interface SoftState {
-  readonly role: Role
-  readonly leader: NodeId | null
-  readonly term: number
-}
-
-/**
- * Work for the caller, to be done in this order: persist `snapshot`,
- * `entries` and `hardState` (one fsync), then send `messages`, then restore
- * `snapshot` into the state machine and apply `committedEntries`, then call
- * advance(ready).
- */
-export interface Ready {
-  readonly softState: SoftState
-  readonly hardState: HardState | null
-  readonly entries: readonly Entry[]
-  readonly snapshot: Snapshot | null
-  readonly committedEntries: readonly Entry[]
-  readonly messages: readonly Message[]
-  readonly readStates: readonly ReadState[]
 }
 
 export class RaftCore {
@@ -480,22 +453,4 @@ export class RaftCore {
   isMember (id: NodeId): boolean {
     return isMember(this.config, id)
   }
-}
-
-export interface RaftStatus {
-  id: NodeId
-  role: Role
-  term: number
-  leader: NodeId | null
-  commitIndex: number
-  appliedIndex: number
-  lastIndex: number
-  snapshotIndex: number
-  config: ConfigState
-  /** Leader only: each follower's replication state. */
-  progress: Record<NodeId, { match: number, next: number, state: string }>
-}
-
-function softStateEqual (a: SoftState, b: SoftState): boolean {
-  return a.role === b.role && a.leader === b.leader && a.term === b.term
 }
