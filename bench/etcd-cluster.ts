@@ -5,31 +5,20 @@
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
 import { mkdtemp, rm } from 'node:fs/promises'
-import { Agent, request } from 'node:http'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { KvClient } from '../testkit/kv-client.js'
 import type { KvTarget } from './kv-workload.js'
 
 interface Member { name: string, clientPort: number, peerPort: number, proc: ChildProcess | null }
 
-const agent = new Agent({ keepAlive: true, maxSockets: 256 })
+// The same keep-alive client raftmesh is measured with, aimed at one member at a time.
+const client = new KvClient(() => [])
 
-function post (port: number, path: string, body: unknown, timeoutMs: number): Promise<any> {
-  return new Promise((resolve, reject) => {
-    const data = JSON.stringify(body)
-    const req = request({ host: '127.0.0.1', port, path, method: 'POST', agent, headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(data) } }, res => {
-      const chunks: Buffer[] = []
-      res.on('data', c => chunks.push(c))
-      res.on('end', () => {
-        const text = Buffer.concat(chunks).toString()
-        if (res.statusCode !== 200) reject(new Error(`etcd ${path} answered ${res.statusCode}: ${text}`))
-        else resolve(JSON.parse(text))
-      })
-    })
-    req.setTimeout(timeoutMs, () => req.destroy(new Error(`etcd ${path} timed out`)))
-    req.on('error', reject)
-    req.end(data)
-  })
+async function post (port: number, path: string, body: unknown, timeoutMs: number): Promise<any> {
+  const r = await client.raw(`127.0.0.1:${port}`, 'POST', path, JSON.stringify(body), timeoutMs, true)
+  if (r.status !== 200) throw new Error(`etcd ${path} answered ${r.status}: ${JSON.stringify(r.body)}`)
+  return r.body
 }
 
 const b64 = (s: string): string => Buffer.from(s).toString('base64')

@@ -7,21 +7,20 @@ import type { AppendRequest, Message, SnapshotChunk } from './messages.js'
 import type { Snapshot } from './types.js'
 
 export function stepFollower (r: RaftCore, m: Message): void {
+  if (m.type === 'Append' || m.type === 'Heartbeat' || m.type === 'Snapshot') {
+    // Only the leader of our term sends these: it is alive, and it leads.
+    r.electionElapsed = 0
+    r.leader = m.from
+  }
   switch (m.type) {
     case 'Append':
-      r.electionElapsed = 0
-      r.leader = m.from
       handleAppend(r, m)
       return
     case 'Heartbeat':
-      r.electionElapsed = 0
-      r.leader = m.from
       r.log.commitTo(m.commit)
       r.send({ type: 'HeartbeatResp', from: r.id, to: m.from, term: r.term, readSeq: m.readSeq })
       return
     case 'Snapshot':
-      r.electionElapsed = 0
-      r.leader = m.from
       handleSnapshotChunk(r, m)
       return
     case 'TimeoutNow':

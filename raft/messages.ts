@@ -109,12 +109,6 @@ export type Message =
 
 export type MessageType = Message['type']
 
-/** Every message type, for validation at the wire boundary. */
-export const messageTypes: readonly MessageType[] = [
-  'PreVote', 'Vote', 'PreVoteResp', 'VoteResp', 'Append', 'AppendResp', 'Heartbeat',
-  'HeartbeatResp', 'Snapshot', 'SnapshotResp', 'ReadIndex', 'ReadIndexResp', 'TimeoutNow'
-]
-
 /**
  * Message types a leader may send before its own entries of the same Ready
  * are durable (thesis §10.2.1): they carry no promise about the leader's own

@@ -68,7 +68,6 @@ export class RaftNode<R = unknown> extends EventEmitter<RaftNodeEvents> {
   private readonly readWaits: Array<{ index: number, waiter: Waiter<number> }> = []
   private lastState: SoftState
   private readSeq = 0
-  private snapshotIndex = 0
   private persistedTerm = -1
   private persistedVote: NodeId | null = null
 
@@ -77,7 +76,6 @@ export class RaftNode<R = unknown> extends EventEmitter<RaftNodeEvents> {
     this.id = opts.id
     this.opts = opts
     this.core = core
-    this.snapshotIndex = core.log.snapshotIndex
     this.lastState = core.softState()
   }
 
@@ -172,7 +170,6 @@ export class RaftNode<R = unknown> extends EventEmitter<RaftNodeEvents> {
     if (late.length > 0) transport.send(late)
     if (rd.snapshot !== null) {
       await stateMachine.restore(rd.snapshot.data)
-      this.snapshotIndex = rd.snapshot.meta.index
       for (const e of rd.committedEntries) this.applyEntry(e)
     }
   }
@@ -214,9 +211,12 @@ export class RaftNode<R = unknown> extends EventEmitter<RaftNodeEvents> {
       else this.readWaits.push({ index: rs.index, waiter: w })
     }
     for (const w of this.readWaits.filter(x => applied >= x.index)) w.waiter.resolve(w.index)
-    // Proposals whose slot a snapshot covered can no longer be matched to a result.
-    for (const [index, w] of this.proposals) {
-      if (index <= this.snapshotIndex && index <= applied) {
+    // Proposals whose slot a leader's snapshot covered can no longer be matched
+    // to a result. (Our own snapshots cover only applied entries, whose
+    // proposals were answered when they were applied.)
+    if (rd.snapshot !== null) {
+      for (const [index, w] of this.proposals) {
+        if (index > rd.snapshot.meta.index) continue
         this.proposals.delete(index)
         w.reject(new LeadershipLostError('a snapshot replaced the entry before this node applied it; its outcome is unknown'))
       }
@@ -235,7 +235,6 @@ export class RaftNode<R = unknown> extends EventEmitter<RaftNodeEvents> {
     if (applied - this.core.log.snapshotIndex < every) return
     const data = await this.opts.stateMachine.snapshot()
     const snap = this.core.compact(applied, data)
-    this.snapshotIndex = applied
     await this.opts.store.saveSnapshot(snap)
   }
 

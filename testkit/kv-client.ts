@@ -18,11 +18,11 @@ export class KvClient {
   /** `nodes` are host:port HTTP addresses. */
   constructor (private readonly nodes: () => readonly string[]) {}
 
-  /** One HTTP exchange with one node. */
-  raw (addr: string, method: string, path: string, body?: string, timeoutMs = 3000): Promise<KvResponse> {
+  /** One HTTP exchange with one node (bodies are sent as JSON when `json` is set). */
+  raw (addr: string, method: string, path: string, body?: string, timeoutMs = 3000, json = false): Promise<KvResponse> {
     const [host, port] = [addr.slice(0, addr.lastIndexOf(':')), Number(addr.slice(addr.lastIndexOf(':') + 1))]
     return new Promise((resolve, reject) => {
-      const req = request({ host, port, method, path, agent: this.agent, headers: body === undefined ? {} : { 'content-length': Buffer.byteLength(body) } }, res => {
+      const req = request({ host, port, method, path, agent: this.agent, headers: body === undefined ? {} : { 'content-length': Buffer.byteLength(body), ...(json ? { 'content-type': 'application/json' } : {}) } }, res => {
         const chunks: Buffer[] = []
         res.on('data', c => chunks.push(c))
         res.on('end', () => {
