@@ -35,6 +35,7 @@ const schema = z.discriminatedUnion('type', [
   z.strictObject({ type: z.literal('AppendResp'), ...envelope, reject: z.boolean(), index: n, hintIndex: n, hintTerm: n }),
   z.strictObject({ type: z.literal('Heartbeat'), ...envelope, commit: n, readSeq: n }),
   z.strictObject({ type: z.literal('HeartbeatResp'), ...envelope, readSeq: n }),
+  z.strictObject({ type: z.literal('Commit'), ...envelope, commit: n }),
   z.strictObject({ type: z.literal('Snapshot'), ...envelope, meta: z.strictObject({ index: n, term: n, config }), offset: n, total: n, chunk: bytes }),
   z.strictObject({ type: z.literal('SnapshotResp'), ...envelope, snapshotIndex: n, offset: n }),
   z.strictObject({ type: z.literal('ReadIndex'), ...envelope, ctx: z.string().max(MAX_ID) }),

@@ -302,11 +302,11 @@ export class RaftCore {
       if (m.type === 'PreVote' || (m.type === 'PreVoteResp' && !m.reject)) {
         // A pre-vote neither raises our term nor is raised by a granted answer.
       } else {
-        const fromLeader = m.type === 'Append' || m.type === 'Heartbeat' || m.type === 'Snapshot'
+        const fromLeader = m.type === 'Append' || m.type === 'Heartbeat' || m.type === 'Commit' || m.type === 'Snapshot'
         this.becomeFollower(m.term, fromLeader ? m.from : null)
       }
     } else if (m.term < this.term) {
-      if ((this.opts.checkQuorum || this.opts.preVote) && (m.type === 'Append' || m.type === 'Heartbeat')) {
+      if ((this.opts.checkQuorum || this.opts.preVote) && (m.type === 'Append' || m.type === 'Heartbeat' || m.type === 'Commit')) {
         // Tell a stale leader about the newer term so it steps down.
         this.send({ type: 'AppendResp', from: this.id, to: m.from, term: this.term, reject: true, index: 0, hintIndex: 0, hintTerm: 0 })
       } else if (m.type === 'PreVote') {

@@ -48,6 +48,7 @@ export function stepCandidate (r: RaftCore, m: Message): void {
   switch (m.type) {
     case 'Append':
     case 'Heartbeat':
+    case 'Commit':
     case 'Snapshot':
       // Someone won this term: follow them (§3.4).
       r.becomeFollower(m.term, m.from)

@@ -7,7 +7,7 @@ import type { AppendRequest, Message, SnapshotChunk } from './messages.js'
 import type { Snapshot } from './types.js'
 
 export function stepFollower (r: RaftCore, m: Message): void {
-  if (m.type === 'Append' || m.type === 'Heartbeat' || m.type === 'Snapshot') {
+  if (m.type === 'Append' || m.type === 'Heartbeat' || m.type === 'Commit' || m.type === 'Snapshot') {
     // Only the leader of our term sends these: it is alive, and it leads.
     r.electionElapsed = 0
     r.leader = m.from
@@ -19,6 +19,9 @@ export function stepFollower (r: RaftCore, m: Message): void {
     case 'Heartbeat':
       r.log.commitTo(m.commit)
       r.send({ type: 'HeartbeatResp', from: r.id, to: m.from, term: r.term, readSeq: m.readSeq })
+      return
+    case 'Commit':
+      r.log.commitTo(m.commit)
       return
     case 'Snapshot':
       handleSnapshotChunk(r, m)

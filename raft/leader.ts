@@ -79,15 +79,23 @@ export class Leader {
 
   /** Sends what accumulated since the last Ready: one round, however many proposals. */
   flush (): void {
+    const r = this.r
     if (this.pendingAppend || this.pendingCommit) {
       const commitOnly = this.pendingCommit
       this.pendingAppend = false
       this.pendingCommit = false
       for (const [id, pr] of this.progress) {
-        // A new commit index rides on the next Append; an Append of its own is
-        // sent only to a follower with nothing in flight, else under load every
-        // commit would double the messages (the next Append or heartbeat tells it).
-        this.sendAppend(id, commitOnly && pr.inflightCount() === 0)
+        // A new commit index rides on the next Append. A follower with nothing
+        // in flight gets it at once (else under load every commit would double
+        // the messages; the next Append or heartbeat tells the others): as a
+        // Commit notice if it is known to match, else as an Append, whose answer
+        // a probing leader needs.
+        const notify = commitOnly && pr.inflightCount() === 0
+        if (notify && pr.state === 'replicate' && pr.next > r.log.lastIndex()) {
+          r.send({ type: 'Commit', from: r.id, to: id, term: r.term, commit: Math.min(pr.match, r.log.committed) })
+        } else {
+          this.sendAppend(id, notify)
+        }
       }
     }
     if (this.pendingReadRound) {

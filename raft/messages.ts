@@ -55,6 +55,17 @@ export interface Heartbeat extends Envelope {
   readonly readSeq: number
 }
 
+/**
+ * The leader's commit index for a follower that already has every entry up
+ * to it (commit = min(match, committed)), sent when nothing else is on its
+ * way to that follower. It asks for no reply: the leader learns nothing from
+ * one, and answering every commit would add a message to each write.
+ */
+export interface CommitNotice extends Envelope {
+  readonly type: 'Commit'
+  readonly commit: number
+}
+
 export interface HeartbeatResponse extends Envelope {
   readonly type: 'HeartbeatResp'
   readonly readSeq: number
@@ -101,6 +112,7 @@ export type Message =
   | AppendResponse
   | Heartbeat
   | HeartbeatResponse
+  | CommitNotice
   | SnapshotChunk
   | SnapshotResponse
   | ReadIndexRequest
@@ -114,7 +126,7 @@ export type MessageType = Message['type']
  * are durable (thesis §10.2.1): they carry no promise about the leader's own
  * disk. Votes and acknowledgements must still wait for the fsync.
  */
-export const leaderEarlyTypes: ReadonlySet<MessageType> = new Set<MessageType>(['Append', 'Heartbeat', 'Snapshot', 'TimeoutNow', 'ReadIndexResp'])
+export const leaderEarlyTypes: ReadonlySet<MessageType> = new Set<MessageType>(['Append', 'Heartbeat', 'Commit', 'Snapshot', 'TimeoutNow', 'ReadIndexResp'])
 
 /** Splits a leader's Ready messages into those it may send now and those that wait for the fsync. */
 export function splitLeaderMessages (messages: readonly Message[]): { early: Message[], late: Message[] } {

@@ -66,6 +66,8 @@ export class RaftNode<R = unknown> extends EventEmitter<RaftNodeEvents> {
   private readonly readAskedAt = new Map<string, number>()
   private ticks = 0
   private readonly readWaits: Array<{ index: number, waiter: Waiter<number> }> = []
+  /** Commit notices held back until the current proposers are answered. */
+  private readonly notices: Message[] = []
   private lastState: SoftState
   private readSeq = 0
   private persistedTerm = -1
@@ -158,20 +160,39 @@ export class RaftNode<R = unknown> extends EventEmitter<RaftNodeEvents> {
   }
 
   private async handleReady (rd: Ready): Promise<void> {
-    const { store, transport, stateMachine } = this.opts
+    const { store, stateMachine } = this.opts
     const { early, late } = rd.softState.role === 'leader' ? splitLeaderMessages(rd.messages) : { early: [], late: rd.messages }
-    if (early.length > 0) transport.send(early)
+    const notices = early.filter(m => m.type === 'Commit')
+    this.send(notices.length === 0 ? early : early.filter(m => m.type !== 'Commit'))
+    if (notices.length > 0) this.deferNotices(notices)
     // Committed entries are durable on a majority already: apply them (and
     // answer their proposers) without waiting for this Ready's own fsync.
     if (rd.snapshot === null) for (const e of rd.committedEntries) this.applyEntry(e)
     if (rd.snapshot !== null) await store.saveSnapshot(rd.snapshot)
     const hs = this.mustPersist(rd) ? rd.hardState : null
     if (rd.entries.length > 0 || hs !== null) await store.save(rd.entries, hs)
-    if (late.length > 0) transport.send(late)
+    this.send(late)
     if (rd.snapshot !== null) {
       await stateMachine.restore(rd.snapshot.data)
       for (const e of rd.committedEntries) this.applyEntry(e)
     }
+  }
+
+  /** Sends in order: commit notices still waiting go first. */
+  private send (messages: readonly Message[]): void {
+    if (this.notices.length > 0) this.opts.transport.send(this.notices.splice(0))
+    if (messages.length > 0) this.opts.transport.send(messages)
+  }
+
+  /**
+   * Commit notices go out after the entries they commit were applied and their
+   * proposers answered (setImmediate runs after those promise continuations):
+   * the client's reply is on the critical path, a follower's commit index is not.
+   */
+  private deferNotices (notices: Message[]): void {
+    const first = this.notices.length === 0
+    this.notices.push(...notices)
+    if (first) setImmediate(() => { if (!this.stopped) this.send([]) })
   }
 
   /**

@@ -292,6 +292,23 @@ t.test('§10.2.1 pipelining: a follower in replicate state gets up to maxInfligh
   t.end()
 })
 
+t.test('a new commit index reaches a follower with nothing in flight as a Commit notice, which asks for no reply', t => {
+  const net = elected(three, { log: true })
+  net.log.length = 0
+  net.core('n1').propose(bytes('c'))
+  net.stabilize()
+  const index = net.core('n1').log.committed
+  const notices = net.log.filter(l => / Commit /.test(l))
+  t.ok(notices.length >= 1, 'the commit travels as a notice')
+  t.ok(notices.every(l => l.endsWith(`commit=${index}`)), 'carrying the new commit index')
+  t.equal(net.log.filter(l => /^n[23]->n1 AppendResp/.test(l)).length, 2, 'one answer per follower: to the Append, not to the notice')
+  t.same(['n2', 'n3'].map(id => net.core(id).log.committed), [index, index], 'both followers know the commit index')
+  // A notice from a stale leader is answered with the newer term, so it steps down.
+  net.core('n2').step({ type: 'Commit', from: 'n9', to: 'n2', term: 1, commit: 1 })
+  t.match(net.readyAll().find(m => m.from === 'n2' && m.to === 'n9'), { type: 'AppendResp', reject: true }, 'a stale notice is refused')
+  t.end()
+})
+
 // ---- §6.2 client interaction ------------------------------------------------------------
 
 t.test('§6.2 a proposal on a non-leader throws NotLeaderError naming the leader it knows', t => {

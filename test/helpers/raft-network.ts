@@ -300,6 +300,8 @@ function describe (m: Message): string {
       return `${head} commit=${m.commit} readSeq=${m.readSeq}`
     case 'HeartbeatResp':
       return `${head} readSeq=${m.readSeq}`
+    case 'Commit':
+      return `${head} commit=${m.commit}`
     case 'Snapshot':
       return `${head} snap=${m.meta.term}/${m.meta.index} bytes=${m.offset}+${m.chunk.byteLength}/${m.total}`
     case 'SnapshotResp':
