@@ -27,6 +27,7 @@ interface Flags {
   cluster: string
   appVersion: string
   tickMs: number
+  fsync: 'inline' | 'threadpool'
 }
 
 const list = (v: string): string[] => v.split(',').map(s => s.trim()).filter(s => s.length > 0)
@@ -54,6 +55,7 @@ function parseFlags (argv: string[]): Flags {
     .addOption(new Option('--insecure', 'run without a private network (local development only)').env('RAFTMESH_INSECURE').default(false))
     .addOption(new Option('--cluster <name>', 'cluster name; peers with another are refused').env('RAFTMESH_CLUSTER').default('raftmesh-kv'))
     .addOption(new Option('--app-version <version>', 'application version; must match on every node').env('RAFTMESH_APP_VERSION').default('1.0.0'))
+    .addOption(new Option('--fsync <where>', 'wait for the log\'s fdatasync on the event loop (inline: lower latency, for a process that only runs the node) or on a libuv thread').env('RAFTMESH_FSYNC').choices(['inline', 'threadpool']).default('inline'))
     .addOption(new Option('--tick-ms <ms>', 'Raft tick (heartbeat) interval; elections after 10-20 ticks').env('RAFTMESH_TICK_MS').argParser(positiveInt).default(50))
     .exitOverride()
     .configureOutput({ writeErr: s => { process.stderr.write(s.split('\n')[0] + '\n') } })
@@ -99,7 +101,7 @@ async function main (): Promise<void> {
   const transport = await Libp2pRaftTransport.create(mesh)
   const raft = await RaftNode.start<KvApplyResult | null>({
     id: flags.id,
-    store: new FileLogStore({ dir: join(flags.dataDir, 'raft') }),
+    store: new FileLogStore({ dir: join(flags.dataDir, 'raft'), fsync: flags.fsync }),
     transport,
     stateMachine: state,
     bootstrap: flags.voters.length > 0 ? flags.voters : undefined,

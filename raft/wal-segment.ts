@@ -4,6 +4,7 @@
  * fsynced before the next one is created, so every older segment is sealed
  * and complete.
  */
+import { fdatasyncSync } from 'node:fs'
 import { open, readFile, type FileHandle } from 'node:fs/promises'
 import { join } from 'node:path'
 import { CorruptLogError } from './errors.js'
@@ -122,10 +123,12 @@ export class SegmentWriter {
 
   /**
    * fdatasync: flushes the data and the file size (which an append changes)
-   * but skips timestamps, which recovery does not need.
+   * but skips timestamps, which recovery does not need. `inline` flushes on
+   * the calling thread instead of a libuv worker.
    */
-  async sync (): Promise<void> {
-    await this.#handle.datasync()
+  async sync (inline = false): Promise<void> {
+    if (inline) fdatasyncSync(this.#handle.fd)
+    else await this.#handle.datasync()
   }
 
   async close (): Promise<void> {

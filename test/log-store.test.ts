@@ -21,3 +21,12 @@ t.test('FileLogStore', async t => {
     }
   })
 })
+
+t.test('FileLogStore with inline fsync', async t => {
+  runLogStoreCompliance(t, {
+    storage: t => {
+      const dir = t.testdir()
+      return () => new FileLogStore({ dir, segmentBytes: 300, fsync: 'inline' })
+    }
+  })
+})

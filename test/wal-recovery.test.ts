@@ -279,6 +279,7 @@ t.test('an I/O error fails the store: that call and all later ones reject', asyn
 t.test('FileLogStore refuses bad options', async t => {
   t.throws(() => new FileLogStore({ dir: '' }), { name: 'InvalidArgumentError' })
   t.throws(() => new FileLogStore({ dir: '/tmp/x', segmentBytes: 0 }), { name: 'InvalidArgumentError' })
+  t.throws(() => new FileLogStore({ dir: '/tmp/x', fsync: 'sometimes' as 'inline' }), { name: 'InvalidArgumentError' })
 })
 
 // ---- Differential: random histories with restarts, the file store against the memory store. ----
