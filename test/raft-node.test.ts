@@ -5,6 +5,7 @@ import t from 'tap'
 import { NotLeaderError, StoppedError } from '../raft/errors.js'
 import { RaftNode } from '../raft/node.js'
 import { encodeKv, type KvResult } from '../raft/sim/kv-machine.js'
+import type { Message } from '../raft/messages.js'
 import { MemoryNetwork } from '../raft/transport.js'
 import { FileLogStore } from '../raft/wal.js'
 import { KvStateMachine } from './helpers/kv-state-machine.js'
@@ -108,4 +109,38 @@ t.test('a leader that loses its majority fails pending reads and a stopped node 
   ac.abort(new Error('caller gave up'))
   const live = members.find(m => m !== leader) as Member
   await t.rejects(live.node.readBarrier({ signal: ac.signal }), /caller gave up/)
+})
+
+t.test('a commit notice waits for the proposer\'s answer and is dropped when the next Append carries the commit', async t => {
+  const root = await mkdtemp(join(tmpdir(), 'raftmesh-node-'))
+  t.teardown(async () => { await rm(root, { recursive: true, force: true }) })
+  const net = new MemoryNetwork()
+  const events: string[] = []
+  const members: Member[] = []
+  for (const id of ids) {
+    const sm = new KvStateMachine()
+    const inner = net.join(id)
+    const transport = { ...inner, send: (ms: readonly Message[]) => { for (const m of ms) if (m.type === 'Commit') events.push(`notice ${m.from}->${m.to} ${m.commit}`); inner.send(ms) } }
+    const node = await RaftNode.start({ id, store: new FileLogStore({ dir: join(root, id) }), transport, stateMachine: sm, bootstrap: ids, tickMs: 10, electionTick: 100, heartbeatTick: 50 })
+    members.push({ node, sm, dir: join(root, id) })
+  }
+  t.teardown(async () => { for (const m of members) await m.node.stop() })
+  await until('a leader', () => leaderOf(members) !== undefined)
+  const leader = leaderOf(members) as Member
+  await leader.node.propose(put('warm', 'up'))
+  await until('all applied the warm-up', () => members.every(m => m.sm.kv.get('warm') === 'up'))
+  events.length = 0
+
+  const { index } = await leader.node.propose(put('one', '1'))
+  events.push(`answered ${index}`)
+  await until('both followers applied it', () => members.every(m => m.sm.kv.get('one') === '1'))
+  t.equal(events[0], `answered ${index}`, 'the proposer is answered before any notice leaves')
+  t.ok(events.some(e => e.startsWith('notice ') && e.endsWith(` ${index}`)), 'an idle follower learns the commit from a notice')
+
+  events.length = 0
+  const n = 30
+  for (let i = 0; i < n; i++) await leader.node.propose(put(`k${i}`, 'v'))
+  await until('both followers applied every write', () => members.every(m => m.sm.kv.get(`k${n - 1}`) === 'v'))
+  const notices = events.filter(e => e.startsWith('notice ')).length
+  t.ok(notices < n / 2, `back-to-back writes carry the commit in the next Append (${notices} notices for ${n} writes)`)
 })
