@@ -1,5 +1,6 @@
 import t from 'tap'
 import { MemoryDisk, MemoryLogStore } from '../raft/log-store.js'
+import { EntryType } from '../raft/types.js'
 import { FileLogStore } from '../raft/wal.js'
 import { runLogStoreCompliance } from './helpers/log-store-compliance.js'
 
@@ -29,4 +30,21 @@ t.test('FileLogStore with inline fsync', async t => {
       return () => new FileLogStore({ dir, segmentBytes: 300, fsync: 'inline' })
     }
   })
+})
+
+t.test('saves issued by separate callbacks of one event-loop turn share a flush, with either fsync mode', async t => {
+  for (const fsync of ['threadpool', 'inline'] as const) {
+    const store = new FileLogStore({ dir: t.testdir(), fsync })
+    await store.open()
+    const before = store.syncs
+    const saves = await new Promise<Array<Promise<void>>>(resolve => {
+      const pending: Array<Promise<void>> = []
+      // Like requests read from several sockets in one poll phase: each save is made by its own callback.
+      for (let i = 1; i <= 20; i++) setImmediate(() => { pending.push(store.save([{ index: i, term: 1, type: EntryType.Normal, data: new Uint8Array([i]) }], null)) })
+      setImmediate(() => { resolve(pending) })
+    })
+    await Promise.all(saves)
+    t.ok(store.syncs - before < 20, `${fsync}: 20 saves took ${store.syncs - before} flushes`)
+    await store.close()
+  }
 })
