@@ -42,6 +42,10 @@ export class Admission {
   private readonly log: Logger
   private readonly controls = new Map<string, FrameStream>()
   private readonly handshaking = new Set<string>()
+  /** Handshakes under way; a stopping node lets them finish so the peer hears its `bye`. */
+  private readonly inFlight = new Set<Promise<void>>()
+  /** No new handshakes once set; the ones in flight still complete. */
+  private leaving = false
   private stopping = false
 
   constructor (opts: AdmissionOptions) {
@@ -55,8 +59,17 @@ export class Admission {
     await this.opts.libp2p.handle(HANDSHAKE_PROTOCOL, (stream, conn) => { this.onHandshakeStream(stream, conn) }, { maxInboundStreams: 2, force: true })
   }
 
-  /** Says `bye` on every control stream so members record a leave, not a failure. */
+  /**
+   * Says `bye` on every control stream so members record a leave, not a
+   * failure. A peer whose handshake is still under way may already count us
+   * as a member, so those handshakes finish first (for at most 1 s).
+   */
   async goodbye (): Promise<void> {
+    this.leaving = true
+    if (this.inFlight.size > 0) {
+      const cap = new Promise<void>(resolve => { setTimeout(resolve, 1000).unref() })
+      await Promise.race([Promise.allSettled([...this.inFlight]), cap])
+    }
     this.stopping = true
     const bye = encodeControl({ t: 'bye' })
     await Promise.allSettled([...this.controls.values()].map(async c => {
@@ -78,7 +91,7 @@ export class Admission {
   }
 
   private onConnection (conn: Connection): void {
-    if (this.stopping) return
+    if (this.leaving) return
     const peerId = conn.remotePeer.toString()
     if (conn.direction === 'inbound') {
       // A dialer that never starts the handshake (not raftmesh, or stuck) must not hold a connection.
@@ -90,7 +103,7 @@ export class Admission {
       return
     }
     this.handshaking.add(conn.id)
-    void (async () => {
+    this.track((async () => {
       let stream: Stream
       try {
         stream = await conn.newStream(HANDSHAKE_PROTOCOL, { signal: AbortSignal.timeout(this.opts.handshakeTimeoutMs) })
@@ -100,16 +113,23 @@ export class Admission {
         return
       }
       await this.run(conn, stream, initiateHandshake)
-    })()
+    })())
+  }
+
+  private track (handshake: Promise<void>): void {
+    this.inFlight.add(handshake)
+    handshake
+      .catch(err => { this.log.error({ ...errorFields(err) }, 'handshake failed unexpectedly') })
+      .finally(() => { this.inFlight.delete(handshake) })
   }
 
   private onHandshakeStream (stream: Stream, conn: Connection): void {
-    if (conn.direction !== 'inbound' || this.handshaking.has(conn.id) || this.stopping) {
+    if (conn.direction !== 'inbound' || this.handshaking.has(conn.id) || this.leaving) {
       stream.abort(new Error('unexpected handshake stream'))
       return
     }
     this.handshaking.add(conn.id)
-    void this.run(conn, stream, answerHandshake)
+    this.track(this.run(conn, stream, answerHandshake))
   }
 
   private async run (conn: Connection, stream: Stream, handshake: (s: Stream, o: HandshakeOptions) => Promise<HandshakeResult>): Promise<void> {

@@ -139,6 +139,31 @@ t.test('membership over real connections', async t => {
     nodes.splice(nodes.indexOf(b), 1)
   })
 
+  t.test('a node stopped the moment a peer admits it still leaves cleanly (its handshake finishes first)', async t => {
+    const failed: string[] = []
+    const onFailed = (m: Member): void => { if (m.nodeId.startsWith('h')) failed.push(`${m.nodeId}: ${String(m.failure)}`) }
+    a.membership.on('failed', onFailed)
+    t.teardown(() => { a.membership.off('failed', onFailed) })
+    for (let i = 1; i <= 5; i++) {
+      const id = `h${i}`
+      const h = await createMeshNode({ ...base, nodeId: id, dataDir: join(root, id) })
+      const left = nextEvent(a, 'leave', id)
+      let stopping: Promise<void> = Promise.resolve()
+      // n1 dials, so n1 admits h as soon as it sends its verdict, one hop
+      // before h reads that verdict and admits n1: h is stopped in between.
+      const onJoin = (m: Member): void => {
+        if (m.nodeId !== id) return
+        a.membership.off('join', onJoin)
+        stopping = h.stop()
+      }
+      a.membership.on('join', onJoin)
+      await a.dial(h.multiaddrs[0]).catch(() => {})
+      await left
+      await stopping
+    }
+    t.same(failed, [], 'every stop was a leave, none a failure')
+  })
+
   t.test('with mDNS on, nodes find each other without a bootstrap list', async t => {
     // A cluster name of its own: mDNS is scoped by it, and other test files may run at the same time.
     const cluster = `mdns-${process.pid}`
