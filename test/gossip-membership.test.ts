@@ -178,11 +178,17 @@ t.test('membership over real connections', async t => {
     }
   })
 
-  t.test('a SIGKILLed process fails quickly (closed connection)', async t => {
-    const joined = nextEvent(a, 'join', 'k1', 20_000)
-    const child = await spawnNode({ ...base, nodeId: 'k1', dataDir: join(root, 'k1'), bootstrap })
+  /** A mesh node in a child process, once n1 has admitted it. */
+  const spawnJoined = async (nodeId: string): Promise<Child> => {
+    const joined = nextEvent(a, 'join', nodeId, 20_000)
+    const child = await spawnNode({ ...base, nodeId, dataDir: join(root, nodeId), bootstrap })
     children.push(child.proc)
     await joined
+    return child
+  }
+
+  t.test('a SIGKILLed process fails quickly (closed connection)', async t => {
+    const child = await spawnJoined('k1')
     const failed = nextEvent(a, 'failed', 'k1', 5000)
     const t0 = Date.now()
     child.proc.kill('SIGKILL')
@@ -193,10 +199,7 @@ t.test('membership over real connections', async t => {
   })
 
   t.test('a SIGSTOPped process fails by ping timeout, and rejoins after SIGCONT', async t => {
-    const joined = nextEvent(a, 'join', 'p1', 20_000)
-    const child = await spawnNode({ ...base, nodeId: 'p1', dataDir: join(root, 'p1'), bootstrap })
-    children.push(child.proc)
-    await joined
+    const child = await spawnJoined('p1')
     const failed = nextEvent(a, 'failed', 'p1', 10_000)
     const t0 = Date.now()
     child.proc.kill('SIGSTOP')
