@@ -27,12 +27,16 @@ export interface AdmissionOptions {
   readonly refused: (err: HandshakeError) => void
   /** Peers a member told us about; the node dials those it does not know. */
   readonly learned: (peers: readonly PeerRecord[]) => void
+  /** Send an `alive` frame on every member connection this often. */
+  readonly keepAliveMs: number
+  /** A member connection silent for longer than this is aborted: the member fails. */
+  readonly silenceMs: number
 }
 
 function closeReason (evt: StreamCloseEvent): string {
   const e = evt.error
   if (e === undefined) return 'connection closed without a goodbye'
-  // The connection monitor aborts a connection whose ping timed out.
+  // The keep-alive aborts a connection that stayed silent too long.
   if (e.name === 'TimeoutError' || e.name === 'AbortError') return `no answer to ping in time (${e.message})`
   return `connection lost: ${e.message}`
 }
@@ -116,6 +120,36 @@ export class Admission {
     })())
   }
 
+  /**
+   * Liveness of a member connection on its control stream: an `alive` frame
+   * every keepAliveMs each way, and an abort once nothing arrived for
+   * silenceMs. A paused process is noticed within silenceMs plus one beat,
+   * and it costs one small frame per beat on an open stream, where a ping
+   * protocol opens and negotiates a new stream every time. If our own timer
+   * ran late (this event loop was stalled), the silence is ours: start over.
+   */
+  private keepAlive (conn: Connection, control: FrameStream): { heard: () => void, stop: () => void } {
+    const { keepAliveMs, silenceMs } = this.opts
+    const alive = encodeControl({ t: 'alive' })
+    let heardAt = Date.now()
+    let beatAt = heardAt
+    const timer = setInterval(() => {
+      const now = Date.now()
+      const late = now - beatAt > keepAliveMs + silenceMs / 2
+      beatAt = now
+      if (late) heardAt = now
+      if (now - heardAt > silenceMs) {
+        const err = new Error(`nothing from the peer for ${now - heardAt} ms`)
+        err.name = 'TimeoutError'
+        conn.abort(err)
+        return
+      }
+      control.write(alive, { signal: AbortSignal.timeout(silenceMs) }).catch(() => {})
+    }, keepAliveMs)
+    timer.unref()
+    return { heard: () => { heardAt = Date.now() }, stop: () => { clearInterval(timer) } }
+  }
+
   private track (handshake: Promise<void>): void {
     this.inFlight.add(handshake)
     handshake
@@ -162,18 +196,21 @@ export class Admission {
     }
     const addresses = hello.addrs.length > 0 ? hello.addrs : conn.direction === 'outbound' ? [conn.remoteAddr.toString()] : []
     this.controls.set(conn.id, control)
+    const keepAlive = this.keepAlive(conn, control)
     conn.addEventListener('close', evt => {
+      keepAlive.stop()
       this.controls.delete(conn.id)
       this.handshaking.delete(conn.id)
       membership.connectionClosed(conn.id, closeReason(evt))
     }, { once: true })
     membership.admit({ nodeId: hello.node, peerId, addresses, appVersion: hello.app, meta: hello.meta }, conn.id)
     control.onFrame(frame => {
+      keepAlive.heard()
       membership.touch(hello.node)
       try {
         const f = decodeControl(frame, peerId)
         if (f.t === 'bye') membership.goodbye(peerId)
-        else this.opts.learned(f.peers)
+        else if (f.t === 'peers') this.opts.learned(f.peers)
       } catch (err) {
         this.log.warn({ peer: hello.node, ...errorFields(err) }, 'ignoring a bad control frame')
       }

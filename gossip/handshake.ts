@@ -57,7 +57,7 @@ export interface PeerRecord {
  * members, sent once after the handshake so a node that joined through one
  * bootstrap peer connects to all the others) and `bye` (a clean stop).
  */
-export type ControlFrame = { readonly t: 'bye' } | { readonly t: 'peers', readonly peers: readonly PeerRecord[] }
+export type ControlFrame = { readonly t: 'bye' } | { readonly t: 'alive' } | { readonly t: 'peers', readonly peers: readonly PeerRecord[] }
 
 const packr = new Packr({ useRecords: false, moreTypes: false, mapsAsObjects: true })
 
@@ -79,6 +79,7 @@ const verdictSchema = z.discriminatedUnion('ok', [
 ])
 const controlSchema = z.discriminatedUnion('t', [
   z.strictObject({ t: z.literal('bye') }),
+  z.strictObject({ t: z.literal('alive') }),
   z.strictObject({
     t: z.literal('peers'),
     peers: z.array(z.strictObject({ id: z.string().min(1).max(128), addrs: z.array(z.string().max(256)).max(MAX_ADDRS) })).max(MAX_EXCHANGED_PEERS)

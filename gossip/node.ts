@@ -4,9 +4,9 @@
  * bootstrap and optional mDNS discovery; plus the join handshake on every
  * connection and the membership view it feeds.
  *
- * Failure detection is libp2p's: a closed connection is seen at once, and
- * the connection monitor pings every connection each `pingIntervalMs` and
- * aborts one whose ping takes longer than `pingTimeoutMs`, so a paused
+ * Failure detection: a closed connection is seen at once, and every member
+ * connection carries a keep-alive frame each way every `pingIntervalMs` on
+ * its control stream; one silent for `pingTimeoutMs` is aborted, so a paused
  * process is noticed within about a second and a half.
  */
 import './polyfill.js'
@@ -15,7 +15,6 @@ import { identify, type Identify } from '@libp2p/identify'
 import type { Libp2p, PeerId } from '@libp2p/interface'
 import { mdns } from '@libp2p/mdns'
 import { noise } from '@libp2p/noise'
-import { ping, type Ping } from '@libp2p/ping'
 import { preSharedKey } from '@libp2p/pnet'
 import { tcp } from '@libp2p/tcp'
 import { yamux } from '@libp2p/yamux'
@@ -59,9 +58,9 @@ export interface MeshNodeOptions {
   readonly logger?: Logger
   /** Clock for membership times. Default Date.now. */
   readonly clock?: () => number
-  /** Ping every connection this often. Default 1000. */
+  /** Send a keep-alive frame on every member connection this often. Default 500. */
   readonly pingIntervalMs?: number
-  /** A ping slower than this aborts the connection (the peer fails). Default 500. */
+  /** A member connection silent for longer than this is aborted (the member fails). Default 1000. */
   readonly pingTimeoutMs?: number
   /** Deadline of the join handshake. Default 5000. */
   readonly handshakeTimeoutMs?: number
@@ -78,7 +77,6 @@ export interface MeshNodeOptions {
 
 export interface MeshServices extends Record<string, unknown> {
   identify: Identify
-  ping: Ping
   pubsub: GossipSub
 }
 
@@ -150,7 +148,9 @@ export class MeshNode extends EventEmitter<MeshNodeEvents> {
       handshakeTimeoutMs: positive('handshakeTimeoutMs', opts.handshakeTimeoutMs, 5000),
       hello: () => this.hello(),
       refused: err => { if (this.listenerCount('error') > 0) this.emit('error', err) },
-      learned: peers => { this.onLearned(peers) }
+      learned: peers => { this.onLearned(peers) },
+      keepAliveMs: positive('pingIntervalMs', opts.pingIntervalMs, 500),
+      silenceMs: positive('pingTimeoutMs', opts.pingTimeoutMs, 1000)
     })
     libp2p.addEventListener('peer:discovery', evt => { this.onDiscovery(evt.detail.id) })
   }
@@ -269,7 +269,6 @@ export async function createMeshNode (opts: MeshNodeOptions): Promise<MeshNode> 
   const privateKey = await loadOrCreatePeerKey(opts.dataDir, log)
   const gate = new PeerGate()
   const denies = (peerId: PeerId): boolean => gate.denies(peerId.toString())
-  const pingTimeoutMs = positive('pingTimeoutMs', opts.pingTimeoutMs, 500)
   const libp2p = await createLibp2p<MeshServices>({
     privateKey,
     start: false,
@@ -283,16 +282,14 @@ export async function createMeshNode (opts: MeshNodeOptions): Promise<MeshNode> 
       denyInboundEncryptedConnection: denies,
       denyOutboundEncryptedConnection: denies
     },
-    connectionMonitor: {
-      pingInterval: positive('pingIntervalMs', opts.pingIntervalMs, 1000),
-      pingTimeout: { minTimeout: pingTimeoutMs, maxTimeout: Math.max(pingTimeoutMs, 5000) }
-    },
+    // Liveness is the admission's keep-alive on each member's control stream
+    // (one small frame per beat); the monitor's pings open a stream each time.
+    connectionMonitor: { enabled: false },
     peerDiscovery: opts.mdns === undefined || opts.mdns === false
       ? []
       : [mdns({ serviceTag: `raftmesh-${opts.clusterName}`, interval: typeof opts.mdns === 'object' ? opts.mdns.intervalMs : undefined })],
     services: {
       identify: identify(),
-      ping: ping(),
       // StrictNoSign: every connection is already authenticated (pnet with
       // the cluster secret, then noise with the peer key) and only peers that
       // passed the handshake are accepted as message sources, so per-message
