@@ -314,3 +314,24 @@ function describe (m: Message): string {
       return head
   }
 }
+
+/** The member lists the scenarios use. */
+export const three = ['n1', 'n2', 'n3']
+export const four = ['n1', 'n2', 'n3', 'n4']
+export const five = ['n1', 'n2', 'n3', 'n4', 'n5']
+
+/** A cluster in which `leader` won the first election and committed its no-op. */
+export function elected (ids: readonly NodeId[], opts: NetworkOptions = {}, leader = 'n1'): Network {
+  const net = newNetwork(ids, opts)
+  if (opts.leaseRead === true) {
+    // With lease reads a booting node refuses votes for one election timeout.
+    for (let i = 0; i < 10; i++) for (const id of ids) net.core(id).tick()
+  }
+  net.campaign(leader)
+  net.stabilize()
+  if (net.core(leader).role !== 'leader') throw new Error(`${leader} did not win the first election`)
+  return net
+}
+
+/** The term of entry `index` in a node's log. */
+export const termAt = (net: Network, id: NodeId, index: number): number | undefined => net.core(id).log.term(index)
