@@ -9,6 +9,7 @@ import { randomInt } from 'node:crypto'
 import { EventEmitter } from 'node:events'
 import { RaftCore, type RaftStatus, type Ready, type SoftState } from './core.js'
 import { InvalidArgumentError, LeadershipLostError, NotLeaderError, StoppedError } from './errors.js'
+import { HeldNotices } from './held-notices.js'
 import type { LogStore } from './log-store.js'
 import { splitLeaderMessages, type Message } from './messages.js'
 import type { StateMachine } from './state-machine.js'
@@ -69,8 +70,8 @@ export class RaftNode<R = unknown> extends EventEmitter<RaftNodeEvents> {
   private readonly readAskedAt = new Map<string, number>()
   private ticks = 0
   private readonly readWaits: Array<{ index: number, waiter: Waiter<number> }> = []
-  /** Commit notices held back, by follower (see deferNotices). */
-  private readonly notices = new Map<NodeId, Message>()
+  /** Commit notices held back (see handleReady). */
+  private readonly notices: HeldNotices
   private lastState: SoftState
   private readSeq = 0
   private persistedTerm = -1
@@ -82,6 +83,7 @@ export class RaftNode<R = unknown> extends EventEmitter<RaftNodeEvents> {
     this.opts = opts
     this.core = core
     this.lastState = core.softState()
+    this.notices = new HeldNotices(COMMIT_NOTICE_DELAY_MS, notices => { if (!this.stopped) this.opts.transport.send(notices) })
   }
 
   /** Opens storage, restores the state machine from the last snapshot and starts ticking. */
@@ -165,9 +167,15 @@ export class RaftNode<R = unknown> extends EventEmitter<RaftNodeEvents> {
   private async handleReady (rd: Ready): Promise<void> {
     const { store, stateMachine } = this.opts
     const { early, late } = rd.softState.role === 'leader' ? splitLeaderMessages(rd.messages) : { early: [], late: rd.messages }
+    // Commit notices wait up to COMMIT_NOTICE_DELAY_MS: they must not delay
+    // the answers to the proposers the commit completes, and under steady
+    // writes the next Append carries the commit index anyway. A follower's
+    // state lags the leader's by at most that much longer when writes stop;
+    // reads through it are unaffected, since the heartbeat round that
+    // confirms a read carries the commit index.
     const notices = early.filter(m => m.type === 'Commit')
     this.send(notices.length === 0 ? early : early.filter(m => m.type !== 'Commit'))
-    if (notices.length > 0) this.deferNotices(notices)
+    if (notices.length > 0) this.notices.hold(notices)
     // Committed entries are durable on a majority already: apply them (and
     // answer their proposers) without waiting for this Ready's own fsync.
     if (rd.snapshot === null) for (const e of rd.committedEntries) this.applyEntry(e)
@@ -181,38 +189,11 @@ export class RaftNode<R = unknown> extends EventEmitter<RaftNodeEvents> {
     }
   }
 
-  /**
-   * Sends in order. A waiting commit notice is dropped when an Append to the
-   * same follower now carries the commit index, and sent first otherwise.
-   */
+  /** Sends in order, after the held commit notices an Append does not overtake. */
   private send (messages: readonly Message[]): void {
     if (messages.length === 0) return
-    if (this.notices.size > 0) {
-      for (const m of messages) if (m.type === 'Append') this.notices.delete(m.to)
-      this.flushNotices()
-    }
+    this.notices.beforeSend(messages)
     this.opts.transport.send(messages)
-  }
-
-  /**
-   * Commit notices wait up to COMMIT_NOTICE_DELAY_MS: they must not delay the
-   * answers to the proposers the commit completes, and under steady writes
-   * the next Append carries the commit index anyway, which saves the follower
-   * a wakeup per write. A follower's state lags the leader's by at most that
-   * much longer when writes stop; reads through it are unaffected, since
-   * the heartbeat round that confirms a read carries the commit index.
-   */
-  private deferNotices (notices: Message[]): void {
-    const first = this.notices.size === 0
-    for (const m of notices) this.notices.set(m.to, m)
-    if (first) setTimeout(() => { this.flushNotices() }, COMMIT_NOTICE_DELAY_MS)
-  }
-
-  private flushNotices (): void {
-    if (this.stopped || this.notices.size === 0) return
-    const notices = [...this.notices.values()]
-    this.notices.clear()
-    this.opts.transport.send(notices)
   }
 
   /**
@@ -393,6 +374,7 @@ export class RaftNode<R = unknown> extends EventEmitter<RaftNodeEvents> {
     if (this.stopped) return
     this.stopped = true
     if (this.timer !== null) clearInterval(this.timer)
+    this.notices.clear()
     const err = new StoppedError()
     for (const w of [...this.proposals.values(), ...this.reads.values(), ...this.readWaits.map(x => x.waiter)]) w.reject(err)
     while (this.running) await new Promise(resolve => setImmediate(resolve))
