@@ -5,7 +5,6 @@
  * the limit is an error, and the framing of that stream is then lost.
  */
 import './polyfill.js'
-import { LengthPrefixedDecoder } from '@libp2p/utils'
 import type { StreamMessageEvent } from '@libp2p/interface'
 import { ProtocolFrameError } from './errors.js'
 
@@ -33,24 +32,69 @@ export function lengthPrefixed (frame: Uint8Array): Uint8Array {
 /**
  * Splits a byte stream into frames. `push` returns every frame completed by
  * the chunk and throws ProtocolFrameError when the peer breaks the framing
- * (declared length over the limit, or more bytes buffered than any legal
- * frame needs); the stream must then be abandoned.
+ * (a declared length over the limit, or a varint over 8 bytes); the stream
+ * must then be abandoned. Frames are views into the chunks, not copies.
+ *
+ * Written here rather than taken from @libp2p/utils: its decoder throws and
+ * catches a RangeError at the end of every chunk, which cost ~30 µs per
+ * received Raft message on this machine, on the commit path.
  */
 export class FrameDecoder {
-  private readonly decoder: LengthPrefixedDecoder
   readonly maxFrameBytes: number
+  /** Bytes of an incomplete frame, in arrival order. */
+  private parts: Uint8Array[] = []
+  private partBytes = 0
+  /** Bytes (prefix and body) the incomplete frame needs; 0 while its prefix is incomplete. */
+  private need = 0
 
   constructor (maxFrameBytes: number) {
     this.maxFrameBytes = maxFrameBytes
-    this.decoder = new LengthPrefixedDecoder({ maxDataLength: maxFrameBytes, maxBufferSize: maxFrameBytes + 4 * 1024 * 1024 })
   }
 
   push (chunk: StreamMessageEvent['data']): Uint8Array[] {
+    let data = chunk instanceof Uint8Array ? chunk : chunk.subarray()
+    if (this.partBytes > 0) {
+      this.parts.push(data)
+      this.partBytes += data.byteLength
+      if (this.partBytes < this.need) return []
+      data = this.parts.length === 1 ? this.parts[0] : Buffer.concat(this.parts, this.partBytes)
+      this.parts = []
+      this.partBytes = 0
+      this.need = 0
+    }
+    return this.scan(data)
+  }
+
+  private scan (buf: Uint8Array): Uint8Array[] {
     const frames: Uint8Array[] = []
-    try {
-      for (const f of this.decoder.decode(chunk)) frames.push(f.subarray())
-    } catch (err) {
-      throw new ProtocolFrameError(`broken framing: ${(err as Error).message} (limit ${this.maxFrameBytes} bytes)`)
+    let off = 0
+    while (off < buf.byteLength) {
+      let len = 0
+      let scale = 1
+      let start = -1
+      for (let i = off; i < buf.byteLength; i++) {
+        const b = buf[i]
+        len += (b & 0x7f) * scale
+        if ((b & 0x80) === 0) {
+          start = i + 1
+          break
+        }
+        if (i - off === 7) throw new ProtocolFrameError('broken framing: length prefix longer than 8 bytes')
+        scale *= 0x80
+      }
+      if (start === -1) break
+      if (len > this.maxFrameBytes) throw new ProtocolFrameError(`broken framing: a frame of ${len} bytes (limit ${this.maxFrameBytes} bytes)`)
+      if (start + len > buf.byteLength) {
+        this.need = start + len - off
+        break
+      }
+      // An empty frame carries nothing; lpStream's decoder skips them too.
+      if (len > 0) frames.push(buf.subarray(start, start + len))
+      off = start + len
+    }
+    if (off < buf.byteLength) {
+      this.parts = [buf.subarray(off)]
+      this.partBytes = buf.byteLength - off
     }
     return frames
   }
