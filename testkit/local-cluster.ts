@@ -6,7 +6,7 @@
  * spawned with an IPC channel so they exit when this process dies.
  */
 import { spawn, type ChildProcess } from 'node:child_process'
-import { randomBytes } from 'node:crypto'
+import { randomBytes, randomInt } from 'node:crypto'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
@@ -35,16 +35,32 @@ export interface LocalClusterOptions {
   readonly env?: Record<string, string>
 }
 
-/** A TCP port on 127.0.0.1 that was free a moment ago. */
+/** Ports freePort already returned in this process. */
+const handedOut = new Set<number>()
+
+/**
+ * A free TCP port on 127.0.0.1 for a child to listen on later. Picked below
+ * the kernel's ephemeral range (32768+ on Linux, 49152+ elsewhere): a port
+ * the kernel hands out with listen(0) can meanwhile become the local end of
+ * an outgoing connection, and the child (or a restarted one) then fails
+ * with EADDRINUSE, as a benchmark run here once did. A port is handed out
+ * once per process, so two nodes never get the same one; etcd in the
+ * benchmark listens on 23790-23795, below the range.
+ */
 export async function freePort (): Promise<number> {
-  return await new Promise((resolve, reject) => {
-    const srv = createServer()
-    srv.once('error', reject)
-    srv.listen(0, '127.0.0.1', () => {
-      const port = (srv.address() as { port: number }).port
-      srv.close(() => { resolve(port) })
+  for (let attempt = 0; ; attempt++) {
+    const port = randomInt(24_000, 32_000)
+    const free = !handedOut.has(port) && await new Promise<boolean>(resolve => {
+      const srv = createServer()
+      srv.once('error', () => { resolve(false) })
+      srv.listen(port, '127.0.0.1', () => { srv.close(() => { resolve(true) }) })
     })
-  })
+    if (free) {
+      handedOut.add(port)
+      return port
+    }
+    if (attempt === 50) throw new Error('no free TCP port in 24000-31999 on 127.0.0.1 after 50 tries')
+  }
 }
 
 export class LocalKvCluster {
