@@ -1,0 +1,67 @@
+/**
+ * Nodes that all list each other as bootstrap peers (the natural
+ * configuration) and start together dial each other at the same moment and
+ * end with two connections between some pairs. Every member must still
+ * join without being seen failing or leaving, and every channel message
+ * must reach every other node.
+ */
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import t from 'tap'
+import type { ChannelMessage } from '../gossip/channel.js'
+import { createMeshNode, type MeshNode } from '../gossip/node.js'
+import { freePort } from '../testkit/local-cluster.js'
+
+const base = { clusterName: 'dup', appVersion: '1', secret: 'a cluster secret of some length' }
+
+async function until (what: string, cond: () => boolean, ms = 15_000): Promise<void> {
+  const end = Date.now() + ms
+  while (!cond()) {
+    if (Date.now() > end) throw new Error(`timed out after ${ms} ms waiting for ${what}`)
+    await new Promise(resolve => setTimeout(resolve, 10))
+  }
+}
+
+t.test('nodes that list each other as bootstrap peers and start together all join and hear each other', async t => {
+  const root = await mkdtemp(join(tmpdir(), 'raftmesh-dup-'))
+  t.teardown(async () => { await rm(root, { recursive: true, force: true }) })
+  const ids = ['n1', 'n2', 'n3', 'n4']
+  const ports = await Promise.all(ids.map(async () => await freePort()))
+  const listen = (i: number): string[] => [`/ip4/127.0.0.1/tcp/${ports[i]}`]
+  // Learn each peer id first (the key is persisted in the data directory).
+  const peerIds: string[] = []
+  for (const [i, id] of ids.entries()) {
+    const m = await createMeshNode({ ...base, nodeId: id, dataDir: join(root, id), listen: listen(i), start: false })
+    peerIds.push(m.peerId)
+    await m.stop()
+  }
+  const everyone = ids.map((_, i) => `${listen(i)[0]}/p2p/${peerIds[i]}`)
+
+  for (let round = 0; round < 3; round++) {
+    const downs: string[] = []
+    const nodes: MeshNode[] = await Promise.all(ids.map(async (id, i) => await createMeshNode({ ...base, nodeId: id, dataDir: join(root, id), listen: listen(i), bootstrap: everyone })))
+    for (const n of nodes) {
+      n.membership.on('failed', m => downs.push(`${n.nodeId} saw ${m.nodeId} fail`))
+      n.membership.on('leave', m => downs.push(`${n.nodeId} saw ${m.nodeId} leave`))
+    }
+    const channels = nodes.map(n => n.channel('dup/events'))
+    try {
+      await until('every member alive everywhere', () => nodes.every(n => n.members().length === ids.length - 1))
+      // Settled, not passing through: nobody drops out afterwards either.
+      await new Promise(resolve => setTimeout(resolve, 1500))
+      t.same(nodes.map(n => n.members().length), ids.map(() => ids.length - 1), `round ${round}: every member alive everywhere`)
+      t.same(downs, [], `round ${round}: no member was seen failing or leaving`)
+
+      await until('every channel sees the others subscribed', () => channels.every(c => c.peers().length === ids.length - 1))
+      const got = channels.map(() => [] as ChannelMessage[])
+      channels.forEach((c, i) => c.on('message', m => got[i].push(m)))
+      for (const c of channels) c.publish(new TextEncoder().encode('hello'))
+      await until('every node hears every other', () => got.every(g => g.length === ids.length - 1))
+      t.pass(`round ${round}: gossip reaches everyone (connections per node: ${nodes.map(n => n.libp2p.getConnections().length).join(', ')})`)
+    } finally {
+      for (const c of channels) await c.close()
+      await Promise.all(nodes.map(async n => { await n.stop() }))
+    }
+  }
+})
