@@ -24,7 +24,7 @@ export function backoffMs (attempt: number, baseMs: number, maxMs: number, rando
 export interface RedialerOptions {
   /** Dials an address or a known peer; resolves with the remote peer id. */
   readonly dial: (target: { readonly addrs: readonly string[], readonly peerId: string | null }) => Promise<string>
-  /** True while the peer is a live member: nothing to do for it. */
+  /** True while there is nothing to do for the peer (a live member, or a connection whose handshake is under way). */
   readonly satisfied: (peerId: string) => boolean
   readonly baseMs: number
   readonly maxMs: number
@@ -57,10 +57,10 @@ export class Redialer {
     this.clock = opts.clock ?? Date.now
   }
 
-  /** A bootstrap address, dialed whenever its peer is not a live member. */
-  addBootstrap (addr: string): void {
+  /** A bootstrap address, dialed (first after `delayMs`) whenever its peer is not a live member. */
+  addBootstrap (addr: string, delayMs = 0): void {
     const peerId = peerIdOfAddr(addr)
-    this.add({ key: `addr:${addr}`, addrs: [addr], peerId, attempt: 0, until: null, timer: null, dialing: false }, 0)
+    this.add({ key: `addr:${addr}`, addrs: [addr], peerId, attempt: 0, until: null, timer: null, dialing: false }, delayMs)
   }
 
   /** A failed member: redial its addresses for up to `forMs`. */

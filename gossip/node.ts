@@ -91,6 +91,8 @@ export interface MeshNodeEvents {
 }
 
 const DEFAULT_LISTEN = ['/ip4/127.0.0.1/tcp/0']
+/** How long the larger peer id of two waits before dialing the other (see tieBreakMs). */
+const TIE_BREAK_MS = 500
 const MAX_OUTBOUND_BUFFER_BYTES = 8 * 1024 * 1024
 
 function nonEmpty (name: string, v: unknown, max: number): string {
@@ -131,7 +133,7 @@ export class MeshNode extends EventEmitter<MeshNodeEvents> {
     this.membership = new Membership({ clock: opts.clock, logger: log })
     this.redialer = new Redialer({
       dial: async ({ addrs }) => (await libp2p.dial(addrs.map(a => multiaddr(a)))).remotePeer.toString(),
-      satisfied: peerId => this.membership.nodeIdOfPeer(peerId) !== null,
+      satisfied: peerId => this.membership.nodeIdOfPeer(peerId) !== null || this.connectedTo(peerId),
       baseMs: positive('redialBaseMs', opts.redialBaseMs, 100),
       maxMs: positive('redialMaxMs', opts.redialMaxMs, 5000),
       logger: log
@@ -176,7 +178,8 @@ export class MeshNode extends EventEmitter<MeshNodeEvents> {
     }
     for (const addr of this.opts.bootstrap ?? []) {
       // A cluster-wide bootstrap list usually names this node too.
-      if (peerIdOfAddr(addr) !== this.peerId) this.redialer.addBootstrap(addr)
+      const peerId = peerIdOfAddr(addr)
+      if (peerId !== this.peerId) this.redialer.addBootstrap(addr, this.tieBreakMs(peerId))
     }
     this.log.info({ peerId: this.peerId, addrs: this.multiaddrs }, 'mesh node started')
   }
@@ -223,24 +226,50 @@ export class MeshNode extends EventEmitter<MeshNodeEvents> {
     }
   }
 
+  /**
+   * Two nodes that learn of each other at the same moment (each lists the
+   * other as a bootstrap peer, or both hear of each other in one peer
+   * exchange) would dial each other at once and keep two connections, each
+   * handshaken and kept alive. The one with the larger peer id waits
+   * TIE_BREAK_MS first and does not dial if a connection exists by then.
+   */
+  private tieBreakMs (peerId: string | null): number {
+    return peerId !== null && peerId < this.peerId ? TIE_BREAK_MS : 0
+  }
+
+  /** A connection to the peer is open, or this node is dialing it now. */
+  private connectedTo (peerId: string): boolean {
+    return this.libp2p.getConnections().some(c => c.remotePeer.toString() === peerId) ||
+      this.libp2p.getDialQueue().some(d => d.peerId?.toString() === peerId)
+  }
+
+  /** Dials `peerId` (after the tie-break wait) unless it is a member or connected by then. */
+  private dialUnlessConnected (peerId: string, dial: () => Promise<unknown>): void {
+    const go = (): void => {
+      if (this.stopping || this.membership.nodeIdOfPeer(peerId) !== null || this.gate.denies(peerId) || this.connectedTo(peerId)) return
+      dial().catch(err => { this.log.debug({ peerId, ...errorFields(err) }, 'dial of an exchanged or discovered peer failed') })
+    }
+    const wait = this.tieBreakMs(peerId)
+    if (wait === 0) go()
+    else setTimeout(go, wait).unref()
+  }
+
   /** Dials members another member told us about, so the mesh is complete whatever the bootstrap list. */
   private onLearned (peers: readonly PeerRecord[]): void {
     for (const p of peers) {
-      if (this.stopping || p.id === this.peerId || this.membership.nodeIdOfPeer(p.id) !== null || this.gate.denies(p.id)) continue
-      if (this.libp2p.getConnections().some(c => c.remotePeer.toString() === p.id)) continue
+      if (p.id === this.peerId) continue
       let addrs
       try {
         addrs = p.addrs.map(a => multiaddr(a))
       } catch {
         continue
       }
-      if (addrs.length > 0) this.libp2p.dial(addrs).catch(err => { this.log.debug({ peerId: p.id, ...errorFields(err) }, 'dial of an exchanged peer failed') })
+      if (addrs.length > 0) this.dialUnlessConnected(p.id, async () => await this.libp2p.dial(addrs))
     }
   }
 
   private onDiscovery (peer: PeerId): void {
-    if (this.stopping || this.libp2p.getConnections(peer).length > 0) return
-    this.libp2p.dial(peer).catch(err => { this.log.debug({ peerId: peer.toString(), ...errorFields(err) }, 'dial of a discovered peer failed') })
+    this.dialUnlessConnected(peer.toString(), async () => await this.libp2p.dial(peer))
   }
 }
 
