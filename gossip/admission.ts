@@ -37,7 +37,7 @@ function closeReason (evt: StreamCloseEvent): string {
   const e = evt.error
   if (e === undefined) return 'connection closed without a goodbye'
   // The keep-alive aborts a connection that stayed silent too long.
-  if (e.name === 'TimeoutError' || e.name === 'AbortError') return `no answer to ping in time (${e.message})`
+  if (e.name === 'TimeoutError' || e.name === 'AbortError') return `silent for too long (${e.message})`
   return `connection lost: ${e.message}`
 }
 

@@ -15,9 +15,9 @@ import { splitLeaderMessages, type Message } from './messages.js'
 import type { StateMachine } from './state-machine.js'
 import type { Transport } from './transport.js'
 import { EntryType, type ConfChange, type Entry, type NodeId } from './types.js'
+
 /** How long a commit notice may wait for an Append to carry its commit index instead. */
 const COMMIT_NOTICE_DELAY_MS = 2
-
 
 export interface RaftNodeOptions<R> {
   readonly id: NodeId
