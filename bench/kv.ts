@@ -7,6 +7,7 @@
 import { pathToFileURL } from 'node:url'
 import { LocalKvCluster } from '../testkit/local-cluster.js'
 import { etcdAvailable, startEtcdCluster } from './etcd-cluster.js'
+import { runPairedSequential, type PairedResult } from './kv-paired.js'
 import { runKvWorkload, type KvTarget, type KvWorkloadOptions, type KvWorkloadResult } from './kv-workload.js'
 
 async function raftmeshTarget (): Promise<KvTarget> {
@@ -43,6 +44,22 @@ export interface KvBenchResult {
   raftmesh: KvWorkloadResult
   etcd: KvWorkloadResult | { skipped: string }
   ratios?: { putP50: number, putP99: number, throughput: number, failover: number }
+  /** Sequential PUTs again, on fresh clusters both up, in alternating blocks (see kv-paired.ts). */
+  paired?: PairedResult
+}
+
+async function runPaired (opts: KvWorkloadOptions): Promise<PairedResult> {
+  const r = await raftmeshTarget()
+  try {
+    const e = await startEtcdCluster()
+    try {
+      return await runPairedSequential(r, e, { warmupSeconds: opts.warmupSeconds })
+    } finally {
+      await e.stop()
+    }
+  } finally {
+    await r.stop()
+  }
 }
 
 export async function runKvBench (opts: KvWorkloadOptions = {}): Promise<KvBenchResult> {
@@ -57,10 +74,12 @@ export async function runKvBench (opts: KvWorkloadOptions = {}): Promise<KvBench
   if (!etcdAvailable()) return { bench: 'kv', raftmesh, etcd: { skipped: 'etcd not installed (apt-get install -y etcd-server)' } }
   const etcd = await run(await startEtcdCluster())
   const r2 = (x: number): number => Math.round(x * 100) / 100
+  const paired = await runPaired(opts)
   return {
     bench: 'kv',
     raftmesh,
     etcd,
+    paired,
     ratios: {
       putP50: r2(raftmesh.sequential.p50Ms / etcd.sequential.p50Ms),
       putP99: r2(raftmesh.sequential.p99Ms / etcd.sequential.p99Ms),
@@ -77,6 +96,11 @@ export function kvTable (r: KvBenchResult): string {
   if ('target' in r.etcd) lines.push(row(r.etcd))
   else lines.push(`etcd: ${r.etcd.skipped}`)
   if (r.ratios !== undefined) lines.push(`raftmesh/etcd: p50 x${r.ratios.putP50}, p99 x${r.ratios.putP99}, throughput x${r.ratios.throughput}, failover x${r.ratios.failover}`)
+  const p = r.paired
+  if (p !== undefined) {
+    lines.push(`alternating blocks (${p.rounds} x ${p.putsPerBlock} PUTs each, both up): p50 ${p.a.sequential.p50Ms} against ${p.b.sequential.p50Ms} ms, x${Math.round(p.a.sequential.p50Ms / p.b.sequential.p50Ms * 100) / 100}`)
+    lines.push(`  per-round p50 ratio ${p.roundRatios.join(' ')}, median x${p.medianRatio}`)
+  }
   return lines.join('\n')
 }
 
