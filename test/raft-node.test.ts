@@ -100,6 +100,8 @@ t.test('a leader that loses its majority fails pending reads and a stopped node 
   const alive = members.filter(m => m !== leader)
   await until('a leader among the rest', () => leaderOf(alive) !== undefined)
   const reader = alive.find(m => !m.node.isLeader) as Member
+  // A follower that has not yet heard from the new leader refuses the read at once (NotLeaderError).
+  await until('the reader knows the leader', () => reader.node.leader !== null)
   net.dropRate = 1
   const lost = reader.node.readBarrier({ timeoutMs: 5000 })
   await new Promise(resolve => setTimeout(resolve, 30))
