@@ -8,7 +8,7 @@
  * per-round ratio shows how much of the difference is real.
  */
 import { Latency, type LatencySummary } from './latency.js'
-import type { KvTarget } from './kv-workload.js'
+import { median, type KvTarget } from './kv-workload.js'
 
 export interface PairedOptions {
   readonly rounds?: number
@@ -22,15 +22,12 @@ export interface PairedResult {
   putsPerBlock: number
   a: { target: string, sequential: LatencySummary }
   b: { target: string, sequential: LatencySummary }
+  /** a's p50 over b's, over all rounds. */
+  p50Ratio: number
   /** a's p50 over b's, per round. */
   roundRatios: number[]
   /** Median of roundRatios. */
   medianRatio: number
-}
-
-function p50 (xs: number[]): number {
-  const s = [...xs].sort((x, y) => x - y)
-  return s[Math.floor((s.length - 1) / 2)]
 }
 
 const r2 = (x: number): number => Math.round(x * 100) / 100
@@ -44,28 +41,29 @@ export async function runPairedSequential (a: KvTarget, b: KvTarget, opts: Paire
     await a.put(`warm${i % 100}`, value)
     await b.put(`warm${i % 100}`, value)
   }
-  const all = new Map([[a, new Latency()], [b, new Latency()]])
+  const targets = [a, b]
+  const all = [new Latency(), new Latency()]
   const roundRatios: number[] = []
   for (let r = 0; r < rounds; r++) {
-    const block = new Map<KvTarget, number[]>()
-    for (const t of r % 2 === 0 ? [a, b] : [b, a]) {
-      const ms: number[] = []
+    const block: number[][] = [[], []]
+    for (const k of r % 2 === 0 ? [0, 1] : [1, 0]) {
       for (let i = 0; i < perBlock; i++) {
         const t0 = performance.now()
-        await t.put(`seq${i % 100}`, value)
-        ms.push(performance.now() - t0)
-        all.get(t)?.since(t0)
+        await targets[k].put(`seq${i % 100}`, value)
+        block[k].push(performance.now() - t0)
+        all[k].since(t0)
       }
-      block.set(t, ms)
     }
-    roundRatios.push(r2(p50(block.get(a) ?? []) / p50(block.get(b) ?? [])))
+    roundRatios.push(r2(median(block[0]) / median(block[1])))
   }
+  const [sa, sb] = all.map(l => l.summary())
   return {
     rounds,
     putsPerBlock: perBlock,
-    a: { target: a.name, sequential: (all.get(a) as Latency).summary() },
-    b: { target: b.name, sequential: (all.get(b) as Latency).summary() },
+    a: { target: a.name, sequential: sa },
+    b: { target: b.name, sequential: sb },
+    p50Ratio: r2(sa.p50Ms / sb.p50Ms),
     roundRatios,
-    medianRatio: p50(roundRatios)
+    medianRatio: median(roundRatios)
   }
 }

@@ -33,7 +33,8 @@ export interface KvWorkloadOptions {
   readonly warmupSeconds?: number
 }
 
-function median (xs: number[]): number {
+/** The lower median: the middle sample, or the lower of the middle two. */
+export function median (xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b)
   return s.length === 0 ? NaN : s[Math.floor((s.length - 1) / 2)]
 }

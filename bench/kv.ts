@@ -98,7 +98,7 @@ export function kvTable (r: KvBenchResult): string {
   if (r.ratios !== undefined) lines.push(`raftmesh/etcd: p50 x${r.ratios.putP50}, p99 x${r.ratios.putP99}, throughput x${r.ratios.throughput}, failover x${r.ratios.failover}`)
   const p = r.paired
   if (p !== undefined) {
-    lines.push(`alternating blocks (${p.rounds} x ${p.putsPerBlock} PUTs each, both up): p50 ${p.a.sequential.p50Ms} against ${p.b.sequential.p50Ms} ms, x${Math.round(p.a.sequential.p50Ms / p.b.sequential.p50Ms * 100) / 100}`)
+    lines.push(`alternating blocks (${p.rounds} x ${p.putsPerBlock} PUTs each, both up): p50 ${p.a.sequential.p50Ms} against ${p.b.sequential.p50Ms} ms, x${p.p50Ratio}`)
     lines.push(`  per-round p50 ratio ${p.roundRatios.join(' ')}, median x${p.medianRatio}`)
   }
   return lines.join('\n')
