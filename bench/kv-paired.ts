@@ -8,7 +8,7 @@
  * per-round ratio shows how much of the difference is real.
  */
 import { Latency, type LatencySummary } from './latency.js'
-import { median, type KvTarget } from './kv-workload.js'
+import { median, round2, type KvTarget } from './kv-workload.js'
 
 export interface PairedOptions {
   readonly rounds?: number
@@ -29,8 +29,6 @@ export interface PairedResult {
   /** Median of roundRatios. */
   medianRatio: number
 }
-
-const r2 = (x: number): number => Math.round(x * 100) / 100
 
 export async function runPairedSequential (a: KvTarget, b: KvTarget, opts: PairedOptions = {}): Promise<PairedResult> {
   const rounds = opts.rounds ?? 10
@@ -54,7 +52,7 @@ export async function runPairedSequential (a: KvTarget, b: KvTarget, opts: Paire
         all[k].since(t0)
       }
     }
-    roundRatios.push(r2(median(block[0]) / median(block[1])))
+    roundRatios.push(round2(median(block[0]) / median(block[1])))
   }
   const [sa, sb] = all.map(l => l.summary())
   return {
@@ -62,7 +60,7 @@ export async function runPairedSequential (a: KvTarget, b: KvTarget, opts: Paire
     putsPerBlock: perBlock,
     a: { target: a.name, sequential: sa },
     b: { target: b.name, sequential: sb },
-    p50Ratio: r2(sa.p50Ms / sb.p50Ms),
+    p50Ratio: round2(sa.p50Ms / sb.p50Ms),
     roundRatios,
     medianRatio: median(roundRatios)
   }

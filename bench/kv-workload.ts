@@ -33,6 +33,9 @@ export interface KvWorkloadOptions {
   readonly warmupSeconds?: number
 }
 
+/** Rounded to two decimals, for printed ratios. */
+export const round2 = (x: number): number => Math.round(x * 100) / 100
+
 /** The lower median: the middle sample, or the lower of the middle two. */
 export function median (xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b)

@@ -8,7 +8,7 @@ import { pathToFileURL } from 'node:url'
 import { LocalKvCluster } from '../testkit/local-cluster.js'
 import { etcdAvailable, startEtcdCluster } from './etcd-cluster.js'
 import { runPairedSequential, type PairedResult } from './kv-paired.js'
-import { runKvWorkload, type KvTarget, type KvWorkloadOptions, type KvWorkloadResult } from './kv-workload.js'
+import { round2, runKvWorkload, type KvTarget, type KvWorkloadOptions, type KvWorkloadResult } from './kv-workload.js'
 
 async function raftmeshTarget (): Promise<KvTarget> {
   const c = await LocalKvCluster.start({ nodes: 3 })
@@ -73,7 +73,6 @@ export async function runKvBench (opts: KvWorkloadOptions = {}): Promise<KvBench
   const raftmesh = await run(await raftmeshTarget())
   if (!etcdAvailable()) return { bench: 'kv', raftmesh, etcd: { skipped: 'etcd not installed (apt-get install -y etcd-server)' } }
   const etcd = await run(await startEtcdCluster())
-  const r2 = (x: number): number => Math.round(x * 100) / 100
   const paired = await runPaired(opts)
   return {
     bench: 'kv',
@@ -81,10 +80,10 @@ export async function runKvBench (opts: KvWorkloadOptions = {}): Promise<KvBench
     etcd,
     paired,
     ratios: {
-      putP50: r2(raftmesh.sequential.p50Ms / etcd.sequential.p50Ms),
-      putP99: r2(raftmesh.sequential.p99Ms / etcd.sequential.p99Ms),
-      throughput: r2(raftmesh.concurrent.perSecond / etcd.concurrent.perSecond),
-      failover: r2(raftmesh.failover.medianMs / etcd.failover.medianMs)
+      putP50: round2(raftmesh.sequential.p50Ms / etcd.sequential.p50Ms),
+      putP99: round2(raftmesh.sequential.p99Ms / etcd.sequential.p99Ms),
+      throughput: round2(raftmesh.concurrent.perSecond / etcd.concurrent.perSecond),
+      failover: round2(raftmesh.failover.medianMs / etcd.failover.medianMs)
     }
   }
 }
