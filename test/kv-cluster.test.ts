@@ -53,6 +53,9 @@ t.test('every acknowledged write survives a leader SIGKILL and a paused follower
 
   const leader = await c.waitForLeader()
   const other = c.nodes.find(n => n !== leader && n.proc !== null) as typeof leader
+  // It may be the restarted node, paused right after it started: until it has
+  // rejoined it knows no leader and rightly answers 503.
+  for (let i = 0; i < 200 && (await c.status(other))?.leader !== leader.id; i++) await new Promise(resolve => setTimeout(resolve, 50))
   const redirect = await c.client.raw(other.http, 'PUT', '/kv/x', 'y')
   t.equal(redirect.status, 307, 'a follower redirects writes')
   t.equal(redirect.body.location, `http://${leader.http}/kv/x`, 'to the leader\'s HTTP address')
