@@ -24,14 +24,8 @@ export function backoffMs (attempt: number, baseMs: number, maxMs: number, rando
 export interface RedialerOptions {
   /** Dials an address or a known peer; resolves with the remote peer id. */
   readonly dial: (target: { readonly addrs: readonly string[], readonly peerId: string | null }) => Promise<string>
-  /** True while the peer is a live member: nothing to do for it until it fails. */
+  /** True while there is nothing to do for the peer (a live member, or a connection whose handshake is under way). */
   readonly satisfied: (peerId: string) => boolean
-  /**
-   * True while a connection to the peer is open or being dialed but it is not
-   * a member yet: no dial now, but look again soon, since such a connection
-   * either completes its handshake or goes away. Default: never.
-   */
-  readonly pending?: (peerId: string) => boolean
   readonly baseMs: number
   readonly maxMs: number
   readonly logger: Logger
@@ -127,10 +121,6 @@ export class Redialer {
       // Connected: check again later, and start from a short delay when it drops.
       t.attempt = 0
       this.schedule(t, this.opts.maxMs)
-      return
-    }
-    if (t.peerId !== null && this.opts.pending?.(t.peerId) === true) {
-      this.schedule(t, this.opts.baseMs)
       return
     }
     t.dialing = true

@@ -133,8 +133,7 @@ export class MeshNode extends EventEmitter<MeshNodeEvents> {
     this.membership = new Membership({ clock: opts.clock, logger: log })
     this.redialer = new Redialer({
       dial: async ({ addrs }) => (await libp2p.dial(addrs.map(a => multiaddr(a)))).remotePeer.toString(),
-      satisfied: peerId => this.membership.nodeIdOfPeer(peerId) !== null,
-      pending: peerId => this.connectedTo(peerId),
+      satisfied: peerId => this.memberOrConnected(peerId),
       baseMs: positive('redialBaseMs', opts.redialBaseMs, 100),
       maxMs: positive('redialMaxMs', opts.redialMaxMs, 5000),
       logger: log
@@ -238,6 +237,11 @@ export class MeshNode extends EventEmitter<MeshNodeEvents> {
     return peerId !== null && peerId < this.peerId ? TIE_BREAK_MS : 0
   }
 
+  /** Nothing to dial for the peer: it is a member, or a connection to it is open or being dialed. */
+  private memberOrConnected (peerId: string): boolean {
+    return this.membership.nodeIdOfPeer(peerId) !== null || this.connectedTo(peerId)
+  }
+
   /** A connection to the peer is open, or this node is dialing it now. */
   private connectedTo (peerId: string): boolean {
     return this.libp2p.getConnections().some(c => c.remotePeer.toString() === peerId) ||
@@ -247,7 +251,7 @@ export class MeshNode extends EventEmitter<MeshNodeEvents> {
   /** Dials `peerId` (after the tie-break wait) unless it is a member or connected by then. */
   private dialUnlessConnected (peerId: string, dial: () => Promise<unknown>): void {
     const go = (): void => {
-      if (this.stopping || this.gate.denies(peerId) || this.membership.nodeIdOfPeer(peerId) !== null || this.connectedTo(peerId)) return
+      if (this.stopping || this.gate.denies(peerId) || this.memberOrConnected(peerId)) return
       dial().catch(err => { this.log.debug({ peerId, ...errorFields(err) }, 'dial of an exchanged or discovered peer failed') })
     }
     const wait = this.tieBreakMs(peerId)

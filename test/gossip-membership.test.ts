@@ -11,7 +11,7 @@ import { join } from 'node:path'
 import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
 import t from 'tap'
-import { backoffMs, peerIdOfAddr, Redialer } from '../gossip/dialer.js'
+import { backoffMs, peerIdOfAddr } from '../gossip/dialer.js'
 import { silentLogger } from '../gossip/logger.js'
 import { Membership, type Member } from '../gossip/membership.js'
 import { createMeshNode, type MeshNode, type MeshNodeOptions } from '../gossip/node.js'
@@ -96,36 +96,6 @@ t.test('redial backoff doubles, caps and jitters into [50%, 100%]', async t => {
   t.same([0, 1, 10].map(a => backoffMs(a, 100, 5000, 0)), [50, 100, 2500])
   t.equal(peerIdOfAddr('/ip4/127.0.0.1/tcp/1/p2p/12D3KooWabc'), '12D3KooWabc')
   t.equal(peerIdOfAddr('/ip4/127.0.0.1/tcp/1'), null)
-})
-
-t.test('a bootstrap peer with a connection that is not yet a member is looked at again soon, not after the maximum backoff', async t => {
-  // The connection may be one whose handshake never completes (its dialer
-  // was paused meanwhile): the redialer must not wait maxMs to find out.
-  let pending = true
-  let dialsWhilePending = 0
-  let dialed!: () => void
-  const firstDial = new Promise<void>(resolve => { dialed = resolve })
-  const r = new Redialer({
-    dial: async ({ peerId }) => {
-      if (pending) dialsWhilePending++
-      dialed()
-      return peerId ?? ''
-    },
-    satisfied: () => false,
-    pending: () => pending,
-    baseMs: 5,
-    maxMs: 3_600_000,
-    logger: silentLogger
-  })
-  // The redialer's timers do not hold the process open; this one does until the test ends.
-  const hold = setInterval(() => {}, 1000)
-  t.teardown(() => { r.stop(); clearInterval(hold) })
-  r.addBootstrap('/ip4/127.0.0.1/tcp/1/p2p/12D3KooWabc')
-  await new Promise(resolve => setTimeout(resolve, 50))
-  pending = false
-  await firstDial
-  t.equal(dialsWhilePending, 0, 'no dial while a connection to the peer is pending')
-  t.pass('dialed once the pending connection went away')
 })
 
 t.test('membership over real connections', async t => {
