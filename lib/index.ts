@@ -1,0 +1,4 @@
+/**
+ * The raftmesh package: `import { Cluster } from 'raftmesh'`.
+ */
+export * from './errors.js'
