@@ -1,0 +1,106 @@
+/**
+ * The commands of the coordination log and their wire form.
+ *
+ * An entry's data is an 8-byte leader stamp (big-endian float64, wall-clock
+ * milliseconds, never decreasing) followed by a msgpack envelope. Only the
+ * leader stamps: followers forward the bare envelope, so every node applies
+ * the same time and none reads its own clock while applying.
+ *
+ * The envelope names the client (the proposing session) and a sequence
+ * number so that a command re-sent across a leader change is applied once
+ * (Raft thesis §6.3); `lo` is the client's lowest sequence still waiting,
+ * so the state machine can forget the answers below it.
+ */
+import { Packr } from 'msgpackr'
+import { z } from 'zod'
+
+/** Locks and elections share one table; an election is a lock whose holder is observed. */
+export type LockKind = 'lock' | 'election'
+
+export type Command =
+  /** Opens the client's session; ends any older session of the same node (it restarted). */
+  | { readonly op: 'open', readonly node: string, readonly ttlMs: number }
+  /** Ends the client's session, releasing everything it holds. */
+  | { readonly op: 'close' }
+  /** Leader only: the session's keep-alives stopped for longer than its TTL. */
+  | { readonly op: 'expire', readonly session: string }
+  /** Takes the lock now, or (wait) queues for it; otherwise answers not granted. */
+  | { readonly op: 'acquire', readonly kind: LockKind, readonly name: string, readonly owner: string, readonly wait: boolean }
+  /** Releases the lock if `owner` holds it, or leaves its queue. Idempotent. */
+  | { readonly op: 'release', readonly kind: LockKind, readonly name: string, readonly owner: string }
+
+export interface Envelope {
+  /** The proposing session; '' for the leader's own commands (expire). */
+  readonly c: string
+  readonly s: number
+  readonly lo: number
+  readonly cmd: Command
+}
+
+export type CommandResult =
+  | { readonly ok: true, readonly granted?: boolean, readonly queued?: boolean, readonly fence?: number }
+  | { readonly ok: false, readonly error: 'no-session' | 'invalid', readonly message: string }
+
+export const MAX_NAME_LENGTH = 256
+export const MAX_ID_LENGTH = 128
+/** A forwarded command larger than this is refused before it reaches the log. */
+export const MAX_COMMAND_BYTES = 16 * 1024
+const STAMP_BYTES = 8
+
+const name = z.string().min(1).max(MAX_NAME_LENGTH)
+const id = z.string().min(1).max(MAX_ID_LENGTH)
+const kind = z.enum(['lock', 'election'])
+const commandSchema = z.discriminatedUnion('op', [
+  z.object({ op: z.literal('open'), node: id, ttlMs: z.number().int().positive().max(24 * 3600_000) }),
+  z.object({ op: z.literal('close') }),
+  z.object({ op: z.literal('expire'), session: id }),
+  z.object({ op: z.literal('acquire'), kind, name, owner: id, wait: z.boolean() }),
+  z.object({ op: z.literal('release'), kind, name, owner: id })
+])
+const envelopeSchema = z.object({
+  c: z.string().max(MAX_ID_LENGTH),
+  s: z.number().int().nonnegative(),
+  lo: z.number().int().nonnegative(),
+  cmd: commandSchema
+})
+
+const packr = new Packr({ useRecords: false, moreTypes: false })
+
+/** Thrown for bytes that are not a valid envelope; the message says why. */
+export class InvalidCommandError extends Error {
+  override readonly name = 'InvalidCommandError'
+  readonly code = 'ERR_INVALID_COMMAND'
+}
+
+export function encodeEnvelope (env: Envelope): Uint8Array {
+  return packr.pack(env)
+}
+
+/** Decodes and validates an envelope from the network or the log. */
+export function decodeEnvelope (bytes: Uint8Array): Envelope {
+  if (bytes.byteLength > MAX_COMMAND_BYTES) throw new InvalidCommandError(`command of ${bytes.byteLength} bytes exceeds ${MAX_COMMAND_BYTES}`)
+  let raw: unknown
+  try {
+    raw = packr.unpack(bytes)
+  } catch (err) {
+    throw new InvalidCommandError(`undecodable command: ${(err as Error).message}`)
+  }
+  const parsed = envelopeSchema.safeParse(raw)
+  if (!parsed.success) throw new InvalidCommandError(`invalid command: ${parsed.error.issues.map(i => `${i.path.join('.')}: ${i.message}`).join('; ')}`)
+  return parsed.data
+}
+
+/** The entry data the leader proposes: its stamp, then the envelope bytes as received. */
+export function stampEntry (stamp: number, envelope: Uint8Array): Uint8Array {
+  const out = new Uint8Array(STAMP_BYTES + envelope.byteLength)
+  new DataView(out.buffer).setFloat64(0, stamp)
+  out.set(envelope, STAMP_BYTES)
+  return out
+}
+
+export function splitEntry (data: Uint8Array): { stamp: number, envelope: Envelope } {
+  if (data.byteLength < STAMP_BYTES) throw new InvalidCommandError(`entry of ${data.byteLength} bytes has no stamp`)
+  const stamp = new DataView(data.buffer, data.byteOffset, STAMP_BYTES).getFloat64(0)
+  if (!Number.isFinite(stamp)) throw new InvalidCommandError('entry stamp is not a finite time')
+  return { stamp, envelope: decodeEnvelope(data.subarray(STAMP_BYTES)) }
+}
