@@ -66,6 +66,11 @@ export class CoordinationState extends EventEmitter<CoordinationEvents> implemen
     return this.sessions.get(id)
   }
 
+  /** The stored answer to a client's command, if the session still keeps it. */
+  storedAnswer (client: string, seq: number): CommandResult | undefined {
+    return this.sessions.get(client)?.answers.get(seq)
+  }
+
   sessionList (): SessionRecord[] {
     return [...this.sessions.values()].map(publicSession)
   }

@@ -1,0 +1,96 @@
+/**
+ * The leader's side of sessions: keep-alives are held in memory, not in the
+ * log (no fsync per node per beat), and a session whose keep-alives stopped
+ * for its TTL is ended by an `expire` entry. A new leader knows nothing of
+ * the keep-alives its predecessor saw, so it counts every session as heard
+ * at the moment it took over (etcd's lessor does the same on promotion).
+ *
+ * A keep-alive is answered only after a ReadIndex round that started after
+ * it arrived: the answer proves that no other leader had been elected when
+ * it arrived, so every later leader's grace period ends after the holder's
+ * own deadline (see SessionKeeper).
+ */
+import type { RaftNode, SoftState } from '../raft/index.js'
+import { NotLeaderError } from '../raft/index.js'
+import type { Logger } from '../gossip/logger.js'
+import { errorFields } from '../gossip/logger.js'
+import type { Clock } from './clock.js'
+import type { CommandResult } from './coordination/commands.js'
+import type { CoordinationState } from './coordination/state.js'
+import { SessionLostError } from './errors.js'
+import type { Proposer } from './proposer.js'
+
+export interface LeaderSessionsOptions {
+  readonly raft: RaftNode<CommandResult>
+  readonly state: CoordinationState
+  readonly proposer: Proposer
+  readonly clock: Clock
+  readonly log: Logger
+  /** How often the leader looks for expired sessions. */
+  readonly checkEveryMs: number
+}
+
+export class LeaderSessions {
+  private readonly o: LeaderSessionsOptions
+  private leaderSince = 0
+  private term = -1
+  private readonly lastHeard = new Map<string, number>()
+  private readonly expiring = new Set<string>()
+  private readonly timer: NodeJS.Timeout
+
+  constructor (o: LeaderSessionsOptions) {
+    this.o = o
+    o.raft.on('state', s => { this.onState(s) })
+    o.state.on('session-opened', s => { this.lastHeard.set(s.id, o.clock.monotonic()) })
+    o.state.on('session-ended', e => { this.lastHeard.delete(e.session); this.expiring.delete(e.session) })
+    o.state.on('restored', () => { this.lastHeard.clear() })
+    this.timer = setInterval(() => { this.expire() }, o.checkEveryMs)
+    this.timer.unref()
+    this.onState({ role: o.raft.isLeader ? 'leader' : 'follower', leader: o.raft.leader, term: o.raft.status().term } as SoftState)
+  }
+
+  /** Confirms `session` is alive as of the moment this was called; throws NotLeaderError or SessionLostError. */
+  async keepAlive (session: string, opts: { timeoutMs: number }): Promise<void> {
+    const at = this.o.clock.monotonic()
+    const { raft, state } = this.o
+    if (!raft.isLeader) throw new NotLeaderError(raft.leader)
+    const term = raft.status().term
+    await raft.readBarrier({ timeoutMs: opts.timeoutMs })
+    if (!raft.isLeader || raft.status().term !== term) throw new NotLeaderError(raft.leader)
+    if (state.session(session) === undefined) throw new SessionLostError(`session ${session} is not open`)
+    this.lastHeard.set(session, Math.max(this.lastHeard.get(session) ?? 0, at))
+  }
+
+  close (): void {
+    clearInterval(this.timer)
+  }
+
+  private onState (s: SoftState): void {
+    if (s.role !== 'leader') {
+      this.term = -1
+      return
+    }
+    if (s.term === this.term) return
+    this.term = s.term
+    this.leaderSince = this.o.clock.monotonic()
+    this.lastHeard.clear()
+    this.expiring.clear()
+  }
+
+  private expire (): void {
+    const { raft, state, clock, proposer, log } = this.o
+    if (!raft.isLeader || this.term < 0) return
+    const now = clock.monotonic()
+    for (const s of state.sessionList()) {
+      if (this.expiring.has(s.id)) continue
+      const heard = Math.max(this.leaderSince, this.lastHeard.get(s.id) ?? 0)
+      if (now - heard <= s.ttlMs) continue
+      this.expiring.add(s.id)
+      log.info({ session: s.id, node: s.node, silentMs: Math.round(now - heard) }, 'session expired')
+      proposer.expire(s.id).catch((err: unknown) => {
+        this.expiring.delete(s.id)
+        log.debug({ session: s.id, ...errorFields(err) }, 'expire not committed; will try again')
+      })
+    }
+  }
+}

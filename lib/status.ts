@@ -1,0 +1,97 @@
+/**
+ * `cluster.status()`: plain JSON an operator (or the dashboard) can read.
+ */
+import type { Member } from '../gossip/membership.js'
+import type { RaftStatus } from '../raft/index.js'
+import type { CoordinationState } from './coordination/state.js'
+import type { PanicInfo } from './options.js'
+
+export interface MemberStatus {
+  readonly id: string
+  readonly state: 'self' | Member['state'] | 'unknown'
+  readonly voter: boolean
+  readonly learner: boolean
+  readonly lastSeen: number | null
+  /** Leader's view only: the member's replicated index, and how far it lags. */
+  readonly matchIndex: number | null
+  readonly lag: number | null
+  readonly meta: Readonly<Record<string, string>>
+}
+
+export interface ClusterStatus {
+  readonly id: string
+  readonly members: MemberStatus[]
+  readonly raft: {
+    readonly role: string
+    readonly term: number
+    readonly leader: string | null
+    readonly commitIndex: number
+    readonly appliedIndex: number
+    readonly lastIndex: number
+    readonly voters: readonly string[]
+    readonly learners: readonly string[]
+    /** Voters needed for a decision, and how many may fail without losing that. */
+    readonly quorum: number
+    readonly failureTolerance: number
+  }
+  readonly session: { readonly id: string | null, readonly leaseRemainingMs: number | null }
+  readonly sessions: Array<{ id: string, node: string, ttlMs: number, openedAt: number }>
+  readonly locks: Array<{ kind: string, name: string, holder: { node: string | null, session: string, fence: string, grantedAt: number } | null, waiters: number }>
+  readonly panic: (PanicInfo & { at: number }) | null
+}
+
+export interface StatusInput {
+  readonly id: string
+  readonly raft: RaftStatus
+  readonly members: readonly Member[]
+  readonly state: CoordinationState
+  readonly session: string | null
+  readonly leaseDeadline: number
+  readonly now: number
+  readonly panic: (PanicInfo & { at: number }) | null
+}
+
+export function buildStatus (i: StatusInput): ClusterStatus {
+  const { raft, state } = i
+  const byId = new Map(i.members.map(m => [m.nodeId, m]))
+  const ids = [...new Set([i.id, ...raft.config.voters, ...raft.config.learners, ...i.members.map(m => m.nodeId)])].sort()
+  const quorum = Math.floor(raft.config.voters.length / 2) + 1
+  return {
+    id: i.id,
+    members: ids.map(id => {
+      const m = byId.get(id)
+      const match = id === i.id ? raft.lastIndex : raft.progress[id]?.match ?? null
+      return {
+        id,
+        state: id === i.id ? 'self' : m?.state ?? 'unknown',
+        voter: raft.config.voters.includes(id),
+        learner: raft.config.learners.includes(id),
+        lastSeen: m?.lastSeen ?? null,
+        matchIndex: raft.role === 'leader' ? match : null,
+        lag: raft.role === 'leader' && match !== null ? Math.max(0, raft.lastIndex - match) : null,
+        meta: m?.meta ?? {}
+      }
+    }),
+    raft: {
+      role: raft.role,
+      term: raft.term,
+      leader: raft.leader,
+      commitIndex: raft.commitIndex,
+      appliedIndex: raft.appliedIndex,
+      lastIndex: raft.lastIndex,
+      voters: raft.config.voters,
+      learners: raft.config.learners,
+      quorum,
+      failureTolerance: Math.max(0, raft.config.voters.length - quorum)
+    },
+    session: { id: i.session, leaseRemainingMs: i.session === null ? null : Math.max(0, Math.round(i.leaseDeadline - i.now)) },
+    sessions: state.sessionList().map(s => ({ id: s.id, node: s.node, ttlMs: s.ttlMs, openedAt: s.openedAt })),
+    locks: state.lockList().map(l => ({
+      kind: l.kind,
+      name: l.name,
+      holder: l.holder === null ? null : { node: state.session(l.holder.session)?.node ?? null, session: l.holder.session, fence: String(l.holder.fence), grantedAt: l.holder.grantedAt },
+      waiters: l.waiters.length
+    })),
+    panic: i.panic
+  }
+}
