@@ -1,4 +1,10 @@
 /**
  * The raftmesh package: `import { Cluster } from 'raftmesh'`.
  */
+export { Cluster, type ClusterEvents, type Lock } from './cluster.js'
+export { Election, type ElectionEvents } from './election.js'
+export type { AcquireOptions, LockHandle } from './lock-handle.js'
+export { PANIC_EXIT_CODE, type ClusterOptions, type PanicInfo } from './options.js'
+export type { ClusterStatus, MemberStatus } from './status.js'
+export type { Logger } from '../gossip/logger.js'
 export * from './errors.js'

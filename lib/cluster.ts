@@ -1,0 +1,308 @@
+/**
+ * The Cluster a server process embeds: one node of the mesh and of the
+ * coordination log, handing out locks and elections by name (as
+ * Hazelcast's instance hands out its structures). It wires the pieces:
+ * the libp2p mesh and its calls, the Raft node over them, the coordination
+ * state machine on the log, this node's session, and the leader's duties.
+ */
+import { EventEmitter } from 'node:events'
+import { join } from 'node:path'
+import { createMeshNode, type MeshNode } from '../gossip/node.js'
+import { errorFields, silentLogger, type Logger } from '../gossip/logger.js'
+import { MeshRpc } from '../gossip/rpc.js'
+import { Libp2pRaftTransport } from '../gossip/raft-transport.js'
+import { FileLogStore, NotLeaderError, RaftNode, type RaftStatus, type SoftState } from '../raft/index.js'
+import { Autopilot, JOIN_METHOD } from './autopilot.js'
+import { systemClock, type Clock } from './clock.js'
+import type { CommandResult } from './coordination/commands.js'
+import { CoordinationState } from './coordination/state.js'
+import { Election } from './election.js'
+import { ClusterStoppedError, InvalidArgumentError } from './errors.js'
+import { decideFormation, encodeInfo, INFO_METHOD, sleep } from './formation.js'
+import { LeaderSessions } from './leader-sessions.js'
+import type { AcquireOptions, LockHandle } from './lock-handle.js'
+import { LockService } from './locks.js'
+import { loadOrCreateNodeId } from './node-identity.js'
+import { PANIC_EXIT_CODE, parseOptions, type ClusterOptions, type PanicInfo, type ResolvedOptions } from './options.js'
+import { Proposer } from './proposer.js'
+import { SessionKeeper } from './session.js'
+import { buildStatus, type ClusterStatus } from './status.js'
+
+export interface ClusterEvents {
+  /** The Raft leader changed (null while there is none). */
+  leader: [{ leader: string | null, term: number }]
+  /** A node of the cluster joined the mesh (or came back). */
+  'member-up': [{ id: string }]
+  /** A node left the mesh, or failed (stopped answering). */
+  'member-down': [{ id: string, reason: 'left' | 'failed' }]
+  /** This node has not been part of a majority for panicAfterMs; its lock handles have aborted. */
+  panic: [PanicInfo]
+}
+
+/** A name-scoped lock; see `cluster.lock(name)`. */
+export interface Lock {
+  readonly name: string
+  /** Waits (FIFO) until granted, `timeoutMs` passes (LockTimeoutError) or `signal` aborts. */
+  acquire(opts?: AcquireOptions): Promise<LockHandle>
+  /** Takes the lock if it is free now; null if another holder has it. */
+  tryAcquire(opts?: { signal?: AbortSignal }): Promise<LockHandle | null>
+  /** The holder as applied on this node (may lag the leader): its node and fence, or null. */
+  holder(): { node: string, fence: bigint } | null
+}
+
+interface Parts {
+  readonly opts: ResolvedOptions
+  readonly nodeId: string
+  readonly log: Logger
+  readonly clock: Clock
+  readonly mesh: MeshNode
+  readonly rpc: MeshRpc
+  readonly state: CoordinationState
+  readonly raft: RaftNode<CommandResult>
+  readonly proposer: Proposer
+  readonly leaderSessions: LeaderSessions
+  readonly keeper: SessionKeeper
+  readonly locks: LockService
+  readonly autopilot: Autopilot
+}
+
+export class Cluster extends EventEmitter<ClusterEvents> {
+  /** This node's id (kept in the data directory). */
+  readonly id: string
+  private readonly p: Parts
+  private readonly elections = new Map<string, Election>()
+  private stopping: Promise<void> | null = null
+  private panicInfo: (PanicInfo & { at: number }) | null = null
+
+  private constructor (p: Parts) {
+    super()
+    this.p = p
+    this.id = p.nodeId
+  }
+
+  /**
+   * Starts this node and resolves once it has joined: it is a voter or a
+   * learner of the cluster, has applied the log up to the commit index it
+   * learned when it joined, and holds an open session.
+   */
+  static async start (options: ClusterOptions): Promise<Cluster> {
+    const opts = parseOptions(options)
+    opts.signal?.throwIfAborted()
+    const log = (opts.logger ?? silentLogger).child({ module: 'cluster' })
+    const nodeId = await loadOrCreateNodeId(opts.dataDir, opts.nodeId)
+    const nodeLog = log.child({ node: nodeId })
+    const mesh = await createMeshNode({
+      nodeId,
+      clusterName: opts.name,
+      appVersion: opts.appVersion,
+      dataDir: opts.dataDir,
+      secret: opts.secret,
+      insecure: opts.insecure,
+      listen: opts.listen,
+      bootstrap: opts.bootstrap,
+      mdns: opts.mdns,
+      meta: opts.meta,
+      logger: opts.logger
+    })
+    const abortStart = new AbortController()
+    const signal = opts.signal === undefined ? abortStart.signal : AbortSignal.any([opts.signal, abortStart.signal])
+    let raft: RaftNode<CommandResult> | null = null
+    try {
+      const rpc = await MeshRpc.create(mesh)
+      rpc.handle(INFO_METHOD, async () => encodeInfo({ formed: raft !== null && raft.status().config.voters.length > 0, leader: raft?.leader ?? null }))
+      const raftDir = join(opts.dataDir, 'raft')
+      const formation = await decideFormation({ nodeId, raftDir, voters: opts.voters, expect: opts.expect, mesh, calls: rpc, log: nodeLog, signal })
+      const state = new CoordinationState()
+      const transport = await Libp2pRaftTransport.create(mesh)
+      raft = await RaftNode.start<CommandResult>({
+        id: nodeId,
+        store: new FileLogStore({ dir: raftDir }),
+        transport,
+        stateMachine: state,
+        bootstrap: formation.kind === 'bootstrap' ? formation.voters : undefined,
+        tickMs: opts.tickMs,
+        electionTick: opts.electionTicks,
+        heartbeatTick: opts.heartbeatTicks,
+        snapshotEvery: opts.snapshotEvery
+      })
+      const clock = systemClock
+      const proposer = new Proposer({ nodeId, raft, calls: rpc, state, clock, log: nodeLog })
+      const leaderSessions = new LeaderSessions({ raft, state, proposer, clock, log: nodeLog, checkEveryMs: Math.max(20, Math.floor(opts.sessionTtlMs / 10)) })
+      const keeper = new SessionKeeper({ nodeId, ttlMs: opts.sessionTtlMs, panicAfterMs: opts.panicAfterMs, raft, state, proposer, leaderSessions, calls: rpc, clock, log: nodeLog })
+      const locks = new LockService({ state, proposer, keeper, log: nodeLog })
+      const autopilot = new Autopilot({ nodeId, raft, mesh, clock, log: nodeLog, maxVoters: opts.maxVoters, deadVoterAfterMs: opts.deadVoterAfterMs })
+      const leaderRaft = raft
+      rpc.handle(JOIN_METHOD, async (_body, ctx) => {
+        if (!leaderRaft.isLeader) throw new NotLeaderError(leaderRaft.leader)
+        await autopilot.admit(ctx.from)
+        return new TextEncoder().encode(String(leaderRaft.status().commitIndex))
+      })
+      const cluster = new Cluster({ opts, nodeId, log: nodeLog, clock, mesh, rpc, state, raft, proposer, leaderSessions, keeper, locks, autopilot })
+      cluster.wire()
+      await cluster.join(signal)
+      return cluster
+    } catch (err) {
+      abortStart.abort()
+      await raft?.stop().catch(() => {})
+      await mesh.stop().catch(() => {})
+      throw err
+    }
+  }
+
+  private wire (): void {
+    const { raft, mesh, keeper, log } = this.p
+    let leader: string | null = raft.leader
+    raft.on('state', (s: SoftState) => {
+      if (s.leader === leader) return
+      leader = s.leader
+      this.emit('leader', { leader: s.leader, term: s.term })
+    })
+    raft.on('error', err => { log.error(errorFields(err), 'raft stopped on a storage error') })
+    mesh.membership.on('join', m => { this.emit('member-up', { id: m.nodeId }) })
+    mesh.membership.on('leave', m => { this.emit('member-down', { id: m.nodeId, reason: 'left' }) })
+    mesh.membership.on('failed', m => {
+      raft.reportUnreachable(m.nodeId)
+      this.emit('member-down', { id: m.nodeId, reason: 'failed' })
+    })
+    keeper.on('panic', info => { this.onPanic(info) })
+    keeper.on('recovered', () => { this.panicInfo = null })
+  }
+
+  /** Becomes a member (asking the leader to add it as a learner if needed), catches up, opens a session. */
+  private async join (signal: AbortSignal): Promise<void> {
+    const { raft, rpc, keeper, log, nodeId, opts } = this.p
+    const deadline = opts.joinTimeoutMs === undefined ? Infinity : Date.now() + opts.joinTimeoutMs
+    for (;;) {
+      signal.throwIfAborted()
+      if (Date.now() > deadline) throw new ClusterStoppedError(`not joined within ${opts.joinTimeoutMs} ms`)
+      const { config } = raft.status()
+      const member = config.voters.includes(nodeId) || config.learners.includes(nodeId)
+      const leader = raft.leader
+      try {
+        if (!member && leader !== null && leader !== nodeId) {
+          await rpc.call(leader, JOIN_METHOD, new Uint8Array(0), { timeoutMs: 5000, signal })
+        } else if (!member && leader === null) {
+          await this.askMembersToAdmit(signal)
+        }
+        if (leader !== null) {
+          // A read barrier: resolves once this node has applied all that was committed when it asked.
+          await raft.readBarrier({ timeoutMs: 5000, signal })
+          if (raft.status().config.voters.includes(nodeId) || raft.status().config.learners.includes(nodeId)) break
+        }
+      } catch (err) {
+        signal.throwIfAborted()
+        log.debug(errorFields(err), 'not joined yet')
+      }
+      await sleep(100, signal)
+    }
+    await keeper.ensure({ signal })
+    log.info({ role: raft.status().role }, 'joined the cluster')
+  }
+
+  /** A node that knows no leader asks the members it sees; the leader among them admits it. */
+  private async askMembersToAdmit (signal: AbortSignal): Promise<void> {
+    for (const m of this.p.mesh.members()) {
+      try {
+        await this.p.rpc.call(m.nodeId, JOIN_METHOD, new Uint8Array(0), { timeoutMs: 2000, signal })
+        return
+      } catch (err) {
+        signal.throwIfAborted()
+        this.p.log.debug({ member: m.nodeId, ...errorFields(err) }, 'member did not admit us')
+      }
+    }
+  }
+
+  /** A lock shared by every node of the cluster. */
+  lock (name: string): Lock {
+    checkName(name)
+    const { locks, state } = this.p
+    return {
+      name,
+      acquire: async (opts = {}) => await locks.acquire('lock', name, opts),
+      tryAcquire: async (opts = {}) => await locks.tryAcquire('lock', name, opts),
+      holder: () => {
+        const h = state.lock('lock', name)?.holder
+        const node = state.holderNode('lock', name)
+        return h === null || h === undefined || node === null ? null : { node, fence: BigInt(h.fence) }
+      }
+    }
+  }
+
+  /** Runs `fn` while holding `name`; releases when it settles. */
+  async withLock<T> (name: string, fn: (h: LockHandle) => Promise<T> | T, opts: AcquireOptions = {}): Promise<T> {
+    const h = await this.lock(name).acquire(opts)
+    try {
+      return await fn(h)
+    } finally {
+      await h.release()
+    }
+  }
+
+  /** A named election (one winner at a time, observable from every node). */
+  election (name: string): Election {
+    checkName(name)
+    let e = this.elections.get(name)
+    if (e === undefined) {
+      e = new Election(name, this.p.locks, this.p.state)
+      this.elections.set(name, e)
+    }
+    return e
+  }
+
+  /** The addresses this node listens on, each ending in `/p2p/<peer id>`: give them to others as `bootstrap`. */
+  get addresses (): string[] {
+    return this.p.mesh.multiaddrs
+  }
+
+  /** The libp2p mesh node underneath (advanced use: membership, fault injection in tests). */
+  get mesh (): MeshNode {
+    return this.p.mesh
+  }
+
+  /** Raft's view from this node. */
+  raftStatus (): RaftStatus {
+    return this.p.raft.status()
+  }
+
+  /** Plain JSON: members, Raft, sessions, locks, panic. */
+  status (): ClusterStatus {
+    const { raft, mesh, state, keeper } = this.p
+    return buildStatus({ id: this.id, raft: raft.status(), members: mesh.membership.list(), state, session: keeper.session, leaseDeadline: keeper.leaseDeadline, now: this.p.clock.monotonic(), panic: this.panicInfo })
+  }
+
+  /** Leaves cleanly: aborts this node's lock handles, ends its session on the log (its locks are released at once), then stops. */
+  async stop (opts: { signal?: AbortSignal } = {}): Promise<void> {
+    this.stopping ??= this.shutdown(opts)
+    await this.stopping
+  }
+
+  private async shutdown (opts: { signal?: AbortSignal }): Promise<void> {
+    const { locks, keeper, leaderSessions, autopilot, proposer, raft, mesh, log } = this.p
+    locks.stop()
+    await keeper.close({ signal: opts.signal, timeoutMs: 3000 })
+    leaderSessions.close()
+    autopilot.close()
+    proposer.close()
+    await raft.stop()
+    await mesh.stop()
+    log.info({}, 'stopped')
+  }
+
+  private onPanic (info: PanicInfo): void {
+    const { log, opts } = this.p
+    if (this.stopping !== null) return
+    // The LockService heard the keeper's panic first and aborted every handle.
+    this.panicInfo = { ...info, at: Date.now() }
+    log.error({ ...info }, 'quorum-loss panic')
+    this.emit('panic', info)
+    if (opts.onPanic !== undefined) {
+      opts.onPanic(info)
+      return
+    }
+    void this.stop().finally(() => process.exit(PANIC_EXIT_CODE))
+  }
+}
+
+function checkName (name: string): void {
+  if (typeof name !== 'string' || name.length === 0 || name.length > 256) throw new InvalidArgumentError('a lock or election name must be a string of 1-256 characters')
+}
