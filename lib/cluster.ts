@@ -25,6 +25,7 @@ import { LockService } from './locks.js'
 import { loadOrCreateNodeId } from './node-identity.js'
 import { PANIC_EXIT_CODE, parseOptions, type ClusterOptions, type PanicInfo, type ResolvedOptions } from './options.js'
 import { Proposer } from './proposer.js'
+import { ReentrantScope } from './reentrancy.js'
 import { SessionKeeper } from './session.js'
 import { buildStatus, type ClusterStatus } from './status.js'
 
@@ -71,6 +72,7 @@ export class Cluster extends EventEmitter<ClusterEvents> {
   readonly id: string
   private readonly p: Parts
   private readonly elections = new Map<string, Election>()
+  private readonly reentrant = new ReentrantScope()
   private stopping: Promise<void> | null = null
   private panicInfo: (PanicInfo & { at: number }) | null = null
 
@@ -212,13 +214,17 @@ export class Cluster extends EventEmitter<ClusterEvents> {
     }
   }
 
-  /** A lock shared by every node of the cluster. */
-  lock (name: string): Lock {
+  /**
+   * A lock shared by every node of the cluster. Not reentrant unless
+   * `reentrant: true`: then an acquire inside a `withLock` callback for the
+   * same name (same async context) gets the held lock with a hold count.
+   */
+  lock (name: string, opts: { reentrant?: boolean } = {}): Lock {
     checkName(name)
     const { locks, state } = this.p
     return {
       name,
-      acquire: async (opts = {}) => await locks.acquire('lock', name, opts),
+      acquire: async (o = {}) => (opts.reentrant === true ? this.reentrant.enter(name) : null) ?? await locks.acquire('lock', name, o),
       tryAcquire: async (opts = {}) => await locks.tryAcquire('lock', name, opts),
       holder: () => {
         const h = state.lock('lock', name)?.holder
@@ -228,11 +234,11 @@ export class Cluster extends EventEmitter<ClusterEvents> {
     }
   }
 
-  /** Runs `fn` while holding `name`; releases when it settles. */
-  async withLock<T> (name: string, fn: (h: LockHandle) => Promise<T> | T, opts: AcquireOptions = {}): Promise<T> {
-    const h = await this.lock(name).acquire(opts)
+  /** Runs `fn` while holding `name`; releases when it settles. `reentrant` as for {@link Cluster.lock}. */
+  async withLock<T> (name: string, fn: (h: LockHandle) => Promise<T> | T, opts: AcquireOptions & { reentrant?: boolean } = {}): Promise<T> {
+    const h = await this.lock(name, opts).acquire(opts)
     try {
-      return await fn(h)
+      return await this.reentrant.run(name, h, async () => await fn(h))
     } finally {
       await h.release()
     }
