@@ -42,6 +42,8 @@ export interface CoordinationEvents {
 
 interface SessionState extends SessionRecord {
   answers: Map<number, CommandResult>
+  /** Highest `lo` applied: commands below it were answered, and a late copy of one must not run again. */
+  lo: number
 }
 
 const packr = new Packr({ useRecords: false, moreTypes: false })
@@ -124,7 +126,18 @@ export class CoordinationState extends EventEmitter<CoordinationEvents> implemen
       this.emit('answer', { client, seq, result: previous, index })
       return previous
     }
-    for (const s of session.answers.keys()) if (s < env.lo) session.answers.delete(s)
+    if (seq < session.lo) {
+      // Its answer was forgotten because the client had heard it; this is a
+      // late copy of a retry, and running it again could re-take a released lock.
+      const result: CommandResult = { ok: false, error: 'invalid', message: `command ${seq} of ${client} was answered already` }
+      this.emit('answer', { client, seq, result, index })
+      return result
+    }
+    // A command waits for its own answer, so a lo above its seq is a client bug:
+    // clamped, it cannot forget this answer nor refuse the client's next commands.
+    const lo = Math.min(env.lo, seq)
+    if (lo > session.lo) session.lo = lo
+    for (const s of session.answers.keys()) if (s < lo) session.answers.delete(s)
     const result = this.execute(session, cmd, index)
     return this.answer(client, seq, result, index)
   }
@@ -143,7 +156,7 @@ export class CoordinationState extends EventEmitter<CoordinationEvents> implemen
     if (client === '') return { ok: false, error: 'invalid', message: 'a session needs a client id' }
     if (this.sessions.has(client)) return { ok: true }
     for (const s of [...this.sessions.values()]) if (s.node === cmd.node) this.endSession(s.id, 'replaced', index)
-    const rec: SessionState = { id: client, node: cmd.node, ttlMs: cmd.ttlMs, openedAt: this.stamp, openedIndex: index, answers: new Map() }
+    const rec: SessionState = { id: client, node: cmd.node, ttlMs: cmd.ttlMs, openedAt: this.stamp, openedIndex: index, answers: new Map(), lo: 0 }
     this.sessions.set(client, rec)
     this.emit('session-opened', publicSession(rec))
     return { ok: true }
@@ -190,7 +203,7 @@ export class CoordinationState extends EventEmitter<CoordinationEvents> implemen
       v: 1,
       stamp: this.stamp,
       rejected: this.rejected,
-      sessions: [...this.sessions.values()].map(s => ({ ...publicSession(s), answers: [...s.answers] })),
+      sessions: [...this.sessions.values()].map(s => ({ ...publicSession(s), lo: s.lo, answers: [...s.answers] })),
       locks: this.locks.toJSON()
     })
   }
@@ -198,12 +211,12 @@ export class CoordinationState extends EventEmitter<CoordinationEvents> implemen
   restore (data: Uint8Array): void {
     const raw = packr.unpack(data) as {
       v: number, stamp: number, rejected: number,
-      sessions: Array<SessionRecord & { answers: Array<[number, CommandResult]> }>, locks: LockRecord[]
+      sessions: Array<SessionRecord & { lo: number, answers: Array<[number, CommandResult]> }>, locks: LockRecord[]
     }
     if (raw?.v !== 1) throw new InvalidCommandError(`coordination snapshot of unknown version ${String(raw?.v)}`)
     this.stamp = raw.stamp
     this.rejected = raw.rejected
-    this.sessions = new Map(raw.sessions.map(s => [s.id, { ...publicSession(s), answers: new Map(s.answers) }]))
+    this.sessions = new Map(raw.sessions.map(s => [s.id, { ...publicSession(s), lo: s.lo, answers: new Map(s.answers) }]))
     this.locks = LockTable.fromJSON(raw.locks)
     this.emit('restored')
   }
