@@ -95,7 +95,10 @@ export class LockTable {
     this.bySession.delete(session)
     if (keys === undefined) return []
     const grants: Grant[] = []
-    for (const key of keys) {
+    // Sorted: the set's order is the order the session first touched each
+    // lock, which a node restored from a snapshot rebuilds differently, and
+    // every node must tell this entry's grants in the same order.
+    for (const key of [...keys].sort()) {
       const rec = this.locks.get(key)
       if (rec === undefined) continue
       rec.waiters = rec.waiters.filter(w => w.session !== session)
