@@ -28,6 +28,16 @@ export class CoordinationLog {
     sm.on('answer', a => this.answers.push(a))
   }
 
+  /** A fresh instance restored from `log`'s snapshot, going on from its index and clock. */
+  static replicaOf (log: CoordinationLog): CoordinationLog {
+    const replica = new CoordinationLog()
+    replica.sm.restore(log.sm.snapshot())
+    replica.index = log.index
+    replica.clock = log.clock
+    replica.take()
+    return replica
+  }
+
   /** Appends one committed Normal entry carrying `env`, stamped by the leader. */
   append (env: Envelope, stamp = this.clock + 10): CommandResult {
     this.clock = stamp
