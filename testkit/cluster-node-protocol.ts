@@ -1,0 +1,112 @@
+/**
+ * What testkit/cluster-node.ts (a child process embedding one Cluster) and
+ * testkit/cluster-processes.ts (the parent) say to each other over the IPC
+ * channel, with structured-clone serialization (fences stay bigints).
+ *
+ * Every event carries `at`: `performance.timeOrigin + performance.now()` of
+ * the process that saw it (see {@link machineNow}), so events of different
+ * processes on this machine can be ordered on one time line.
+ */
+import { performance } from 'node:perf_hooks'
+
+/** Milliseconds on a time line shared by every process of this machine: a monotonic clock anchored at the process's start. */
+export function machineNow (): number {
+  return performance.timeOrigin + performance.now()
+}
+
+/** How the child starts its Cluster (argv[2], as JSON; the secret comes in RAFTMESH_SECRET). */
+export interface NodeConfig {
+  readonly name: string
+  readonly nodeId: string
+  readonly dataDir: string
+  readonly listen: string
+  readonly bootstrap: readonly string[]
+  readonly expect: number
+  readonly sessionTtlMs: number
+  readonly panicAfterMs: number
+  readonly tickMs?: number
+  readonly electionTicks?: number
+  /**
+   * On quorum-loss panic, 'exit': the library's default handler (stop, exit
+   * with PANIC_EXIT_CODE); 'report': stay up and keep serving once a majority
+   * answers again. Both report a `panic` event first.
+   */
+  readonly onPanic: 'exit' | 'report'
+  /** A pino level ('debug', 'info' ...) to log to stderr; silent when absent. */
+  readonly logLevel?: string
+}
+
+/** A loop of acquire → hold → release on one lock. */
+export interface LockWorkload {
+  readonly lock: string
+  /** How long each grant is held, unless its signal fires first. */
+  readonly holdMs: number
+  /** Stop after this many grants. Default: no limit. */
+  readonly count?: number
+  /** Stop starting new acquires after this long. Default: no limit. */
+  readonly durationMs?: number
+  /** Each acquire's timeoutMs; a timeout is reported as an `error` and the loop goes on. Default 10 s. */
+  readonly acquireTimeoutMs?: number
+  /** Pause between a release and the next acquire. Default 0. */
+  readonly gapMs?: number
+  /**
+   * While holding, the holder checks `valid()` this often and records the
+   * last moment it passed (`heldUntil`): what a holder that guards each write
+   * with `valid()` could have done under the lock. Default 20 ms.
+   */
+  readonly stepMs?: number
+}
+
+/** Something the child saw, reported as it happened; see {@link NodeEvent}. */
+export type NodeEventBody =
+  | {
+    readonly type: 'granted'
+    readonly workload: string
+    readonly lock: string
+    readonly fence: bigint
+    /** Unique per grant across processes and restarts. */
+    readonly owner: string
+    /** When this acquire was called. */
+    readonly requestedAt: number
+    /** `valid()` right after acquire resolved: false means the grant was never usable. */
+    readonly valid: boolean
+  }
+  /** The holder stopped using the lock (its last `valid()` check passed at `at`) and called release(). */
+  | { readonly type: 'released', readonly workload: string, readonly lock: string, readonly fence: bigint, readonly owner: string }
+  | {
+    readonly type: 'lost'
+    readonly workload: string
+    readonly lock: string
+    readonly fence: bigint
+    readonly owner: string
+    /** The handle's signal reason, or why `valid()` turned false. */
+    readonly reason: string
+    /** `at` is when the signal fired or `valid()` first returned false; the holder's last passing check was at `heldUntil` (null: never). */
+    readonly heldUntil: number | null
+  }
+  | { readonly type: 'workload-done', readonly workload: string, readonly grants: number }
+  | { readonly type: 'panic', readonly reason: string, readonly sinceMs: number }
+  | { readonly type: 'leader', readonly leader: string | null, readonly term: number }
+  | { readonly type: 'member-up', readonly id: string }
+  | { readonly type: 'member-down', readonly id: string, readonly reason: string }
+  | { readonly type: 'error', readonly op: string, readonly name: string, readonly message: string }
+
+/** An event with the time the child saw it (see {@link machineNow}). */
+export type NodeEvent = NodeEventBody & { readonly at: number }
+
+/** Parent → child; every request is answered by a {@link Reply} with the same id. */
+export type Request = RequestBody & { readonly id: number }
+
+export type RequestBody =
+  | { readonly op: 'workload', readonly workload: LockWorkload }
+  | { readonly op: 'stop-workloads' }
+  | { readonly op: 'status' }
+  | { readonly op: 'stop' }
+
+export type Reply = { readonly kind: 'reply', readonly id: number } & (
+  | { readonly ok: true, readonly value: unknown }
+  | { readonly ok: false, readonly error: string }
+)
+
+/** Child → parent. */
+export type ChildMessage = { readonly kind: 'event', readonly event: NodeEvent } | Reply

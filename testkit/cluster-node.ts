@@ -1,0 +1,147 @@
+/**
+ * One process embedding one Cluster, as a server would, driven by its
+ * parent (testkit/cluster-processes.ts) over IPC: lock workloads, status,
+ * a clean stop. Every event is reported to the parent as it happens, with a
+ * machine-wide timestamp (see cluster-node-protocol.ts).
+ *
+ *   RAFTMESH_SECRET=... node --import tsx testkit/cluster-node.ts '<NodeConfig as JSON>'
+ *
+ * Prints one line `{"event":"ready","id",...,"peerId","addrs"}` on stdout
+ * once joined. Exits with its parent (IPC disconnect).
+ */
+import { setTimeout as sleep } from 'node:timers/promises'
+import { pino } from 'pino'
+import { Cluster, type LockHandle } from '../lib/index.js'
+import { machineNow, type ChildMessage, type LockWorkload, type NodeConfig, type NodeEventBody, type Request } from './cluster-node-protocol.js'
+
+function report (event: NodeEventBody, at = machineNow()): void {
+  send({ kind: 'event', event: { ...event, at } })
+}
+
+function send (msg: ChildMessage): void {
+  // Sent before the next step of the workload: a release is reported before it can be applied anywhere.
+  process.send?.(msg)
+}
+
+function errorText (err: unknown): { name: string, message: string } {
+  return err instanceof Error ? { name: err.name, message: err.message } : { name: 'Error', message: String(err) }
+}
+
+/** Runs one acquire → hold → release loop until its bounds or `stop`. */
+async function runWorkload (cluster: Cluster, workload: string, w: LockWorkload, stop: AbortSignal): Promise<void> {
+  const stepMs = w.stepMs ?? 20
+  const until = w.durationMs === undefined ? Infinity : machineNow() + w.durationMs
+  let grants = 0
+  while (!stop.aborted && grants < (w.count ?? Infinity) && machineNow() < until) {
+    const requestedAt = machineNow()
+    let h: LockHandle
+    try {
+      h = await cluster.lock(w.lock).acquire({ timeoutMs: w.acquireTimeoutMs ?? 10_000, signal: stop })
+    } catch (err) {
+      if (stop.aborted) break
+      report({ type: 'error', op: `acquire ${w.lock}`, ...errorText(err) })
+      // A node without a session (panicked, reconnecting) fails fast: don't spin.
+      await sleep(50)
+      continue
+    }
+    grants++
+    const owner = `${cluster.id}.${process.pid}.${workload}.${grants}`
+    let releasing = false
+    let firedAt: number | null = null
+    h.signal.addEventListener('abort', () => { if (!releasing) firedAt = machineNow() }, { once: true })
+    const grantedAt = machineNow()
+    const valid = h.valid()
+    const common = { workload, lock: w.lock, fence: h.fence, owner }
+    report({ type: 'granted', ...common, requestedAt, valid }, grantedAt)
+    let heldUntil: number | null = valid ? grantedAt : null
+    const end = grantedAt + w.holdMs
+    while (heldUntil !== null) {
+      const left = end - machineNow()
+      if (left <= 0) break
+      await sleep(Math.min(stepMs, left), undefined, { signal: h.signal }).catch(() => {})
+      // valid() reads the monotonic clock: after a SIGSTOP it is false before the lease timer has run.
+      const now = machineNow()
+      if (h.signal.aborted || !h.valid()) break
+      heldUntil = now
+    }
+    if (heldUntil !== null && !h.signal.aborted && h.valid()) {
+      releasing = true
+      report({ type: 'released', ...common }, heldUntil)
+    } else {
+      const reason = h.signal.aborted ? errorText(h.signal.reason).message : 'valid() returned false'
+      report({ type: 'lost', ...common, reason, heldUntil }, firedAt ?? machineNow())
+      releasing = true
+    }
+    await h.release()
+    if (w.gapMs !== undefined && w.gapMs > 0) await sleep(w.gapMs, undefined, { signal: stop }).catch(() => {})
+  }
+  report({ type: 'workload-done', workload, grants })
+}
+
+async function main (): Promise<void> {
+  // Exit with the parent that spawned us, never outlive it.
+  process.on('disconnect', () => process.exit(0))
+  const config = JSON.parse(process.argv[2] ?? '') as NodeConfig
+  const logger = config.logLevel === undefined ? undefined : pino({ level: config.logLevel, base: { node: config.nodeId } }, pino.destination(2))
+  const cluster = await Cluster.start({
+    name: config.name,
+    secret: process.env.RAFTMESH_SECRET,
+    dataDir: config.dataDir,
+    nodeId: config.nodeId,
+    listen: [config.listen],
+    bootstrap: [...config.bootstrap],
+    expect: config.expect,
+    sessionTtlMs: config.sessionTtlMs,
+    panicAfterMs: config.panicAfterMs,
+    tickMs: config.tickMs,
+    electionTicks: config.electionTicks,
+    logger,
+    // 'report': the node stays up, as a server that installs its own handler would.
+    onPanic: config.onPanic === 'report' ? () => {} : undefined
+  })
+  cluster.on('panic', info => { report({ type: 'panic', reason: info.reason, sinceMs: info.sinceMs }) })
+  cluster.on('leader', l => { report({ type: 'leader', leader: l.leader, term: l.term }) })
+  cluster.on('member-up', m => { report({ type: 'member-up', id: m.id }) })
+  cluster.on('member-down', m => { report({ type: 'member-down', id: m.id, reason: m.reason }) })
+
+  let workloads = new AbortController()
+  const running = new Set<Promise<void>>()
+  let nextWorkload = 0
+  const serve = async (req: Request): Promise<unknown> => {
+    switch (req.op) {
+      case 'workload': {
+        const id = `w${++nextWorkload}`
+        const run = runWorkload(cluster, id, req.workload, workloads.signal).catch((err: unknown) => {
+          report({ type: 'error', op: `workload ${id}`, ...errorText(err) })
+        })
+        running.add(run)
+        void run.finally(() => running.delete(run))
+        return id
+      }
+      case 'stop-workloads':
+        workloads.abort()
+        await Promise.all(running)
+        workloads = new AbortController()
+        return null
+      case 'status':
+        return cluster.status()
+      case 'stop':
+        workloads.abort()
+        await Promise.all(running)
+        await cluster.stop()
+        setImmediate(() => process.exit(0))
+        return null
+    }
+  }
+  process.on('message', (req: Request) => {
+    serve(req).then(value => { send({ kind: 'reply', id: req.id, ok: true, value }) }, (err: unknown) => {
+      send({ kind: 'reply', id: req.id, ok: false, error: errorText(err).message })
+    })
+  })
+  process.stdout.write(JSON.stringify({ event: 'ready', id: cluster.id, peerId: cluster.mesh.peerId, addrs: cluster.addresses }) + '\n')
+}
+
+main().catch(err => {
+  process.stderr.write(`cluster-node: ${errorText(err).message}\n`)
+  process.exit(2)
+})

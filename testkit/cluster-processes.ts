@@ -1,0 +1,317 @@
+/**
+ * N processes on 127.0.0.1, each embedding one Cluster (testkit/cluster-node.ts),
+ * for the multi-process tests and the lock benchmark: start them (expect: N,
+ * each with its own data directory and port, bootstrapping through the
+ * first), run lock workloads in them, SIGKILL, restart, SIGSTOP and SIGCONT
+ * them, and keep one history of everything: the children's events and the
+ * faults this harness injected, on one machine-wide time line.
+ *
+ * Only the children this harness spawned are ever signalled, by their own
+ * process objects; they exit by themselves when this process dies (IPC).
+ */
+import { spawn, type ChildProcess } from 'node:child_process'
+import { randomBytes } from 'node:crypto'
+import { EventEmitter } from 'node:events'
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { dirname, join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { peerIdFromPrivateKey } from '@libp2p/peer-id'
+import { silentLogger } from '../gossip/logger.js'
+import { loadOrCreatePeerKey } from '../gossip/peer-key.js'
+import type { ClusterStatus } from '../lib/index.js'
+import { machineNow, type ChildMessage, type LockWorkload, type NodeConfig, type NodeEvent, type Request, type RequestBody } from './cluster-node-protocol.js'
+import { freePort } from './local-cluster.js'
+
+export { machineNow, type LockWorkload, type NodeEvent } from './cluster-node-protocol.js'
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..')
+const entry = join(root, 'testkit', 'cluster-node.ts')
+
+/** A fault or lifecycle step this harness applied to node `node`. */
+export type HarnessEvent = { readonly at: number } & (
+  | { readonly type: 'started', readonly pid: number }
+  | { readonly type: 'killed', readonly signal: NodeJS.Signals }
+  | { readonly type: 'paused' }
+  | { readonly type: 'resumed' }
+  | { readonly type: 'exited', readonly code: number | null, readonly signal: NodeJS.Signals | null }
+)
+
+/** One line of the history: what happened, on which node (index into `nodes`). */
+export type HistoryEntry = (NodeEvent | HarnessEvent) & { readonly node: number }
+
+export interface ClusterProcessesOptions {
+  readonly nodes: number
+  /** Default 10,000 (the library's). */
+  readonly sessionTtlMs?: number
+  /** Default 5,000 (the library's). */
+  readonly panicAfterMs?: number
+  /** Raft tick; default the library's (50 ms). */
+  readonly tickMs?: number
+  readonly electionTicks?: number
+  /** Default 'report': a panicked node stays up (see NodeConfig.onPanic). */
+  readonly onPanic?: 'exit' | 'report'
+  /** Log at this pino level to each child's stderr (kept in `stderr`). */
+  readonly logLevel?: string
+  /** Extra environment for every child. */
+  readonly env?: Record<string, string>
+}
+
+export interface ProcessNode {
+  readonly index: number
+  readonly id: string
+  /** The libp2p listen address, with `/p2p/<peer id>`. */
+  readonly addr: string
+  readonly dataDir: string
+  /** The running process, or null while it is down. */
+  readonly proc: ChildProcess | null
+  /** True while SIGSTOPped by {@link ClusterProcesses.pause}. */
+  readonly paused: boolean
+  /** The last lines the process wrote to stderr, for diagnostics. */
+  readonly stderr: readonly string[]
+}
+
+interface NodeState {
+  index: number
+  id: string
+  addr: string
+  listen: string
+  dataDir: string
+  proc: ChildProcess | null
+  paused: boolean
+  stderr: string[]
+  pending: Map<number, { resolve: (v: unknown) => void, reject: (e: Error) => void }>
+}
+
+export interface ClusterProcessesEvents {
+  /** Every history entry, as it is recorded. */
+  entry: [HistoryEntry]
+}
+
+export class ClusterProcesses extends EventEmitter<ClusterProcessesEvents> {
+  /** Everything that happened, in the order this process recorded it (sort by `at` for the time line). */
+  readonly history: HistoryEntry[] = []
+  private readonly state: NodeState[]
+  private readonly secret = randomBytes(24).toString('hex')
+  private nextRequest = 0
+  private stopped = false
+
+  private constructor (readonly dir: string, state: NodeState[], private readonly opts: ClusterProcessesOptions) {
+    super()
+    this.state = state
+  }
+
+  /** Starts `opts.nodes` processes and resolves once every one has joined. */
+  static async start (opts: ClusterProcessesOptions): Promise<ClusterProcesses> {
+    const dir = await mkdtemp(join(tmpdir(), 'raftmesh-procs-'))
+    const state: NodeState[] = []
+    for (let i = 0; i < opts.nodes; i++) {
+      const dataDir = join(dir, `n${i + 1}`)
+      // The key is created before the first start so that bootstrap addresses can name the peer.
+      const peerId = peerIdFromPrivateKey(await loadOrCreatePeerKey(dataDir, silentLogger)).toString()
+      const listen = `/ip4/127.0.0.1/tcp/${await freePort()}`
+      state.push({ index: i, id: `n${i + 1}`, addr: `${listen}/p2p/${peerId}`, listen, dataDir, proc: null, paused: false, stderr: [], pending: new Map() })
+    }
+    const procs = new ClusterProcesses(dir, state, opts)
+    try {
+      await Promise.all(state.map(async n => { await procs.launch(n, n.index === 0 ? [] : [state[0].addr]) }))
+    } catch (err) {
+      await procs.stop()
+      throw err
+    }
+    return procs
+  }
+
+  /** The nodes, by index. */
+  get nodes (): readonly ProcessNode[] {
+    return this.state
+  }
+
+  /** Starts a lock workload on node `i`; resolves with the id its events carry. */
+  async startWorkload (i: number, workload: LockWorkload): Promise<string> {
+    return await this.request(i, { op: 'workload', workload }) as string
+  }
+
+  /** Stops node `i`'s workloads and resolves once each has reported `workload-done`. */
+  async stopWorkloads (i: number): Promise<void> {
+    await this.request(i, { op: 'stop-workloads' })
+  }
+
+  /** Node `i`'s `cluster.status()`. */
+  async status (i: number): Promise<ClusterStatus> {
+    return await this.request(i, { op: 'status' }) as ClusterStatus
+  }
+
+  /** The index of the node the running, unpaused nodes agree is the leader; waits for one. */
+  async leader (timeoutMs = 20_000): Promise<number> {
+    const until = Date.now() + timeoutMs
+    for (;;) {
+      const up = this.state.filter(n => n.proc !== null && !n.paused)
+      const views = await Promise.all(up.map(async n => (await this.status(n.index)).raft.leader))
+      const index = this.state.findIndex(n => n.id === views[0])
+      if (index >= 0 && views.every(v => v === views[0]) && up.includes(this.state[index])) return index
+      if (Date.now() > until) throw new Error(`no agreed leader within ${timeoutMs} ms (views: ${views.join(', ')})`)
+      await new Promise(resolve => setTimeout(resolve, 50))
+    }
+  }
+
+  /** Resolves with the first history entry (recorded from now on) that matches; rejects after `timeoutMs`. */
+  async waitFor (match: (e: HistoryEntry) => boolean, timeoutMs: number, what = 'event'): Promise<HistoryEntry> {
+    return await new Promise((resolve, reject) => {
+      const onEntry = (e: HistoryEntry): void => {
+        if (!match(e)) return
+        clearTimeout(timer)
+        this.off('entry', onEntry)
+        resolve(e)
+      }
+      const timer = setTimeout(() => {
+        this.off('entry', onEntry)
+        reject(new Error(`no ${what} within ${timeoutMs} ms`))
+      }, timeoutMs)
+      this.on('entry', onEntry)
+    })
+  }
+
+  /** Sends `signal` (default SIGKILL) to node `i` and resolves once its process has exited. */
+  async kill (i: number, signal: NodeJS.Signals = 'SIGKILL'): Promise<void> {
+    const n = this.state[i]
+    const p = n.proc
+    if (p === null) return
+    const gone = new Promise(resolve => p.once('exit', resolve))
+    this.record(i, { type: 'killed', signal, at: machineNow() })
+    p.kill(signal)
+    // A stopped process only acts on SIGKILL; any other signal waits for it to run again.
+    if (n.paused && signal !== 'SIGKILL') this.resume(i)
+    await gone
+  }
+
+  /** Starts node `i` again after a kill: same data directory, port and node id. */
+  async restart (i: number): Promise<void> {
+    const n = this.state[i]
+    if (n.proc !== null) throw new Error(`${n.id} is still running`)
+    await this.launch(n, this.state.filter(x => x !== n).map(x => x.addr))
+  }
+
+  /** SIGSTOPs node `i`: it stays connected but does nothing, as a process in a long GC pause or a frozen VM. */
+  pause (i: number): void {
+    const n = this.state[i]
+    if (n.proc === null || n.paused) return
+    n.paused = true
+    this.record(i, { type: 'paused', at: machineNow() })
+    n.proc.kill('SIGSTOP')
+  }
+
+  /** SIGCONTs node `i`. */
+  resume (i: number): void {
+    const n = this.state[i]
+    if (n.proc === null || !n.paused) return
+    n.paused = false
+    n.proc.kill('SIGCONT')
+    this.record(i, { type: 'resumed', at: machineNow() })
+  }
+
+  /** Stops node `i` cleanly (its workloads, then `cluster.stop()`) and waits for the process to exit. */
+  async stopNode (i: number): Promise<void> {
+    const p = this.state[i].proc
+    if (p === null) return
+    const gone = new Promise(resolve => p.once('exit', resolve))
+    this.resume(i)
+    await this.request(i, { op: 'stop' })
+    await gone
+  }
+
+  /** Stops every node (SIGKILL after 5 s without a clean stop) and removes their data. */
+  async stop (): Promise<void> {
+    if (this.stopped) return
+    this.stopped = true
+    await Promise.all(this.state.map(async n => {
+      if (n.proc === null) return
+      const clean = this.stopNode(n.index).then(() => true, () => false)
+      const late = new Promise<boolean>(resolve => setTimeout(() => { resolve(false) }, 5000).unref())
+      if (!await Promise.race([clean, late])) await this.kill(n.index)
+    }))
+    await rm(this.dir, { recursive: true, force: true })
+  }
+
+  private async launch (n: NodeState, bootstrap: string[]): Promise<void> {
+    const config: NodeConfig = {
+      name: 'procs',
+      nodeId: n.id,
+      dataDir: n.dataDir,
+      listen: n.listen,
+      bootstrap,
+      expect: this.state.length,
+      sessionTtlMs: this.opts.sessionTtlMs ?? 10_000,
+      panicAfterMs: this.opts.panicAfterMs ?? 5_000,
+      tickMs: this.opts.tickMs,
+      electionTicks: this.opts.electionTicks,
+      onPanic: this.opts.onPanic ?? 'report',
+      logLevel: this.opts.logLevel
+    }
+    const proc = spawn(process.execPath, ['--import', 'tsx', entry, JSON.stringify(config)], {
+      cwd: root,
+      stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
+      serialization: 'advanced',
+      env: { ...process.env, ...this.opts.env, RAFTMESH_SECRET: this.secret }
+    })
+    n.proc = proc
+    n.paused = false
+    this.record(n.index, { type: 'started', pid: proc.pid ?? -1, at: machineNow() })
+    proc.stderr?.setEncoding('utf8').on('data', (s: string) => {
+      n.stderr.push(...s.split('\n').filter(l => l.length > 0))
+      if (n.stderr.length > 50) n.stderr.splice(0, n.stderr.length - 50)
+    })
+    proc.on('message', (msg: ChildMessage) => {
+      if (msg.kind === 'event') {
+        this.record(n.index, msg.event)
+        return
+      }
+      const waiter = n.pending.get(msg.id)
+      n.pending.delete(msg.id)
+      if (msg.ok) waiter?.resolve(msg.value)
+      else waiter?.reject(new Error(`${n.id}: ${msg.error}`))
+    })
+    proc.once('exit', (code, signal) => {
+      if (n.proc === proc) {
+        n.proc = null
+        n.paused = false
+      }
+      this.record(n.index, { type: 'exited', code, signal, at: machineNow() })
+      for (const w of n.pending.values()) w.reject(new Error(`${n.id} exited (${String(code ?? signal)})`))
+      n.pending.clear()
+    })
+    await new Promise<void>((resolve, reject) => {
+      let out = ''
+      const onData = (s: string): void => {
+        out += s
+        // Only whole lines: the last piece may still be arriving.
+        if (!out.split('\n').slice(0, -1).some(l => l.includes('"event":"ready"'))) return
+        proc.stdout?.off('data', onData)
+        proc.stdout?.resume()
+        proc.off('exit', onExit)
+        resolve()
+      }
+      const onExit = (code: number | null): void => { reject(new Error(`${n.id} exited with ${String(code)} before it was ready: ${n.stderr.join(' | ')}`)) }
+      proc.stdout?.setEncoding('utf8').on('data', onData)
+      proc.once('exit', onExit)
+    })
+  }
+
+  private async request (i: number, body: RequestBody): Promise<unknown> {
+    const n = this.state[i]
+    const p = n.proc
+    if (p === null) throw new Error(`${n.id} is not running`)
+    const id = ++this.nextRequest
+    return await new Promise((resolve, reject) => {
+      n.pending.set(id, { resolve, reject })
+      const req: Request = { ...body, id }
+      p.send(req)
+    })
+  }
+
+  private record (node: number, e: NodeEvent | HarnessEvent): void {
+    const entry = { ...e, node } as HistoryEntry
+    this.history.push(entry)
+    this.emit('entry', entry)
+  }
+}
