@@ -1,141 +1,175 @@
 /**
- * `npm start`: the local multi-node simulation. Spawns N kv-node processes
- * on 127.0.0.1, waits for a leader, runs a read/write workload, SIGKILLs the
- * leader and shows the failover, restarts it and shows it catch up, and ends
- * with a summary.
+ * `npm start`: the local multi-node simulation. Spawns N processes on
+ * 127.0.0.1, each embedding one `Cluster` as a server would, and has every
+ * one of them loop on the same lock (acquire, hold, release), so the lock
+ * moves between nodes. Meanwhile it SIGKILLs the Raft leader and restarts
+ * it, SIGSTOPs the lock's holder past its session TTL, and SIGSTOPs the
+ * leader, showing where the lock goes each time; it ends with a summary
+ * that checks the recorded grants (fences only increase, no two holders at
+ * once) and reports the failover times.
  *
  *   npm start -- [--nodes 3] [--duration 20]
  */
 import logUpdate from 'log-update'
 import { parseArgs } from 'node:util'
-import { LocalKvCluster, type LocalNode } from '../testkit/local-cluster.js'
+import { ClusterProcesses, machineNow, type HistoryEntry, type LockWorkload } from '../testkit/cluster-processes.js'
 
 const { values } = parseArgs({ options: { nodes: { type: 'string', default: '3' }, duration: { type: 'string', default: '20' } } })
 const nodeCount = Number(values.nodes)
 const duration = Number(values.duration)
-if (!Number.isInteger(nodeCount) || nodeCount < 1 || nodeCount > 9) { console.error('--nodes must be an integer from 1 to 9'); process.exit(2) }
-if (!Number.isFinite(duration) || duration < 6) { console.error('--duration must be at least 6 (seconds)'); process.exit(2) }
+if (!Number.isInteger(nodeCount) || nodeCount < 1 || nodeCount > 7) { console.error('--nodes must be an integer from 1 to 7'); process.exit(2) }
+if (!Number.isFinite(duration) || duration < 12) { console.error('--duration must be at least 12 (seconds)'); process.exit(2) }
 
+const LOCK = 'nightly-report'
+const TTL_MS = 3000
+const workload: LockWorkload = { lock: LOCK, holdMs: 150, gapMs: 30, acquireTimeoutMs: 15_000 }
 const live = process.stdout.isTTY === true
 const events: string[] = []
-const t0 = Date.now()
-const stamp = (): string => `${((Date.now() - t0) / 1000).toFixed(1).padStart(5)}s`
-const note = (msg: string): void => {
-  events.push(`${stamp()}  ${msg}`)
-  if (!live) console.log(`${stamp()}  ${msg}`)
+const t0 = machineNow()
+const stamp = (at = machineNow()): string => `${((at - t0) / 1000).toFixed(1).padStart(5)}s`
+const note = (msg: string, at?: number): void => {
+  const line = `${stamp(at)}  ${msg}`
+  events.push(line)
+  if (!live) console.log(line)
+}
+const sleep = async (ms: number): Promise<void> => { await new Promise(resolve => setTimeout(resolve, ms)) }
+let procs: ClusterProcesses | null = null
+
+interface Hold { node: number, fence: bigint, from: number, to: number | null }
+const holds: Hold[] = []
+const grantsBy = new Map<number, number>()
+const lastHold = (match: (h: Hold) => boolean): Hold | undefined => [...holds].reverse().find(match)
+
+function track (e: HistoryEntry): void {
+  if (e.type === 'granted') {
+    holds.push({ node: e.node, fence: e.fence, from: e.at, to: null })
+    grantsBy.set(e.node, (grantsBy.get(e.node) ?? 0) + 1)
+  } else if (e.type === 'released' || e.type === 'lost') {
+    const h = lastHold(x => x.node === e.node && x.fence === e.fence)
+    if (h !== undefined && h.to === null) h.to = e.type === 'lost' ? (e.heldUntil ?? h.from) : e.at
+    if (e.type === 'lost') note(`n${e.node + 1} lost ${LOCK} (fence ${e.fence}): ${e.reason}`, e.at)
+  } else if (e.type === 'killed' || e.type === 'exited') {
+    const h = lastHold(x => x.node === e.node && x.to === null)
+    if (h !== undefined) h.to = e.at
+  } else if (e.type === 'panic') {
+    note(`n${e.node + 1} panicked: ${e.reason}`, e.at)
+  }
 }
 
-const stats = { ok: 0, errors: 0, reads: 0, writes: 0 }
-let cluster: LocalKvCluster | null = null
-
-async function table (c: LocalKvCluster): Promise<string> {
-  const rows = await Promise.all(c.nodes.map(async (n: LocalNode) => {
-    const s = await c.status(n)
-    if (s === null) return `${n.id.padEnd(4)} ${(n.proc === null ? 'down' : 'no answer').padEnd(10)}`
-    const leaderView = s.members?.find((m: any) => m.id === n.id)
-    const lag = s.role === 'leader' ? 0 : Math.max(0, (leaderCommit ?? s.commitIndex) - s.appliedIndex)
-    return `${n.id.padEnd(4)} ${String(s.role).padEnd(10)} ${String(s.term).padStart(5)} ${String(s.commitIndex).padStart(8)} ${String(s.appliedIndex).padStart(8)} ${String(lag).padStart(6)}  ${leaderView?.http ?? n.http}`
+async function table (p: ClusterProcesses): Promise<string> {
+  const rows = await Promise.all(p.nodes.map(async n => {
+    if (n.proc === null) return `${n.id.padEnd(4)} down`
+    if (n.paused) return `${n.id.padEnd(4)} paused (SIGSTOP)`
+    const s = await p.status(n.index).catch(() => null)
+    if (s === null) return `${n.id.padEnd(4)} no answer`
+    const lock = s.locks.find(l => l.kind === 'lock' && l.name === LOCK)
+    const holder = lock?.holder === null || lock === undefined ? '-' : `${lock.holder.node ?? '?'} #${lock.holder.fence}`
+    return `${n.id.padEnd(4)} ${s.raft.role.padEnd(10)} ${String(s.raft.term).padStart(5)} ${String(s.raft.commitIndex).padStart(8)} ${String(s.raft.appliedIndex).padStart(8)}  ${holder.padEnd(12)} ${String(grantsBy.get(n.index) ?? 0).padStart(6)}`
   }))
-  return ['node role        term   commit  applied    lag  http', ...rows].join('\n')
+  return [`node role        term   commit  applied  ${LOCK.padEnd(12)} grants`, ...rows].join('\n')
 }
 
-let leaderCommit: number | null = null
-async function refresh (c: LocalKvCluster): Promise<void> {
-  for (const n of c.nodes) {
-    const s = await c.status(n)
-    if (s?.role === 'leader') leaderCommit = s.commitIndex
-  }
-  const body = `${await table(c)}\n\nops ${stats.ok} ok (${stats.writes} writes, ${stats.reads} reads), ${stats.errors} errors\n\n${events.slice(-12).join('\n')}`
-  if (live) logUpdate(body)
+async function refresh (p: ClusterProcesses): Promise<void> {
+  if (!live) return
+  logUpdate(`${await table(p)}\n\n${holds.length} grants of ${LOCK}\n\n${events.slice(-12).join('\n')}`)
 }
 
-async function workload (c: LocalKvCluster, until: () => boolean): Promise<void> {
-  let i = 0
-  while (!until()) {
-    const key = `k${i % 20}`
-    try {
-      const write = i % 3 !== 2
-      const r = write ? await c.client.send('PUT', `/kv/${key}`, `value-${i}`, { timeoutMs: 2000 }) : await c.client.send('GET', `/kv/${key}`, undefined, { timeoutMs: 2000 })
-      if (r.status === 200 || r.status === 404) {
-        stats.ok++
-        if (write) stats.writes++
-        else stats.reads++
-      } else {
-        stats.errors++
-      }
-    } catch {
-      stats.errors++
-    }
-    i++
-  }
-}
-
-async function putSucceeds (c: LocalKvCluster, key: string): Promise<void> {
-  for (;;) {
-    try {
-      const r = await c.client.send('PUT', `/kv/${key}`, 'probe', { attempts: 1, timeoutMs: 300 })
-      if (r.status === 200) return
-    } catch {}
-    await new Promise(resolve => setTimeout(resolve, 5))
-  }
+/** Time from `since` until any node other than `except` is granted the lock. */
+async function nextGrant (p: ClusterProcesses, since: number, except: number): Promise<HistoryEntry> {
+  const seen = p.history.find(e => e.type === 'granted' && e.at > since && e.node !== except)
+  return seen ?? await p.waitFor(e => e.type === 'granted' && e.node !== except, 30_000, 'grant on another node')
 }
 
 async function main (): Promise<void> {
-  console.log(`raftmesh local cluster: ${nodeCount} kv-node processes on 127.0.0.1 for ${duration} s`)
-  cluster = await LocalKvCluster.start({ nodes: nodeCount })
-  const c = cluster
-  note(`${nodeCount} processes started (data in ${c.dir})`)
-  const leader = await c.waitForLeader()
-  note(`leader elected: ${leader.id}`)
-  let done = false
-  const load = workload(c, () => done)
-  const ticker = setInterval(() => { void refresh(c) }, live ? 250 : 2000)
-  const third = (duration * 1000) / 3
-  await new Promise(resolve => setTimeout(resolve, third))
+  console.log(`raftmesh local cluster: ${nodeCount} processes on 127.0.0.1, each embedding a Cluster, for ${duration} s`)
+  const p = await ClusterProcesses.start({ nodes: nodeCount, sessionTtlMs: TTL_MS, panicAfterMs: TTL_MS / 2 })
+  procs = p
+  p.on('entry', track)
+  note(`${nodeCount} processes joined (data in ${p.dir})`)
+  note(`leader: n${await p.leader() + 1}`)
+  for (const n of p.nodes) await p.startWorkload(n.index, workload)
+  note(`every node loops: acquire ${LOCK}, hold ${workload.holdMs} ms, release`)
+  const ticker = setInterval(() => { void refresh(p) }, live ? 250 : 2000)
+  const step = (duration * 1000) / 5
+  const results: { failoverMs?: number, holderPauseMs?: number, leaderPauseMs?: number, rejoinMs?: number } = {}
 
-  let failoverMs: number | null = null
-  let catchUpMs: number | null = null
+  await sleep(step)
   if (nodeCount >= 3) {
-    const victim = await c.waitForLeader()
-    note(`SIGKILL leader ${victim.id}`)
-    const killedAt = performance.now()
-    await c.kill(victim)
-    await putSucceeds(c, 'failover')
-    failoverMs = Math.round(performance.now() - killedAt)
-    const next = await c.waitForLeader()
-    note(`new leader ${next.id}; first write accepted ${failoverMs} ms after the kill`)
-    await new Promise(resolve => setTimeout(resolve, third / 2))
-    note(`restarting ${victim.id} from its data directory`)
-    const restartAt = performance.now()
-    await c.launch(victim)
-    for (;;) {
-      const [mine, theirs] = [await c.status(victim), await c.status(await c.waitForLeader())]
-      if (mine !== null && theirs !== null && mine.appliedIndex >= theirs.commitIndex) break
-      await new Promise(resolve => setTimeout(resolve, 20))
-    }
-    catchUpMs = Math.round(performance.now() - restartAt)
-    note(`${victim.id} caught up with the leader ${catchUpMs} ms after its restart (process startup included)`)
+    const victim = await p.leader()
+    const heldByVictim = lastHold(h => h.to === null)?.node === victim
+    const at = machineNow()
+    note(`SIGKILL leader n${victim + 1}${heldByVictim ? `, which holds ${LOCK}` : ''}`)
+    const elected = p.waitFor(x => x.type === 'leader' && x.leader !== null && x.leader !== p.nodes[victim].id, 30_000, 'a new leader')
+    await p.kill(victim)
+    const e = await elected
+    results.failoverMs = Math.round(e.at - at)
+    note(`new leader ${e.type === 'leader' ? e.leader ?? '' : ''} ${results.failoverMs} ms after the kill`, e.at)
+    const g = await nextGrant(p, at, victim)
+    note(`n${g.node + 1} got ${LOCK} ${Math.round(g.at - at)} ms after the kill${heldByVictim ? ` (the dead holder's session had to expire: TTL ${TTL_MS} ms)` : ''}`, g.at)
+    const restartAt = machineNow()
+    await p.restart(victim)
+    results.rejoinMs = Math.round(machineNow() - restartAt)
+    await p.startWorkload(victim, workload)
+    note(`n${victim + 1} restarted from its data directory and rejoined in ${results.rejoinMs} ms (process startup included)`)
   }
-  await new Promise(resolve => setTimeout(resolve, Math.max(0, t0 + duration * 1000 - Date.now())))
-  done = true
-  await load
+
+  await sleep(step)
+  if (nodeCount >= 2) {
+    const holder = lastHold(h => h.to === null)?.node ?? (holds.at(-1)?.node ?? 0)
+    const at = machineNow()
+    note(`SIGSTOP n${holder + 1}, the lock's holder, for ${(TTL_MS * 1.5 / 1000).toFixed(1)} s (session TTL ${TTL_MS / 1000} s)`)
+    p.pause(holder)
+    const g = await nextGrant(p, at, holder)
+    results.holderPauseMs = Math.round(g.at - at)
+    note(`n${g.node + 1} got ${LOCK} ${results.holderPauseMs} ms after its holder froze (its session expired)`)
+    await sleep(Math.max(0, at + TTL_MS * 1.5 - machineNow()))
+    p.resume(holder)
+    note(`SIGCONT n${holder + 1}: it sees its lease is gone, opens a new session and queues again`)
+  }
+
+  await sleep(step)
+  if (nodeCount >= 3) {
+    const leader = await p.leader()
+    const before = (await p.status(leader)).raft.term
+    const at = machineNow()
+    note(`SIGSTOP leader n${leader + 1}`)
+    p.pause(leader)
+    const e = await p.waitFor(x => x.type === 'leader' && x.leader !== null && x.leader !== p.nodes[leader].id && x.term > before, 30_000, 'a new leader')
+    results.leaderPauseMs = Math.round(e.at - at)
+    note(`new leader ${e.type === 'leader' ? e.leader ?? '' : ''} ${results.leaderPauseMs} ms after the leader froze`)
+    await sleep(1500)
+    p.resume(leader)
+    note(`SIGCONT n${leader + 1}: it steps down and follows`)
+  }
+
+  await sleep(Math.max(0, t0 + duration * 1000 - machineNow()))
+  for (const n of p.nodes) if (n.proc !== null) await p.stopWorkloads(n.index).catch(() => {})
   clearInterval(ticker)
-  await refresh(c)
-  if (live) logUpdate.done()
-  else console.log(await table(c))
+  if (live) {
+    await refresh(p)
+    logUpdate.done()
+  } else {
+    console.log(await table(p))
+  }
+  const byGrant = [...holds].sort((a, b) => a.from - b.from)
+  const fencesIncrease = byGrant.every((h, i) => i === 0 || h.fence > byGrant[i - 1].fence)
+  const overlaps = byGrant.filter((h, i) => i > 0 && (byGrant[i - 1].to ?? Infinity) > h.from).length
   console.log('\nsummary')
-  console.log(`  operations   ${stats.ok} ok (${stats.writes} writes, ${stats.reads} linearizable reads), ${stats.errors} errors`)
-  console.log(`  throughput   ${Math.round(stats.ok / duration)} ops/s from one sequential client`)
-  if (failoverMs !== null) console.log(`  failover     ${failoverMs} ms from leader SIGKILL to the next accepted write`)
-  if (catchUpMs !== null) console.log(`  catch-up     ${catchUpMs} ms from restarting the process (startup included) to it applying everything committed`)
-  await c.stop()
+  console.log(`  lock grants  ${holds.length} of ${LOCK} (${[...grantsBy].sort((a, b) => a[0] - b[0]).map(([n, c]) => `n${n + 1}: ${c}`).join(', ')})`)
+  console.log(`  safety       fences ${fencesIncrease ? 'strictly increase' : 'DO NOT increase'} in grant order; ${overlaps} overlapping holds`)
+  if (results.failoverMs !== undefined) console.log(`  failover     ${results.failoverMs} ms from leader SIGKILL to a new leader`)
+  if (results.holderPauseMs !== undefined) console.log(`  frozen holder ${results.holderPauseMs} ms from SIGSTOP of the holder to a grant elsewhere (session TTL ${TTL_MS} ms)`)
+  if (results.leaderPauseMs !== undefined) console.log(`  frozen leader ${results.leaderPauseMs} ms from SIGSTOP of the leader to a new leader`)
+  if (results.rejoinMs !== undefined) console.log(`  rejoin       ${results.rejoinMs} ms from restarting the killed leader (startup included) to it holding a session again`)
+  await p.stop()
+  if (!fencesIncrease || overlaps > 0) process.exit(1)
 }
 
-const cleanup = (): void => { void cluster?.stop().finally(() => process.exit(130)) }
+const cleanup = (): void => { void procs?.stop().finally(() => process.exit(130)) }
 process.on('SIGINT', cleanup)
 process.on('SIGTERM', cleanup)
 main().catch(async err => {
   console.error(`npm start failed: ${(err as Error).message}`)
-  await cluster?.stop()
+  await procs?.stop()
   process.exit(1)
 })
