@@ -135,3 +135,25 @@ t.test('options are validated with errors that name the option', async t => {
   await t.rejects(Cluster.start({ ...base, maxVoters: 4 }), { message: /maxVoters must be odd/ })
   await t.rejects(Cluster.start({ ...base, nodeId: 'has/slash' }), { message: /nodeId/ })
 })
+
+t.test('a lock requested on a follower as the leader is cut off is granted through the new leader, once', async t => {
+  const c = await startClusters(3, { sessionTtlMs: 2000, panicAfterMs: 1000 })
+  t.teardown(async () => { await c.stopAll() })
+  const old = c.leader()
+  const follower = c.nodes.find(n => n !== old) as Cluster
+  const leaders: Array<string | null> = []
+  follower.on('leader', e => { leaders.push(e.leader) })
+  const downs: string[] = []
+  follower.on('member-down', e => { downs.push(e.id) })
+  const fault = new FaultInjector(c.nodes.map(n => n.mesh))
+  await fault.isolate(old.mesh)
+  const h = await follower.lock('forwarded').acquire({ timeoutMs: 20_000 })
+  t.ok(follower.raftStatus().leader !== old.id && follower.raftStatus().leader !== null, 'a new leader is known')
+  t.ok(leaders.some(l => l !== null && l !== old.id), 'the follower emitted `leader` for the new leader')
+  t.ok(downs.includes(old.id), 'and `member-down` for the cut-off one')
+  const lock = follower.status().locks.find(l => l.name === 'forwarded')
+  t.equal(lock?.holder?.node, follower.id, 'the follower holds it')
+  t.equal(lock?.waiters, 0, 'and no second copy of the request waits in the queue')
+  await h.release()
+  fault.heal()
+})
