@@ -5,6 +5,7 @@
 import { coreTable, runCoreBench } from './core.js'
 import { gossipTable, runGossipBench } from './gossip.js'
 import { kvTable, runKvBench } from './kv.js'
+import { pauseTable, runPauseBench } from './leader-pause.js'
 import { rpcTable, runRpcBench } from './rpc.js'
 import { runTransportBench, transportTable } from './transport.js'
 import { runWalBench, walTable } from './wal.js'
@@ -15,7 +16,8 @@ const benches: Record<string, () => Promise<{ json: unknown, table: string }>> =
   kv: async () => { const r = await runKvBench(); return { json: r, table: kvTable(r) } },
   transport: async () => { const r = await runTransportBench(); return { json: r, table: transportTable(r) } },
   gossip: async () => { const r = await runGossipBench(); return { json: r, table: gossipTable(r) } },
-  rpc: async () => { const r = await runRpcBench(); return { json: r, table: rpcTable(r) } }
+  rpc: async () => { const r = await runRpcBench(); return { json: r, table: rpcTable(r) } },
+  pause: async () => { const r = await runPauseBench(); return { json: r, table: pauseTable(r) } }
 }
 
 const names = process.argv.slice(2)

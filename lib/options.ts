@@ -31,7 +31,7 @@ const schema = z.object({
   maxVoters: z.number().int().min(1).max(7).refine(n => n % 2 === 1, 'must be odd').default(5),
   deadVoterAfterMs: z.number().int().min(1000).default(60_000),
   tickMs: z.number().int().min(5).max(1000).default(50),
-  electionTicks: z.number().int().min(3).max(100).default(10),
+  electionTicks: z.number().int().min(3).max(100).default(6),
   heartbeatTicks: z.number().int().min(1).max(50).default(2),
   snapshotEvery: z.number().int().min(10).default(10_000),
   joinTimeoutMs: z.number().int().positive().optional()
