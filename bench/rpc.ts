@@ -2,7 +2,7 @@
  * `npm run bench -- rpc`: the mesh RPC between two real processes on
  * 127.0.0.1 (libp2p TCP, private network, noise, yamux), next to the raw
  * Raft stream round trip measured in the same run against the same peer
- * (bench/procs/rpc-peer.ts). For each, `inFlight` calls are kept
+ * (bench/procs/transport-peer.ts). For each, `inFlight` calls are kept
  * outstanding for `seconds` (1 in flight: one call after another), giving
  * the round-trip latency and the calls per second.
  *
@@ -17,9 +17,9 @@ import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { fileURLToPath, pathToFileURL } from 'node:url'
 import { createMeshNode, type MeshNode } from '../gossip/node.js'
+import { heartbeatRoundTrips } from './heartbeat-round-trip.js'
 import { Libp2pRaftTransport } from '../gossip/raft-transport.js'
 import { MeshRpc, type MeshRpcStats } from '../gossip/rpc.js'
-import type { Message } from '../raft/messages.js'
 import { Latency, type LatencySummary } from './latency.js'
 import { BenchChild, waitFor } from './transport.js'
 
@@ -51,7 +51,6 @@ export interface RpcBenchResult {
   stats: { a: MeshRpcStats, b: MeshRpcStats }
 }
 
-const ROUND_TRIP_TIMEOUT_MS = 5000
 const r2 = (x: number): number => Math.round(x * 100) / 100
 
 /** Keeps `inFlight` round trips going for `seconds`. */
@@ -85,7 +84,7 @@ export async function runRpcBench (opts: RpcBenchOptions = {}): Promise<RpcBench
   let transport: Libp2pRaftTransport | null = null
   let rpc: MeshRpc | null = null
   try {
-    child = new BenchChild('b', join(root, 'bench', 'procs', 'rpc-peer.ts'), { nodeId: 'b', clusterName, dataDir: join(dir, 'b') }, { RAFTMESH_BENCH_SECRET: secret })
+    child = new BenchChild('b', join(root, 'bench', 'procs', 'transport-peer.ts'), { nodeId: 'b', clusterName, dataDir: join(dir, 'b') }, { RAFTMESH_BENCH_SECRET: secret })
     const ready = await child.ready as { multiaddrs: string[] }
     mesh = await createMeshNode({ nodeId: 'a', clusterName, appVersion: 'bench', dataDir: join(dir, 'a'), secret, bootstrap: ready.multiaddrs })
     const m = mesh
@@ -93,25 +92,10 @@ export async function runRpcBench (opts: RpcBenchOptions = {}): Promise<RpcBench
     const t = transport = await Libp2pRaftTransport.create(mesh)
     const r = rpc = await MeshRpc.create(mesh)
 
-    // Raft round trips are matched by readSeq, unique per request.
-    const waiting = new Map<number, () => void>()
-    t.onMessage((msg: Message) => {
-      if (msg.type !== 'HeartbeatResp') return
-      const w = waiting.get(msg.readSeq)
-      if (w !== undefined) { waiting.delete(msg.readSeq); w() }
-    })
-    let seq = 0
-    const raftRoundTrip = async (): Promise<void> => {
-      const readSeq = ++seq
-      await new Promise<void>((resolve, reject) => {
-        const timer = setTimeout(() => { waiting.delete(readSeq); reject(new Error(`no HeartbeatResp for readSeq ${readSeq} within ${ROUND_TRIP_TIMEOUT_MS} ms`)) }, ROUND_TRIP_TIMEOUT_MS)
-        waiting.set(readSeq, () => { clearTimeout(timer); resolve() })
-        t.send([{ type: 'Heartbeat', from: 'a', to: 'b', term: 1, commit: 0, readSeq }])
-      })
-    }
+    const raftRoundTrip = heartbeatRoundTrips(t, 'a', 'b')
     const body = randomBytes(100)
     const rpcRoundTrip = async (): Promise<void> => {
-      const answer = await r.call('b', 'echo', body, { timeoutMs: ROUND_TRIP_TIMEOUT_MS })
+      const answer = await r.call('b', 'echo', body, { timeoutMs: 5000 })
       if (answer.byteLength !== body.byteLength) throw new Error('echo answered with another body')
     }
 

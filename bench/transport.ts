@@ -18,8 +18,8 @@ import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { fileURLToPath, pathToFileURL } from 'node:url'
 import { createMeshNode, type MeshNode } from '../gossip/node.js'
+import { heartbeatRoundTrips } from './heartbeat-round-trip.js'
 import { Libp2pRaftTransport, type RaftTransportStats } from '../gossip/raft-transport.js'
-import type { Message } from '../raft/messages.js'
 import { Latency, type LatencySummary } from './latency.js'
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..')
@@ -155,7 +155,6 @@ export interface TransportBenchResult {
   stats: { a: RaftTransportStats, b: RaftTransportStats & { answered: number } }
 }
 
-const ROUND_TRIP_TIMEOUT_MS = 5000
 const r2 = (x: number): number => Math.round(x * 100) / 100
 
 export async function runTransportBench (opts: TransportBenchOptions = {}): Promise<TransportBenchResult> {
@@ -177,22 +176,7 @@ export async function runTransportBench (opts: TransportBenchOptions = {}): Prom
     await waitFor('node b to join', () => m.membership.isAlive('b'), 15_000)
     const t = transport = await Libp2pRaftTransport.create(mesh)
 
-    // Round trips are matched by readSeq, unique per request.
-    const waiting = new Map<number, () => void>()
-    t.onMessage((msg: Message) => {
-      if (msg.type !== 'HeartbeatResp') return
-      const w = waiting.get(msg.readSeq)
-      if (w !== undefined) { waiting.delete(msg.readSeq); w() }
-    })
-    let seq = 0
-    const roundTrip = async (): Promise<void> => {
-      const readSeq = ++seq
-      await new Promise<void>((resolve, reject) => {
-        const timer = setTimeout(() => { waiting.delete(readSeq); reject(new Error(`no HeartbeatResp for readSeq ${readSeq} within ${ROUND_TRIP_TIMEOUT_MS} ms`)) }, ROUND_TRIP_TIMEOUT_MS)
-        waiting.set(readSeq, () => { clearTimeout(timer); resolve() })
-        t.send([{ type: 'Heartbeat', from: 'a', to: 'b', term: 1, commit: 0, readSeq }])
-      })
-    }
+    const roundTrip = heartbeatRoundTrips(t, 'a', 'b')
 
     const warmEnd = performance.now() + 10_000
     for (let i = 0; i < warmup && performance.now() < warmEnd; i++) await roundTrip()
