@@ -12,18 +12,11 @@
  *   long-lived RPC stream to b.
  */
 import { randomBytes } from 'node:crypto'
-import { mkdtemp, rm } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
-import { dirname, join } from 'node:path'
-import { fileURLToPath, pathToFileURL } from 'node:url'
-import { createMeshNode, type MeshNode } from '../gossip/node.js'
-import { heartbeatRoundTrips } from './heartbeat-round-trip.js'
-import { Libp2pRaftTransport } from '../gossip/raft-transport.js'
+import { pathToFileURL } from 'node:url'
 import { MeshRpc, type MeshRpcStats } from '../gossip/rpc.js'
+import { heartbeatRoundTrips } from './heartbeat-round-trip.js'
 import { Latency, type LatencySummary } from './latency.js'
-import { BenchChild, waitFor } from './transport.js'
-
-const root = join(dirname(fileURLToPath(import.meta.url)), '..')
+import { startBenchPair } from './transport.js'
 
 export interface RpcBenchOptions {
   /** Round trips of each kind before measuring (also opens the streams). Default 500. */
@@ -76,20 +69,10 @@ export async function runRpcBench (opts: RpcBenchOptions = {}): Promise<RpcBench
   const warmup = opts.warmup ?? 500
   const seconds = opts.seconds ?? 3
   const inFlights = opts.inFlight ?? [1, 64]
-  const dir = await mkdtemp(join(tmpdir(), 'raftmesh-bench-rpc-'))
-  const secret = randomBytes(32).toString('hex')
-  const clusterName = 'bench-rpc'
-  let child: BenchChild | null = null
-  let mesh: MeshNode | null = null
-  let transport: Libp2pRaftTransport | null = null
+  const pair = await startBenchPair('rpc')
   let rpc: MeshRpc | null = null
   try {
-    child = new BenchChild('b', join(root, 'bench', 'procs', 'transport-peer.ts'), { nodeId: 'b', clusterName, dataDir: join(dir, 'b') }, { RAFTMESH_BENCH_SECRET: secret })
-    const ready = await child.ready as { multiaddrs: string[] }
-    mesh = await createMeshNode({ nodeId: 'a', clusterName, appVersion: 'bench', dataDir: join(dir, 'a'), secret, bootstrap: ready.multiaddrs })
-    const m = mesh
-    await waitFor('node b to join', () => m.membership.isAlive('b'), 15_000)
-    const t = transport = await Libp2pRaftTransport.create(mesh)
+    const { child, mesh, transport: t } = pair
     const r = rpc = await MeshRpc.create(mesh)
 
     const raftRoundTrip = heartbeatRoundTrips(t, 'a', 'b')
@@ -115,10 +98,7 @@ export async function runRpcBench (opts: RpcBenchOptions = {}): Promise<RpcBench
     }
   } finally {
     await rpc?.close()
-    await transport?.close()
-    await mesh?.stop()
-    await child?.stop()
-    await rm(dir, { recursive: true, force: true })
+    await pair.stop()
   }
 }
 

@@ -116,6 +116,39 @@ export class BenchChild {
   }
 }
 
+/** This process's mesh node 'a' with the Raft transport, joined to the far-end process 'b' (bench/procs/transport-peer.ts). */
+export interface BenchPair {
+  readonly child: BenchChild
+  readonly mesh: MeshNode
+  readonly transport: Libp2pRaftTransport
+  stop(): Promise<void>
+}
+
+export async function startBenchPair (name: string): Promise<BenchPair> {
+  const dir = await mkdtemp(join(tmpdir(), `raftmesh-bench-${name}-`))
+  const secret = randomBytes(32).toString('hex')
+  const clusterName = `bench-${name}`
+  const child = new BenchChild('b', join(root, 'bench', 'procs', 'transport-peer.ts'), { nodeId: 'b', clusterName, dataDir: join(dir, 'b') }, { RAFTMESH_BENCH_SECRET: secret })
+  let mesh: MeshNode | null = null
+  let transport: Libp2pRaftTransport | null = null
+  const stop = async (): Promise<void> => {
+    await transport?.close()
+    await mesh?.stop()
+    await child.stop()
+    await rm(dir, { recursive: true, force: true })
+  }
+  try {
+    const ready = await child.ready as { multiaddrs: string[] }
+    const m = mesh = await createMeshNode({ nodeId: 'a', clusterName, appVersion: 'bench', dataDir: join(dir, 'a'), secret, bootstrap: ready.multiaddrs })
+    await waitFor('node b to join', () => m.membership.isAlive('b'), 15_000)
+    transport = await Libp2pRaftTransport.create(m)
+    return { child, mesh: m, transport, stop }
+  } catch (err) {
+    await stop()
+    throw err
+  }
+}
+
 export async function waitFor (what: string, cond: () => boolean | Promise<boolean>, timeoutMs: number, everyMs = 20): Promise<void> {
   const end = performance.now() + timeoutMs
   for (;;) {
@@ -162,19 +195,9 @@ export async function runTransportBench (opts: TransportBenchOptions = {}): Prom
   const roundTrips = opts.roundTrips ?? 5000
   const inFlight = opts.inFlight ?? 256
   const seconds = opts.seconds ?? 3
-  const dir = await mkdtemp(join(tmpdir(), 'raftmesh-bench-transport-'))
-  const secret = randomBytes(32).toString('hex')
-  const clusterName = 'bench-transport'
-  let child: BenchChild | null = null
-  let mesh: MeshNode | null = null
-  let transport: Libp2pRaftTransport | null = null
+  const pair = await startBenchPair('transport')
   try {
-    child = new BenchChild('b', join(root, 'bench', 'procs', 'transport-peer.ts'), { nodeId: 'b', clusterName, dataDir: join(dir, 'b') }, { RAFTMESH_BENCH_SECRET: secret })
-    const ready = await child.ready as { multiaddrs: string[] }
-    mesh = await createMeshNode({ nodeId: 'a', clusterName, appVersion: 'bench', dataDir: join(dir, 'a'), secret, bootstrap: ready.multiaddrs })
-    const m = mesh
-    await waitFor('node b to join', () => m.membership.isAlive('b'), 15_000)
-    const t = transport = await Libp2pRaftTransport.create(mesh)
+    const { child, transport: t } = pair
 
     const roundTrip = heartbeatRoundTrips(t, 'a', 'b')
 
@@ -228,10 +251,7 @@ export async function runTransportBench (opts: TransportBenchOptions = {}): Prom
       stats: { a: t.stats(), b: { ...bStats.transport, answered: bStats.answered } }
     }
   } finally {
-    await transport?.close()
-    await mesh?.stop()
-    await child?.stop()
-    await rm(dir, { recursive: true, force: true })
+    await pair.stop()
   }
 }
 
