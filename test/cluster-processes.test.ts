@@ -64,17 +64,30 @@ t.test('three processes share one lock through SIGKILLs, restarts and SIGSTOPs p
     t.pass(`${c.nodes[victim].id} killed and back`)
   })
 
-  await t.test('the holder is SIGSTOPped past its TTL: the lock moves on, and after SIGCONT it acts no more as holder', async t => {
-    const g = await nextGrant('a grant to pause')
-    const pausedAt = machineNow()
-    c.pause(g.node)
-    const next = await nextGrant('a grant while the holder is paused', x => x.node !== g.node)
-    await sleep(Math.max(0, pausedAt + TTL + 1000 - machineNow()))
-    c.resume(g.node)
-    t.ok(endOf(c, g.owner) === undefined || endOf(c, g.owner)?.type === 'lost', 'the paused holder did not release before the pause')
-    await c.waitFor(e => e.type === 'lost' && e.owner === g.owner, WAIT, 'the resumed holder to see its lock lost').catch(() => {})
-    t.equal(endOf(c, g.owner)?.type, 'lost', `${c.nodes[g.node].id} reports fence ${g.fence} lost after SIGCONT; fence ${next.fence} went to ${c.nodes[next.node].id}`)
-    await nextGrant('the resumed node to get the lock again', x => x.node === g.node)
+  await t.test('the holder is SIGSTOPped until its session expires and the lock moves on; after SIGCONT it acts no more as holder', async t => {
+    // As with the kill: the grant the test sees may be over when the SIGSTOP lands; try again until it is not.
+    for (let attempt = 1; attempt <= 5; attempt++) {
+      const g = await nextGrant('a grant to pause')
+      const pausedAt = machineNow()
+      c.pause(g.node)
+      // Paused until its session has expired (the TTL after the leader last heard from it) and the lock has moved on,
+      // then resumed at once: a holder that believes in its lease longer than the leader keeps its session would
+      // still find valid() passing.
+      const next = await nextGrant('a grant while the holder is paused', x => x.node !== g.node)
+      const resumedAt = machineNow()
+      c.resume(g.node)
+      const lost = endOf(c, g.owner) ?? await c.waitFor(e => (e.type === 'lost' || e.type === 'released') && e.owner === g.owner, WAIT, 'the resumed holder to see its lock lost')
+      if (lost.at < pausedAt) continue
+      if (lost.type !== 'lost') {
+        t.fail(`${c.nodes[g.node].id} paused holding fence ${g.fence} released it after SIGCONT as if it still held it`)
+        return
+      }
+      const since = (at: number | null): string => at === null ? 'never' : `${Math.round(at - resumedAt)} ms`
+      t.pass(`${c.nodes[g.node].id}, paused holding fence ${g.fence} while fence ${next.fence} went to ${c.nodes[next.node].id}, saw it lost ${since(lost.at)} after SIGCONT (${lost.reason}); its last passing valid() was at ${since(lost.heldUntil)}`)
+      await nextGrant('the resumed node to get the lock again', x => x.node === g.node)
+      return
+    }
+    t.fail('no holder caught holding in 5 tries')
   })
 
   await t.test('the leader is SIGSTOPped past the TTL: another leader serves the lock, and the old one rejoins after SIGCONT', async t => {
@@ -108,8 +121,9 @@ t.test('three processes share one lock through SIGKILLs, restarts and SIGSTOPs p
     for (const i of others) c.pause(i)
     const panic = await c.waitFor(e => e.type === 'panic' && e.node === leader, WAIT, 'the cut-off leader to panic')
     for (const i of others) c.resume(i)
-    const lost = endOf(c, g.owner)
-    if (panic.type !== 'panic' || lost?.type !== 'lost') throw new Error(`the holder's handle did not abort: ${JSON.stringify(lost)}`)
+    // The handle aborts before the panic is emitted, but its report may arrive second.
+    const lost = endOf(c, g.owner) ?? await c.waitFor(e => e.type === 'lost' && e.owner === g.owner, WAIT, 'the handle to abort')
+    if (panic.type !== 'panic' || lost.type !== 'lost') throw new Error(`the holder's handle ended with ${lost.type}, not lost`)
     // Both times come from the leader's own clock, in the order its code ran: no margin needed.
     t.ok(lost.at <= panic.at, `its handle aborted (${Math.round(lost.at - cutAt)} ms after the cut: ${lost.reason}) before it panicked (${Math.round(panic.at - cutAt)} ms)`)
     t.ok(lost.at > cutAt, 'and not before the cut')
