@@ -40,10 +40,11 @@ t.test('three processes share one lock through SIGKILLs, restarts and SIGSTOPs p
     // A grant the test sees may already be over when the kill lands; try again until one is not.
     for (let attempt = 1; ; attempt++) {
       const g = await nextGrant('a grant to kill')
+      const killedAt = machineNow()
       await c.kill(g.node)
       if (endOf(c, g.owner) === undefined) {
         const next = await nextGrant('the lock of the killed holder to move on')
-        t.not(next.node, g.node, `${c.nodes[g.node].id} was killed holding fence ${g.fence}; ${c.nodes[next.node].id} got fence ${next.fence}`)
+        t.not(next.node, g.node, `${c.nodes[g.node].id} was killed holding fence ${g.fence}; ${c.nodes[next.node].id} got fence ${next.fence} ${Math.round(next.at - killedAt)} ms later`)
         await rejoin(g.node)
         break
       }
