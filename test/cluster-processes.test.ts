@@ -65,6 +65,23 @@ t.test('three processes share one lock through SIGKILLs, restarts and SIGSTOPs p
     t.pass(`${c.nodes[victim].id} killed and back`)
   })
 
+  await t.test('the leader is SIGKILLed while a follower holds another lock and the other follower waits for it', async t => {
+    // The new leader must count the holder's session as heard when it takes over; expiring it at once would grant
+    // the lock to the waiter while the holder still holds it (caught when the waiter is the new leader, which
+    // applies the grant before the holder applies its session's end).
+    const leader = await c.leader()
+    const [holder, waiter] = [0, 1, 2].filter(i => i !== leader)
+    await c.startWorkload(holder, { lock: 'failover', holdMs: 2500, count: 1 })
+    await c.waitFor(e => e.type === 'granted' && e.lock === 'failover', WAIT, 'the follower to hold the lock')
+    await c.startWorkload(waiter, { lock: 'failover', holdMs: 100, count: 1, acquireTimeoutMs: WAIT })
+    const until = machineNow() + WAIT
+    while ((await c.status(holder)).locks.find(l => l.name === 'failover')?.waiters !== 1 && machineNow() < until) await sleep(20)
+    await c.kill(leader)
+    await c.waitFor(e => e.type === 'workload-done' && e.node === waiter, WAIT * 2, 'the waiter to get the lock and finish')
+    await rejoin(leader)
+    t.same(checkLockHistory(c.history, { lock: 'failover', sessionTtlMs: TTL, regrantSlackMs: 4000, minGrants: 2 }), [], 'both got the lock, one after the other')
+  })
+
   await t.test('the holder is SIGSTOPped until its session expires and the lock moves on; after SIGCONT it acts no more as holder', async t => {
     // As with the kill: the grant the test sees may be over when the SIGSTOP lands; try again until it is not.
     for (let attempt = 1; attempt <= 5; attempt++) {
