@@ -166,7 +166,7 @@ export class ClusterProcesses extends EventEmitter<ClusterProcessesEvents> {
       }
       const timer = setTimeout(() => {
         this.off('entry', onEntry)
-        reject(new Error(`no ${what} within ${timeoutMs} ms`))
+        reject(new Error(`timed out after ${timeoutMs} ms waiting for ${what}`))
       }, timeoutMs)
       this.on('entry', onEntry)
     })
