@@ -374,3 +374,15 @@ t.test('a restored instance remembers the answers: a command re-sent after the r
   t.equal(replica.sm.lock('lock', 'x'), undefined, 'the free lock was not taken')
   t.end()
 })
+
+t.test('an ordered event is told once, at its index, with its publisher\'s node; a re-sent copy is not told again', t => {
+  const { log, s1 } = twoSessions()
+  const told: Array<{ topic: string, payload: string, node: string, index: number }> = []
+  log.sm.on('ordered', e => told.push({ topic: e.topic, payload: Buffer.from(e.payload).toString(), node: e.node, index: e.index }))
+  const seq = s1.next
+  t.same(s1.send({ op: 'publish', topic: 'encounter.saved', payload: Buffer.from('e1') }), { ok: true })
+  const at = log.index
+  s1.resend(seq)
+  t.same(told, [{ topic: 'encounter.saved', payload: 'e1', node: 'n1', index: at }])
+  t.end()
+})

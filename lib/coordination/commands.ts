@@ -28,6 +28,8 @@ export type Command =
   | { readonly op: 'acquire', readonly kind: LockKind, readonly name: string, readonly owner: string, readonly wait: boolean }
   /** Releases the lock if `owner` holds it, or leaves its queue. Idempotent. */
   | { readonly op: 'release', readonly kind: LockKind, readonly name: string, readonly owner: string }
+  /** An application event in the log's total order (`events.publish(..., { ordered: true })`); no state is kept. */
+  | { readonly op: 'publish', readonly topic: string, readonly payload: Uint8Array }
 
 export interface Envelope {
   /** The proposing session; '' for the leader's own commands (expire). */
@@ -55,7 +57,8 @@ const commandSchema = z.discriminatedUnion('op', [
   z.object({ op: z.literal('close') }),
   z.object({ op: z.literal('expire'), session: id }),
   z.object({ op: z.literal('acquire'), kind, name, owner: id, wait: z.boolean() }),
-  z.object({ op: z.literal('release'), kind, name, owner: id })
+  z.object({ op: z.literal('release'), kind, name, owner: id }),
+  z.object({ op: z.literal('publish'), topic: name, payload: z.instanceof(Uint8Array) })
 ])
 const envelopeSchema = z.object({
   c: z.string().max(MAX_ID_LENGTH),

@@ -36,6 +36,8 @@ export interface CoordinationEvents {
   released: [{ kind: LockKind, name: string, session: string, owner: string }]
   'session-opened': [SessionRecord]
   'session-ended': [{ session: string, node: string, reason: SessionEndReason }]
+  /** An ordered event, applied at `index` (its place in the one total order). */
+  ordered: [{ topic: string, payload: Uint8Array, node: string, index: number }]
   /** The whole state was replaced by a snapshot: observers must re-read it. */
   restored: []
 }
@@ -179,6 +181,9 @@ export class CoordinationState extends EventEmitter<CoordinationEvents> implemen
         if (grant !== null) this.emit('granted', grant)
         return { ok: true }
       }
+      case 'publish':
+        this.emit('ordered', { topic: cmd.topic, payload: cmd.payload, node: session.node, index })
+        return { ok: true }
       case 'open':
       case 'expire':
         return { ok: false, error: 'invalid', message: `${cmd.op} is not a session command` }
