@@ -1,6 +1,8 @@
 /**
- * A 3-member etcd 3.4 cluster on 127.0.0.1 for side-by-side benchmarks,
- * driven through etcd's HTTP/JSON gateway with keep-alive connections.
+ * A 3-member etcd 3.4 cluster on 127.0.0.1 for side-by-side benchmarks.
+ * `EtcdMembers` runs the processes and hurts them (kill, pause, restart);
+ * `startEtcdCluster` drives it through etcd's HTTP/JSON gateway with
+ * keep-alive connections for the key-value workload.
  * Needs the `etcd` binary (`apt-get install -y etcd-server`).
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
@@ -10,7 +12,7 @@ import { join } from 'node:path'
 import { KvClient } from '../testkit/kv-client.js'
 import type { KvTarget } from './kv-workload.js'
 
-interface Member { name: string, clientPort: number, peerPort: number, proc: ChildProcess | null }
+export interface EtcdMember { readonly name: string, readonly clientPort: number, readonly peerPort: number, proc: ChildProcess | null }
 
 // The same keep-alive client raftmesh is measured with, aimed at one member at a time.
 const client = new KvClient(() => [])
@@ -27,52 +29,59 @@ export function etcdAvailable (): boolean {
   return spawnSync('etcd', ['--version']).status === 0
 }
 
-export async function startEtcdCluster (basePort = 23790): Promise<KvTarget> {
-  const dir = await mkdtemp(join(tmpdir(), 'raftmesh-etcd-'))
-  const members: Member[] = [0, 1, 2].map(i => ({ name: `e${i + 1}`, clientPort: basePort + i * 2, peerPort: basePort + i * 2 + 1, proc: null }))
-  const initialCluster = members.map(m => `${m.name}=http://127.0.0.1:${m.peerPort}`).join(',')
-  const launch = (m: Member, state: 'new' | 'existing'): void => {
+/** Three etcd processes with default settings (fsync on, 100 ms heartbeat, 1 s election timeout). */
+export class EtcdMembers {
+  readonly members: EtcdMember[]
+  private readonly initialCluster: string
+
+  private constructor (private readonly dir: string, basePort: number) {
+    this.members = [0, 1, 2].map(i => ({ name: `e${i + 1}`, clientPort: basePort + i * 2, peerPort: basePort + i * 2 + 1, proc: null }))
+    this.initialCluster = this.members.map(m => `${m.name}=http://127.0.0.1:${m.peerPort}`).join(',')
+  }
+
+  static async start (basePort = 23790): Promise<EtcdMembers> {
+    const e = new EtcdMembers(await mkdtemp(join(tmpdir(), 'raftmesh-etcd-')), basePort)
+    for (const m of e.members) e.launch(m, 'new')
+    await e.waitHealthy()
+    return e
+  }
+
+  private launch (m: EtcdMember, state: 'new' | 'existing'): void {
     m.proc = spawn('etcd', [
-      '--name', m.name, '--data-dir', join(dir, m.name),
+      '--name', m.name, '--data-dir', join(this.dir, m.name),
       '--listen-client-urls', `http://127.0.0.1:${m.clientPort}`, '--advertise-client-urls', `http://127.0.0.1:${m.clientPort}`,
       '--listen-peer-urls', `http://127.0.0.1:${m.peerPort}`, '--initial-advertise-peer-urls', `http://127.0.0.1:${m.peerPort}`,
-      '--initial-cluster', initialCluster, '--initial-cluster-state', state, '--initial-cluster-token', 'raftmesh-bench',
+      '--initial-cluster', this.initialCluster, '--initial-cluster-state', state, '--initial-cluster-token', 'raftmesh-bench',
       '--log-level', 'error'
     ], { stdio: 'ignore' })
   }
-  for (const m of members) launch(m, 'new')
-  let killed: Member | null = null
-  let next = 0
 
-  const live = (): Member[] => members.filter(m => m !== killed)
-  // Like a leader-aware client: send to the member that last answered, else round-robin.
-  let preferred: Member | null = null
-  const put = async (key: string, value: string, timeoutMs = 5000): Promise<void> => {
-    const ms = live()
-    const m = preferred !== null && ms.includes(preferred) ? preferred : ms[next++ % ms.length]
-    try {
-      await post(m.clientPort, '/v3/kv/put', { key: b64(key), value: b64(value) }, timeoutMs)
-    } catch (err) {
-      if (preferred === m) preferred = null
-      throw err
-    }
+  live (): EtcdMember[] {
+    return this.members.filter(m => m.proc !== null)
   }
-  const leader = async (): Promise<Member> => {
-    for (const m of live()) {
+
+  async put (m: EtcdMember, key: string, value: string, timeoutMs: number): Promise<void> {
+    await post(m.clientPort, '/v3/kv/put', { key: b64(key), value: b64(value) }, timeoutMs)
+  }
+
+  /** The member that reports itself leader, asking the live ones in turn. */
+  async leader (except: EtcdMember[] = []): Promise<EtcdMember> {
+    for (const m of this.live().filter(x => !except.includes(x))) {
       try {
         const s = await post(m.clientPort, '/v3/maintenance/status', {}, 1000)
-        const found = members.find(x => x !== killed && s.header?.member_id === s.leader && x.clientPort === m.clientPort)
-        if (found !== undefined) return found
+        if (s.header?.member_id === s.leader) return m
       } catch {}
     }
     throw new Error('etcd: no member reports itself as leader')
   }
-  const waitHealthy = async (): Promise<void> => {
+
+  /** Every member answers a write and one of them leads. */
+  async waitHealthy (except: EtcdMember[] = []): Promise<void> {
     const end = Date.now() + 30_000
     for (;;) {
       try {
-        for (const m of members) await post(m.clientPort, '/v3/kv/put', { key: b64('health'), value: b64('ok') }, 1000)
-        await leader()
+        for (const m of this.live().filter(x => !except.includes(x))) await this.put(m, 'health', 'ok', 1000)
+        await this.leader(except)
         return
       } catch (err) {
         if (Date.now() > end) throw new Error(`etcd cluster not healthy after 30 s: ${(err as Error).message}`)
@@ -80,29 +89,70 @@ export async function startEtcdCluster (basePort = 23790): Promise<KvTarget> {
       }
     }
   }
-  await waitHealthy()
-  preferred = await leader()
+
+  /** SIGKILLs a member and waits for its process to be gone. */
+  async kill (m: EtcdMember): Promise<void> {
+    const p = m.proc
+    if (p === null) return
+    // Out of live() at once: the caller times from the signal, not from the exit.
+    m.proc = null
+    const gone = p.exitCode !== null || p.signalCode !== null ? Promise.resolve() : new Promise(resolve => p.once('exit', resolve))
+    p.kill('SIGKILL')
+    await gone
+  }
+
+  /** Starts a killed member again on its data directory and waits until the cluster is whole. */
+  async restart (m: EtcdMember): Promise<void> {
+    if (m.proc !== null) return
+    this.launch(m, 'existing')
+    await this.waitHealthy()
+  }
+
+  signal (m: EtcdMember, sig: 'SIGSTOP' | 'SIGCONT'): void {
+    m.proc?.kill(sig)
+  }
+
+  async stop (): Promise<void> {
+    for (const m of this.members) {
+      m.proc?.kill('SIGCONT')
+      await this.kill(m)
+    }
+    await rm(this.dir, { recursive: true, force: true })
+  }
+}
+
+export async function startEtcdCluster (basePort = 23790): Promise<KvTarget> {
+  const e = await EtcdMembers.start(basePort)
+  let killed: { member: EtcdMember, gone: Promise<void> } | null = null
+  let next = 0
+  // Like a leader-aware client: send to the member that last answered, else round-robin.
+  let preferred: EtcdMember | null = await e.leader()
+  const put = async (key: string, value: string, timeoutMs = 5000): Promise<void> => {
+    const ms = e.live()
+    const m = preferred !== null && ms.includes(preferred) ? preferred : ms[next++ % ms.length]
+    try {
+      await e.put(m, key, value, timeoutMs)
+    } catch (err) {
+      if (preferred === m) preferred = null
+      throw err
+    }
+  }
   return {
     name: 'etcd 3.4 (3 members)',
     put,
     killLeader: async () => {
-      const l = await leader()
-      killed = l
-      l.proc?.kill('SIGKILL')
+      const l = await e.leader()
+      // Not awaited: the workload times failover from the moment the signal is sent.
+      killed = { member: l, gone: e.kill(l) }
     },
     restartKilled: async () => {
       const k = killed
       if (k === null) return
-      await new Promise(resolve => k.proc?.exitCode !== null || k.proc?.signalCode !== null ? resolve(null) : k.proc?.once('exit', resolve))
+      await k.gone
       killed = null
-      launch(k, 'existing')
-      await waitHealthy()
-      preferred = await leader()
+      await e.restart(k.member)
+      preferred = await e.leader()
     },
-    stop: async () => {
-      for (const m of members) m.proc?.kill('SIGKILL')
-      await new Promise(resolve => setTimeout(resolve, 200))
-      await rm(dir, { recursive: true, force: true })
-    }
+    stop: async () => { await e.stop() }
   }
 }
