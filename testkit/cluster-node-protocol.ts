@@ -57,6 +57,25 @@ export interface LockWorkload {
   readonly stepMs?: number
 }
 
+/**
+ * acquire → release on one lock, back to back, with no event per grant:
+ * the loop a benchmark times. Bounded by `count` and `durationMs`.
+ */
+export interface CycleLoop {
+  readonly lock: string
+  readonly count: number
+  readonly durationMs: number
+  /** Each acquire's timeoutMs; a timeout fails the whole loop. Default 30 s. */
+  readonly acquireTimeoutMs?: number
+}
+
+/** What a {@link CycleLoop} answers: per grant, when it was requested, granted and released (release applied on this node), on the {@link machineNow} time line. */
+export interface CycleTimes {
+  readonly requestedAt: number[]
+  readonly grantedAt: number[]
+  readonly releasedAt: number[]
+}
+
 /** Something the child saw, reported as it happened; see {@link NodeEvent}. */
 export type NodeEventBody =
   | {
@@ -100,6 +119,7 @@ export type Request = RequestBody & { readonly id: number }
 export type RequestBody =
   | { readonly op: 'workload', readonly workload: LockWorkload }
   | { readonly op: 'stop-workloads' }
+  | { readonly op: 'cycle', readonly loop: CycleLoop }
   | { readonly op: 'status' }
   | { readonly op: 'stop' }
 

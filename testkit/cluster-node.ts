@@ -12,7 +12,7 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 import { pino } from 'pino'
 import { Cluster, type LockHandle } from '../lib/index.js'
-import { machineNow, type ChildMessage, type LockWorkload, type NodeConfig, type NodeEventBody, type Request } from './cluster-node-protocol.js'
+import { machineNow, type ChildMessage, type CycleLoop, type CycleTimes, type LockWorkload, type NodeConfig, type NodeEventBody, type Request } from './cluster-node-protocol.js'
 
 function report (event: NodeEventBody, at = machineNow()): void {
   send({ kind: 'event', event: { ...event, at } })
@@ -78,6 +78,23 @@ async function runWorkload (cluster: Cluster, workload: string, w: LockWorkload,
   report({ type: 'workload-done', workload, grants })
 }
 
+/** Times acquire → release back to back; the timings go back in one reply, so no IPC message runs between grants. */
+async function runCycles (cluster: Cluster, c: CycleLoop): Promise<CycleTimes> {
+  const t: CycleTimes = { requestedAt: [], grantedAt: [], releasedAt: [] }
+  const lock = cluster.lock(c.lock)
+  const until = machineNow() + c.durationMs
+  for (let i = 0; i < c.count && machineNow() < until; i++) {
+    const requestedAt = machineNow()
+    const h = await lock.acquire({ timeoutMs: c.acquireTimeoutMs ?? 30_000 })
+    const grantedAt = machineNow()
+    await h.release()
+    t.requestedAt.push(requestedAt)
+    t.grantedAt.push(grantedAt)
+    t.releasedAt.push(machineNow())
+  }
+  return t
+}
+
 async function main (): Promise<void> {
   // Exit with the parent that spawned us, never outlive it.
   process.on('disconnect', () => process.exit(0))
@@ -123,6 +140,8 @@ async function main (): Promise<void> {
         await Promise.all(running)
         workloads = new AbortController()
         return null
+      case 'cycle':
+        return await runCycles(cluster, req.loop)
       case 'status':
         return cluster.status()
       case 'stop':

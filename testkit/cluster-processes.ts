@@ -20,10 +20,10 @@ import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { silentLogger } from '../gossip/logger.js'
 import { loadOrCreatePeerKey } from '../gossip/peer-key.js'
 import type { ClusterStatus } from '../lib/index.js'
-import { machineNow, type ChildMessage, type LockWorkload, type NodeConfig, type NodeEvent, type Request, type RequestBody } from './cluster-node-protocol.js'
+import { machineNow, type ChildMessage, type CycleLoop, type CycleTimes, type LockWorkload, type NodeConfig, type NodeEvent, type Request, type RequestBody } from './cluster-node-protocol.js'
 import { freePort } from './local-cluster.js'
 
-export { machineNow, type LockWorkload, type NodeEvent } from './cluster-node-protocol.js'
+export { machineNow, type CycleLoop, type CycleTimes, type LockWorkload, type NodeEvent } from './cluster-node-protocol.js'
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..')
 const entry = join(root, 'testkit', 'cluster-node.ts')
@@ -135,6 +135,11 @@ export class ClusterProcesses extends EventEmitter<ClusterProcessesEvents> {
   /** Stops node `i`'s workloads and resolves once each has reported `workload-done`. */
   async stopWorkloads (i: number): Promise<void> {
     await this.request(i, { op: 'stop-workloads' })
+  }
+
+  /** Runs acquire → release back to back on node `i` and resolves with the timings (see CycleLoop). */
+  async cycle (i: number, loop: CycleLoop): Promise<CycleTimes> {
+    return await this.request(i, { op: 'cycle', loop }) as CycleTimes
   }
 
   /** Node `i`'s `cluster.status()`. */
