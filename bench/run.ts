@@ -6,6 +6,7 @@ import { coreTable, runCoreBench } from './core.js'
 import { gossipTable, runGossipBench } from './gossip.js'
 import { kvTable, runKvBench } from './kv.js'
 import { pauseTable, runPauseBench } from './leader-pause.js'
+import { locksTable, runLocksBench } from './locks.js'
 import { rpcTable, runRpcBench } from './rpc.js'
 import { runTransportBench, transportTable } from './transport.js'
 import { runWalBench, walTable } from './wal.js'
@@ -14,6 +15,7 @@ const benches: Record<string, () => Promise<{ json: unknown, table: string }>> =
   wal: async () => { const r = await runWalBench(); return { json: r, table: walTable(r) } },
   core: async () => { const r = await runCoreBench(); return { json: r, table: coreTable(r) } },
   kv: async () => { const r = await runKvBench(); return { json: r, table: kvTable(r) } },
+  locks: async () => { const r = await runLocksBench(); return { json: r, table: locksTable(r) } },
   transport: async () => { const r = await runTransportBench(); return { json: r, table: transportTable(r) } },
   gossip: async () => { const r = await runGossipBench(); return { json: r, table: gossipTable(r) } },
   rpc: async () => { const r = await runRpcBench(); return { json: r, table: rpcTable(r) } },
