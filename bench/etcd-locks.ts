@@ -103,7 +103,7 @@ export class EtcdLockSide implements LockSide {
     return grantedAt - at
   }
 
-  async holderKilled (): Promise<number> {
+  async holderKilled (): Promise<{ ms: number, lostBeforeKill: string | null }> {
     const l = await this.leader()
     const holder = (l + 1) % 3
     const waiter = (l + 2) % 3
@@ -119,7 +119,8 @@ export class EtcdLockSide implements LockSide {
     await this.request(waiter, { type: 'release', key: 'holder-killed' })
     await exited
     this.clients[holder] = await this.spawnClient(holder)
-    return grantedAt - at
+    // etcd3's Lock reports no loss; a waiter granted before the kill would show as a negative time.
+    return { ms: grantedAt - at, lostBeforeKill: null }
   }
 
   async stop (): Promise<void> {

@@ -28,8 +28,13 @@ export interface LockSide {
   cycle(i: number, r: CycleRequest): Promise<CycleTimes>
   /** Kills (SIGKILL) or pauses (SIGSTOP) the leader's node; ms until a surviving process next holds a fresh lock. Leaves the cluster whole again. */
   failover(signal: 'SIGKILL' | 'SIGSTOP', round: number): Promise<number>
-  /** SIGKILLs a process that holds a lock another process waits for; ms until the waiter holds it. Leaves the cluster whole again. */
-  holderKilled(): Promise<number>
+  /**
+   * SIGKILLs a process that holds a lock another process waits for; ms
+   * until the waiter holds it, and why the holder had lost the lock before
+   * the kill if it had (then the figure is not a failover). Leaves the
+   * cluster whole again.
+   */
+  holderKilled(): Promise<{ ms: number, lostBeforeKill: string | null }>
   /** raftmesh only: SIGSTOPs every node but the leader; ms until the leader reports quorum-loss panic. */
   panic?(): Promise<number>
   stop(): Promise<void>
@@ -72,6 +77,7 @@ export interface LockWorkloadResult {
   failoverKill: { roundsMs: number[], medianMs: number }
   failoverPause: { roundsMs: number[], medianMs: number }
   holderKilledMs: number
+  holderLostBeforeKill: string | null
   panicMs: number | null
 }
 
@@ -137,7 +143,7 @@ export async function runLockWorkload (side: LockSide, opts: LockWorkloadOptions
   for (let r = 0; r < o.failoverRounds; r++) kill.push(oneDecimal(await side.failover('SIGKILL', r)))
   const pause: number[] = []
   for (let r = 0; r < o.failoverRounds; r++) pause.push(oneDecimal(await side.failover('SIGSTOP', r)))
-  const holderKilledMs = oneDecimal(await side.holderKilled())
+  const holderKilled = await side.holderKilled()
   const panicMs = side.panic === undefined ? null : oneDecimal(await side.panic())
   return {
     target: side.name,
@@ -147,7 +153,8 @@ export async function runLockWorkload (side: LockSide, opts: LockWorkloadOptions
     contended,
     failoverKill: { roundsMs: kill, medianMs: median(kill) },
     failoverPause: { roundsMs: pause, medianMs: median(pause) },
-    holderKilledMs,
+    holderKilledMs: oneDecimal(holderKilled.ms),
+    holderLostBeforeKill: holderKilled.lostBeforeKill,
     panicMs
   }
 }

@@ -90,6 +90,9 @@ export function locksTable (r: LocksBenchResult): string {
   const lines = [`${'row'.padEnd(46)} ${'raftmesh'.padStart(10)} ${'etcd'.padStart(10)} ${'ratio'.padStart(10)}  target`]
   for (const x of r.rows) lines.push(`${x.row.padEnd(46)} ${cell(x.raftmesh)} ${cell(x.etcd)} ${cell(x.ratio)}  ${x.target === undefined ? '' : `${x.target} ${x.met === true ? 'met' : 'MISSED'}`}`)
   if ('skipped' in r.etcd) lines.push(`etcd: ${r.etcd.skipped}`)
+  for (const w of [r.raftmesh, r.etcd]) {
+    if ('target' in w && w.holderLostBeforeKill !== null) lines.push(`${w.target}: the holder had lost the lock before the SIGKILL: ${w.holderLostBeforeKill}`)
+  }
   const fk = (w: LockWorkloadResult): string => `SIGKILL ${w.failoverKill.roundsMs.join(', ')}; SIGSTOP ${w.failoverPause.roundsMs.join(', ')}`
   lines.push(`failover rounds ms, raftmesh: ${fk(r.raftmesh)}`)
   if (!('skipped' in r.etcd)) lines.push(`failover rounds ms, etcd: ${fk(r.etcd)}`)

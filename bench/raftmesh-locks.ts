@@ -48,7 +48,7 @@ export class RaftmeshLockSide implements LockSide {
     return grantedAt - at
   }
 
-  async holderKilled (): Promise<number> {
+  async holderKilled (): Promise<{ ms: number, lostBeforeKill: string | null }> {
     const l = await this.leader()
     const holder = (l + 1) % 3
     const waiter = (l + 2) % 3
@@ -64,9 +64,10 @@ export class RaftmeshLockSide implements LockSide {
     const gone = this.procs.kill(holder)
     const { at: grantedAt } = await granted
     await gone
+    const lost = this.procs.history.find(e => e.node === holder && e.type === 'lost' && e.lock === lock && e.at < at)
     await this.procs.restart(holder)
     await this.whole()
-    return grantedAt - at
+    return { ms: grantedAt - at, lostBeforeKill: lost?.type === 'lost' ? `${lost.reason} (${Math.round(at - lost.at)} ms before the kill)` : null }
   }
 
   async panic (): Promise<number> {
