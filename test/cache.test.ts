@@ -72,15 +72,17 @@ t.test('caches', async t => {
   t.test('replicated: a node that opens the cache late gets what the others hold', async t => {
     const [a, b] = await open<number>('replicated', [n1, n2])
     for (let i = 0; i < 50; i++) await a.set(`k${i}`, i)
+    // After n2 has seen the sets, so its delete is stamped after them.
+    await until('n2 has them', () => b.size === 50)
     await b.delete('k7')
-    await until('n2 has them', () => b.size === 49)
+    await until('n1 has the delete', () => a.size === 49)
     const late = new Cache<string, number>(n3.host, a.name, { mode: 'replicated' })
     caches.push(late as Cache<unknown, unknown>)
     await until('the late node caught up', () => contents(late) === contents(a) && late.size === 49)
     t.equal(late.get('k7'), undefined, 'the delete came as a tombstone')
   })
 
-  t.test('replicated: clear() removes every entry on every node', async () => {
+  t.test('replicated: clear() removes every entry on every node', async t => {
     const [a, b, c] = await open<number>('replicated', [n1, n2, n3])
     await a.set('x', 1)
     await b.set('y', 2)
@@ -89,6 +91,7 @@ t.test('caches', async t => {
     await until('empty everywhere', () => a.size === 0 && b.size === 0 && c.size === 0)
     await a.set('z', 3)
     await until('a later write is kept', () => c.get('z') === 3)
+    t.same(b.entries(), [['z', 3]])
   })
 
   t.test('invalidation: a write drops the other nodes\' copies', async t => {
