@@ -9,7 +9,7 @@ import type { ChannelOptions, GossipChannel } from '../gossip/channel.js'
 import type { Logger } from '../gossip/logger.js'
 import type { Member } from '../gossip/membership.js'
 import type { MeshNode } from '../gossip/node.js'
-import type { Rpc } from './rpc.js'
+import type { MeshCalls } from './mesh-calls.js'
 
 export interface ServiceHost {
   /** This node's id (the mesh's `nodeId`). */
@@ -17,7 +17,8 @@ export interface ServiceHost {
   readonly mesh: MeshNode
   /** Opens a gossip channel; one per topic per node (`mesh.channel` does). */
   readonly channel: (topic: string, opts?: ChannelOptions) => GossipChannel
-  readonly rpc: Rpc
+  /** Direct calls to one member (gap repair, anti-entropy): the Cluster's MeshRpc. */
+  readonly calls: MeshCalls
   /** A pino-compatible logger; services take a child with their name bound. */
   readonly logger: Logger
   /** Wall-clock milliseconds (Date.now by default); injected so expiry can be tested. */

@@ -59,7 +59,8 @@ export interface CacheEvents<K, V> {
   change: [CacheChange<K, V>]
 }
 
-const NAME = /^[A-Za-z0-9][A-Za-z0-9._:/-]{0,127}$/
+/** Short enough that `raftmesh/cache/<name>/sync` is a valid RPC method name (128 characters). */
+const NAME = /^[A-Za-z0-9][A-Za-z0-9._:/-]{0,99}$/
 /** Leaves room in a channel payload (256 KiB) for the key and the update's envelope. */
 const MAX_VALUE_LIMIT = 128 * 1024
 

@@ -9,15 +9,21 @@
 import { createHash } from 'node:crypto'
 import type { Hlc } from './hlc.js'
 
-export const DIGEST_BUCKETS = 256
+/**
+ * Enough buckets that one bucket's entries fit in one RPC body (1 MiB) for
+ * any cache of realistic size (10,000 entries of 64 KiB is 160 KiB a
+ * bucket); an exchange sends whole buckets.
+ */
+export const DIGEST_BUCKETS = 4096
 const HASH_BYTES = 8
 export const DIGEST_BYTES = DIGEST_BUCKETS * HASH_BYTES
 
 const enc = new TextEncoder()
 
-/** The bucket of a key: the first byte of its hash, so buckets fill evenly. */
+/** The bucket of a key: from its hash, so buckets fill evenly. */
 export function bucketOf (key: Uint8Array): number {
-  return createHash('sha1').update(key).digest()[0] % DIGEST_BUCKETS
+  const h = createHash('sha1').update(key).digest()
+  return ((h[0] << 8) | h[1]) % DIGEST_BUCKETS
 }
 
 /** Digest of (key, version) pairs. */

@@ -53,8 +53,8 @@ export class ReplicatedBackend<V> implements CacheBackend<V> {
     this.channel = ctx.host.channel(ctx.topic)
     this.channel.on('message', m => { this.onGossip(m) })
     this.channel.on('gap', g => { this.syncSoon(g.publisher) })
-    ctx.host.rpc.handle(`${ctx.topic}/sync`, async body => await this.serveSync(body))
-    ctx.host.rpc.handle(`${ctx.topic}/push`, async (body, { from }) => await this.servePush(body, from))
+    ctx.host.calls.handle(`${ctx.topic}/sync`, async body => await this.serveSync(body))
+    ctx.host.calls.handle(`${ctx.topic}/push`, async (body, { from }) => await this.servePush(body, from))
     this.offReconnect = onPeerReconnect(ctx.host.mesh, ctx.topic, id => { this.syncSoon(id) })
     this.collector = setInterval(() => { this.state.collectTombstones() }, Math.max(1000, ctx.tombstoneTtlMs / 4)).unref()
     this.sync().catch(() => {})
@@ -259,17 +259,17 @@ export class ReplicatedBackend<V> implements CacheBackend<V> {
 
   /** Rounds of digest, their entries, our entries, until the digests agree. */
   private async exchange (nodeId: string): Promise<void> {
-    const { rpc } = this.ctx.host
+    const { calls } = this.ctx.host
     const opts = { timeoutMs: this.ctx.syncTimeoutMs }
     try {
       for (let round = 0; round < MAX_SYNC_ROUNDS && !this.closed; round++) {
         const req = encodeSyncRequest({ digest: digestOf(this.versions()), floor: this.state.floor })
-        const res = decodeSyncResponse(await rpc.call(nodeId, `${this.ctx.topic}/sync`, req, opts))
+        const res = decodeSyncResponse(await calls.call(nodeId, `${this.ctx.topic}/sync`, req, opts))
         this.applyFloor(res.floor)
         for (const e of res.entries) this.applyEntry(e)
         const mine = this.entriesIn(res.buckets)
         if (mine.entries.length > 0) {
-          await rpc.call(nodeId, `${this.ctx.topic}/push`, encodeSyncPush({ floor: this.state.floor, entries: mine.entries }), opts)
+          await calls.call(nodeId, `${this.ctx.topic}/push`, encodeSyncPush({ floor: this.state.floor, entries: mine.entries }), opts)
         }
         if (!res.more && !mine.more) break
       }

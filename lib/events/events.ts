@@ -144,7 +144,7 @@ export class EventBus extends EventEmitter<EventBusEvents> {
     this.orderedPublish = opts.orderedPublish
     this.auth = new EventAuthenticity(host.nodeId, opts.privateKey, host.mesh.membership)
     this.inbound = new InboundOrder({
-      fetch: async (publisher, req) => decodeFetchResponse(await host.rpc.call(publisher, `${this.topic}/fetch`, encodeFetchRequest(req), { timeoutMs: this.fetchTimeoutMs })),
+      fetch: async (publisher, req) => decodeFetchResponse(await host.calls.call(publisher, `${this.topic}/fetch`, encodeFetchRequest(req), { timeoutMs: this.fetchTimeoutMs })),
       open: async (publisher, event) => await this.authenticate(publisher, event),
       deliver: (publisher, body) => {
         this.counts.received++
@@ -159,8 +159,8 @@ export class EventBus extends EventEmitter<EventBusEvents> {
     })
     this.channel = host.channel(this.topic)
     this.channel.on('message', m => { this.onGossip(m) })
-    host.rpc.handle(`${this.topic}/fetch`, async body => await this.serveFetch(body))
-    host.rpc.handle(`${this.topic}/head`, async () => encodeHead({ incarnation: this.incarnation, seq: this.sent }))
+    host.calls.handle(`${this.topic}/fetch`, async body => await this.serveFetch(body))
+    host.calls.handle(`${this.topic}/head`, async () => encodeHead({ incarnation: this.incarnation, seq: this.sent }))
     this.offReconnect = onPeerReconnect(host.mesh, this.topic, id => { this.catchUp(id) })
   }
 
@@ -305,7 +305,7 @@ export class EventBus extends EventEmitter<EventBusEvents> {
   /** A member (re)connected: learn its last sequence number, and fetch what was missed. */
   private catchUp (nodeId: string): void {
     if (this.closed || nodeId === this.host.nodeId) return
-    this.host.rpc.call(nodeId, `${this.topic}/head`, new Uint8Array(0), { timeoutMs: this.fetchTimeoutMs })
+    this.host.calls.call(nodeId, `${this.topic}/head`, new Uint8Array(0), { timeoutMs: this.fetchTimeoutMs })
       .then(res => { this.inbound.head(nodeId, decodeHead(res)) })
       .catch(err => { this.log.debug({ peer: nodeId, ...errorFields(err) }, 'could not ask a member for its last event') })
   }

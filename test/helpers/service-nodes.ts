@@ -8,18 +8,18 @@ import { join } from 'node:path'
 import { FaultInjector } from '../../gossip/fault.js'
 import { silentLogger } from '../../gossip/logger.js'
 import { createMeshNode, type MeshNode } from '../../gossip/node.js'
+import { MeshRpc } from '../../gossip/rpc.js'
 import type { ServiceHost } from '../../lib/service-host.js'
-import { LoopbackNetwork } from './loopback-rpc.js'
 
 export interface ServiceNode {
   readonly mesh: MeshNode
+  readonly rpc: MeshRpc
   readonly host: ServiceHost
 }
 
 export interface ServiceCluster {
   readonly nodes: ServiceNode[]
   readonly faults: FaultInjector
-  readonly network: LoopbackNetwork
   readonly root: string
   /** A host for `mesh` with another clock (TTL tests). */
   hostWithClock: (node: ServiceNode, clock: () => number) => ServiceHost
@@ -37,29 +37,22 @@ export async function until (what: string, cond: () => boolean, ms = 20_000): Pr
 /** Starts `ids.length` nodes that join through the first and waits until each sees all the others. */
 export async function startServiceCluster (name: string, ids: string[]): Promise<ServiceCluster> {
   const root = await mkdtemp(join(tmpdir(), `raftmesh-${name}-`))
-  const network = new LoopbackNetwork()
   const nodes: ServiceNode[] = []
-  const hostOf = (mesh: MeshNode, clock: () => number): ServiceHost => ({
-    nodeId: mesh.nodeId,
-    mesh,
-    channel: (topic, opts) => mesh.channel(topic, opts),
-    rpc: network.rpc(mesh),
-    logger: silentLogger,
-    clock
-  })
   for (const id of ids) {
     const mesh = await createMeshNode({ nodeId: id, clusterName: name, appVersion: '1', secret: 'a cluster secret of some length', dataDir: join(root, id), bootstrap: nodes.slice(0, 1).map(n => n.mesh.multiaddrs[0]) })
-    nodes.push({ mesh, host: hostOf(mesh, Date.now) })
+    const rpc = await MeshRpc.create(mesh)
+    const host: ServiceHost = { nodeId: id, mesh, channel: (topic, opts) => mesh.channel(topic, opts), calls: rpc, logger: silentLogger, clock: Date.now }
+    nodes.push({ mesh, rpc, host })
   }
   await until('every node sees all the others', () => nodes.every(n => n.mesh.members().length === ids.length - 1))
   const faults = new FaultInjector(nodes.map(n => n.mesh))
   return {
     nodes,
     faults,
-    network,
     root,
     hostWithClock: (node, clock) => ({ ...node.host, clock }),
     stop: async () => {
+      for (const n of nodes) await n.rpc.close()
       for (const n of nodes) await n.mesh.stop()
       await rm(root, { recursive: true, force: true })
     }
