@@ -17,6 +17,7 @@
  */
 import { Packr } from 'msgpackr'
 import { ProtocolFrameError } from '../../gossip/errors.js'
+import { DIGEST_BYTES } from './digest.js'
 import type { Hlc } from './hlc.js'
 
 /** Longest node id in a timestamp (as gossip/channel-codec.ts allows for publishers). */
@@ -71,7 +72,9 @@ export function encodeSyncRequest (r: SyncRequest): Uint8Array {
 export function decodeSyncRequest (data: Uint8Array): SyncRequest {
   const v = array(unpack(data))
   length(v, 2)
-  return { digest: bytes(v[0]), floor: hlcIn(v[1]) }
+  const digest = bytes(v[0])
+  if (digest.byteLength !== DIGEST_BYTES) throw new ProtocolFrameError(`digest of ${digest.byteLength} bytes, expected ${DIGEST_BYTES}`)
+  return { digest, floor: hlcIn(v[1]) }
 }
 
 export function encodeSyncResponse (r: SyncResponse): Uint8Array {
