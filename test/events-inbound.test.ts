@@ -107,14 +107,30 @@ t.test('a restarted publisher starts again from 1; an older start is ignored', a
   t.equal(h.inbound.duplicates, 1)
 })
 
+t.test('events wait for the head asked for on connecting, which sets where a new publisher starts', async t => {
+  const h = harness()
+  let answer!: (head: { incarnation: string, seq: number }) => void
+  h.inbound.head('p', new Promise(resolve => { answer = resolve }))
+  h.buffer.set('i1', [1, 2, 3, 4, 5])
+  receive(h, 'p', body('i1', 5))
+  receive(h, 'p', body('i1', 2))
+  await h.settle()
+  t.same(h.delivered, [], 'nothing before the answer')
+  answer({ incarnation: 'i1', seq: 1 })
+  await h.settle()
+  t.same(h.delivered, ['p:i1:2', 'p:i1:3', 'p:i1:4', 'p:i1:5'], 'from after the head, an overtaken event fetched')
+  t.equal(h.inbound.publishers, 1)
+})
+
 t.test('a head learnt on reconnect fetches what was missed, or sets the start for a new publisher', async t => {
   const h = harness()
-  h.inbound.head('new', { incarnation: 'k1', seq: 40 })
+  h.inbound.head('new', Promise.resolve({ incarnation: 'k1', seq: 40 }))
   receive(h, 'new', body('k1', 41))
   receive(h, 'p', body('i1', 1))
   h.buffer.set('i1', [1, 2, 3])
-  h.inbound.head('p', { incarnation: 'i1', seq: 3 })
-  h.inbound.head('p', { incarnation: 'i0', seq: 99 })
+  h.inbound.head('p', Promise.resolve({ incarnation: 'i1', seq: 3 }))
+  h.inbound.head('p', Promise.resolve({ incarnation: 'i0', seq: 99 }))
+  h.inbound.head('p', Promise.resolve(null))
   await h.settle()
   t.same(h.delivered.filter(d => d.startsWith('new')), ['new:k1:41'])
   t.same(h.delivered.filter(d => d.startsWith('p')), ['p:i1:1', 'p:i1:2', 'p:i1:3'])

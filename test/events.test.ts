@@ -46,7 +46,7 @@ t.test('event bus', async t => {
     const topic = `test/events-${++opened}`
     const bus = cluster.nodes.map(n => new EventBus(n.host, { privateKey: keys.get(n) as PrivateKey, topic, ...opts }))
     buses.push(...bus)
-    await until('subscribed everywhere', () => cluster.nodes.every(n => n.mesh.libp2p.services.pubsub.getSubscribers(topic).length === 2))
+    await until('subscribed everywhere, and every bus following the two others', () => cluster.nodes.every(n => n.mesh.libp2p.services.pubsub.getSubscribers(topic).length === 2) && bus.every(b => b.stats().publishers === 2))
     return { topic, bus }
   }
   function collect (bus: EventBus, pattern: string): ClusterEvent[] {

@@ -8,9 +8,9 @@
  * published at that moment), each signed by its publisher (authenticity.ts).
  * A receiver that finds a publisher's sequence skipping ahead fetches the
  * missing events from the publisher's bounded buffer over a direct call
- * before going on (inbound.ts); when a member (re)connects it asks for the
- * member's last sequence number and fetches what it missed while they were
- * apart. What the buffer no longer holds is reported as a `gap` event:
+ * before going on (inbound.ts). When a member subscribes or (re)connects,
+ * this node asks for its last sequence number: events after it are this
+ * node's to get, and what it missed while they were apart is fetched. What the buffer no longer holds is reported as a `gap` event:
  * never left behind silently.
  *
  * `{ ordered: true }` events go through the Raft log instead, for one total
@@ -74,6 +74,8 @@ export interface EventBusEvents {
 }
 
 export interface EventStats {
+  /** Other publishers whose sequence this node follows (known from their first event or their answer on connecting). */
+  readonly publishers: number
   readonly published: number
   /** Events accepted from others (each once), before fan-out to subscribers. */
   readonly received: number
@@ -162,6 +164,7 @@ export class EventBus extends EventEmitter<EventBusEvents> {
     host.calls.handle(`${this.topic}/fetch`, async body => await this.serveFetch(body))
     host.calls.handle(`${this.topic}/head`, async () => encodeHead({ incarnation: this.incarnation, seq: this.sent }))
     this.offReconnect = onPeerReconnect(host.mesh, this.topic, id => { this.catchUp(id) })
+    for (const id of this.channel.peers()) this.catchUp(id)
   }
 
   /**
@@ -237,7 +240,7 @@ export class EventBus extends EventEmitter<EventBusEvents> {
   stats (): EventStats {
     let handlerErrors = 0
     for (const s of this.subscriptions) handlerErrors += s.handlerErrors
-    return { ...this.counts, duplicates: this.inbound.duplicates, repaired: this.inbound.repaired, handlerErrors }
+    return { ...this.counts, publishers: this.inbound.publishers, duplicates: this.inbound.duplicates, repaired: this.inbound.repaired, handlerErrors }
   }
 
   /** Stops publishing and receiving; queued handler calls are dropped. */
@@ -302,12 +305,15 @@ export class EventBus extends EventEmitter<EventBusEvents> {
     return encodeFetchResponse({ incarnation: this.incarnation, events })
   }
 
-  /** A member (re)connected: learn its last sequence number, and fetch what was missed. */
+  /** A member (re)connected or subscribed: learn its last sequence number, and fetch what was missed. */
   private catchUp (nodeId: string): void {
     if (this.closed || nodeId === this.host.nodeId) return
-    this.host.calls.call(nodeId, `${this.topic}/head`, new Uint8Array(0), { timeoutMs: this.fetchTimeoutMs })
-      .then(res => { this.inbound.head(nodeId, decodeHead(res)) })
-      .catch(err => { this.log.debug({ peer: nodeId, ...errorFields(err) }, 'could not ask a member for its last event') })
+    this.inbound.head(nodeId, this.host.calls.call(nodeId, `${this.topic}/head`, new Uint8Array(0), { timeoutMs: this.fetchTimeoutMs })
+      .then(decodeHead)
+      .catch(err => {
+        this.log.debug({ peer: nodeId, ...errorFields(err) }, 'could not ask a member for its last event')
+        return null
+      }))
   }
 
   private ensureOpen (): void {
