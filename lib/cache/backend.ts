@@ -46,6 +46,7 @@ export interface BackendContext<V> {
   readonly tombstoneTtlMs: number
   readonly maxClockSkewMs: number
   readonly syncTimeoutMs: number
+  readonly antiEntropyIntervalMs: number
 }
 
 /** Counters of a mode, merged into CacheStats. */

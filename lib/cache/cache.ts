@@ -43,6 +43,8 @@ export interface CacheOptions {
   readonly maxClockSkewMs?: number
   /** Replicated: deadline of each anti-entropy call. Default 5 s. */
   readonly syncTimeoutMs?: number
+  /** Replicated: anti-entropy with one member picked at random this often, besides on (re)connection and gaps. Default 30 s. */
+  readonly antiEntropyIntervalMs?: number
 }
 
 export interface CacheStats extends BackendStats {
@@ -114,7 +116,8 @@ export class Cache<K, V> extends EventEmitter<CacheEvents<K, V>> {
       idleMs: opts.idleMs === undefined ? undefined : option('idleMs', opts.idleMs, 0),
       tombstoneTtlMs: option('tombstoneTtlMs', opts.tombstoneTtlMs, 10 * 60_000),
       maxClockSkewMs: option('maxClockSkewMs', opts.maxClockSkewMs, 60_000),
-      syncTimeoutMs: option('syncTimeoutMs', opts.syncTimeoutMs, 5000)
+      syncTimeoutMs: option('syncTimeoutMs', opts.syncTimeoutMs, 5000),
+      antiEntropyIntervalMs: option('antiEntropyIntervalMs', opts.antiEntropyIntervalMs, 30_000)
     }
     this.backend = opts.mode === 'replicated' ? new ReplicatedBackend<V>(ctx) : new InvalidationBackend<V>(ctx)
   }

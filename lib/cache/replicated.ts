@@ -10,7 +10,10 @@
  * entries in the buckets that differ, and this node pushes back its own
  * for those buckets, so one exchange brings both sides to the merge of the
  * two. It runs with every member when the cache opens, whenever a member
- * (re)connects or re-subscribes, and after a gap in a member's updates.
+ * (re)connects or re-subscribes, after a gap in a member's updates, and
+ * every `antiEntropyIntervalMs` with one member picked at random, for the
+ * losses nothing else reveals (the last update before a member went
+ * quiet, or a first update overtaken by the next one).
  *
  * Writes from the network are trusted as far as the members are (the
  * channel's note on authentication); a gossiped write must carry its
@@ -25,7 +28,7 @@ import { onPeerReconnect } from '../service-host.js'
 import type { BackendContext, BackendStats, CacheBackend } from './backend.js'
 import { decodeSyncPush, decodeSyncRequest, decodeSyncResponse, decodeUpdate, encodeSyncPush, encodeSyncRequest, encodeSyncResponse, encodeUpdate, type CacheUpdate, type WireEntry } from './cache-codec.js'
 import { bucketOf, digestOf, differingBuckets } from './digest.js'
-import { HybridClock, type Hlc } from './hlc.js'
+import { compareHlc, HybridClock, type Hlc } from './hlc.js'
 import type { StoredEntry } from './local-store.js'
 import { LwwState } from './lww-state.js'
 
@@ -41,6 +44,7 @@ export class ReplicatedBackend<V> implements CacheBackend<V> {
   private readonly channel: GossipChannel
   private readonly offReconnect: () => void
   private readonly collector: NodeJS.Timeout
+  private readonly rounds: NodeJS.Timeout
   /** Members with an exchange running, and whether another was asked for meanwhile. */
   private readonly syncing = new Map<string, { again: boolean }>()
   private closed = false
@@ -57,6 +61,10 @@ export class ReplicatedBackend<V> implements CacheBackend<V> {
     ctx.host.calls.handle(`${ctx.topic}/push`, async (body, { from }) => await this.servePush(body, from))
     this.offReconnect = onPeerReconnect(ctx.host.mesh, ctx.topic, id => { this.syncSoon(id) })
     this.collector = setInterval(() => { this.state.collectTombstones() }, Math.max(1000, ctx.tombstoneTtlMs / 4)).unref()
+    this.rounds = setInterval(() => {
+      const peers = this.channel.peers()
+      if (peers.length > 0) this.syncSoon(peers[Math.floor(Math.random() * peers.length)])
+    }, ctx.antiEntropyIntervalMs).unref()
     this.sync().catch(() => {})
   }
 
@@ -110,6 +118,7 @@ export class ReplicatedBackend<V> implements CacheBackend<V> {
     this.closed = true
     this.offReconnect()
     clearInterval(this.collector)
+    clearInterval(this.rounds)
     await this.channel.close()
   }
 
@@ -136,7 +145,7 @@ export class ReplicatedBackend<V> implements CacheBackend<V> {
       for (const e of removed) this.ctx.sink.changed(e.key, 'delete', undefined, 'remote')
       return
     }
-    if (!this.applyEntry({ key: u.key, value: u.op === 'set' ? u.value : null, hlc: u.hlc })) this.counts.staleUpdates++
+    if (this.applyEntry({ key: u.key, value: u.op === 'set' ? u.value : null, hlc: u.hlc }) === 'older') this.counts.staleUpdates++
   }
 
   /** Checks a remote timestamp against this node's clock and takes it in. */
@@ -150,12 +159,19 @@ export class ReplicatedBackend<V> implements CacheBackend<V> {
     return true
   }
 
-  /** Applies one remote version (gossip or anti-entropy); returns whether it won. */
-  private applyEntry (e: WireEntry): boolean {
-    if (!this.admit(e.hlc)) return false
+  /**
+   * Applies one remote version (gossip or anti-entropy): 'applied' if it
+   * won, 'held' if this node has that very version already (anti-entropy
+   * and gossip both brought it), 'older' if it lost or was refused.
+   */
+  private applyEntry (e: WireEntry): 'applied' | 'held' | 'older' {
+    if (!this.admit(e.hlc)) return 'older'
     const { sink } = this.ctx
     const id = sink.idOf(e.key)
-    if (!this.state.wins(id, e.hlc)) return false
+    if (!this.state.wins(id, e.hlc)) {
+      const held = this.state.version(id)
+      return held !== null && compareHlc(held, e.hlc) === 0 ? 'held' : 'older'
+    }
     let key: unknown
     let value: V | undefined
     try {
@@ -164,7 +180,7 @@ export class ReplicatedBackend<V> implements CacheBackend<V> {
     } catch (err) {
       this.counts.rejected++
       this.ctx.log.warn({ node: e.hlc.node, ...errorFields(err) }, 'dropping a cache write that does not decode')
-      return false
+      return 'older'
     }
     const had = this.state.live.peek(id) !== undefined
     if (e.value === null) this.state.delete(id, key, e.key, e.hlc)
@@ -173,7 +189,7 @@ export class ReplicatedBackend<V> implements CacheBackend<V> {
     const present = this.state.live.peek(id)
     if (present !== undefined) sink.changed(key, 'set', present.value, 'remote')
     else if (had) sink.changed(key, 'delete', undefined, 'remote')
-    return true
+    return 'applied'
   }
 
   private applyFloor (floor: Hlc | null): void {

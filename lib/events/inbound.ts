@@ -6,8 +6,9 @@
  * publisher queue behind the repair, so order holds; other publishers are
  * not held up. What the buffer no longer has is reported as a gap.
  *
- * A publisher's first event seen sets where its sequence starts for this
- * node (events from before this node heard of it are not replayed); an
+ * Where a publisher's sequence starts for this node is its last sequence
+ * number when this node asked on connecting (see head()); failing that,
+ * the first of its events seen. Events from before are not replayed. An
  * event of a newer incarnation (the publisher restarted) starts again from
  * 1, so the new start's first events are fetched if they were missed.
  */
@@ -50,9 +51,18 @@ export class InboundOrder {
     })
   }
 
-  /** The publisher's last sequence number, learnt on (re)connecting: fetch what was missed. */
-  head (publisher: string, head: Head): void {
+  /**
+   * The publisher's last sequence number, asked for on (re)connecting. Its
+   * events received meanwhile wait for the answer: for a publisher not
+   * known yet, the answer is where its sequence starts for this node (so
+   * events after it are fetched if an early one was lost or overtaken);
+   * for a known one, what was missed while apart is fetched. A null answer
+   * (the call failed) changes nothing.
+   */
+  head (publisher: string, answer: Promise<Head | null>): void {
     this.inTurn(publisher, async () => {
+      const head = await answer
+      if (head === null) return
       let st = this.streams.get(publisher)
       if (st === undefined) {
         this.streams.set(publisher, { incarnation: head.incarnation, next: head.seq + 1 })
@@ -62,6 +72,11 @@ export class InboundOrder {
       if (head.incarnation > st.incarnation) this.streams.set(publisher, st = { incarnation: head.incarnation, next: 1 })
       if (head.seq >= st.next) await this.repair(publisher, st, head.seq)
     })
+  }
+
+  /** Publishers whose sequence this node follows. */
+  get publishers (): number {
+    return this.streams.size
   }
 
   private inTurn (publisher: string, task: () => Promise<void>): void {
