@@ -34,6 +34,8 @@ import { LwwState } from './lww-state.js'
 
 /** Bytes of entries one sync response or push carries; the rest follows in further rounds. */
 const SYNC_BUDGET_BYTES = 512 * 1024
+/** Least time from the start of one exchange with a member to the start of the next. */
+const MIN_SYNC_SPACING_MS = 1000
 /** Rounds of one anti-entropy exchange before it gives up until the next trigger. */
 const MAX_SYNC_ROUNDS = 64
 
@@ -266,7 +268,10 @@ export class ReplicatedBackend<V> implements CacheBackend<V> {
     try {
       while (run.again && !this.closed) {
         run.again = false
+        const started = performance.now()
         await this.exchange(nodeId)
+        // Under a flood of gaps, exchanges (each a pass over every entry on both sides) must not follow back to back.
+        if (run.again) await new Promise(resolve => setTimeout(resolve, Math.max(0, started + MIN_SYNC_SPACING_MS - performance.now())).unref())
       }
     } finally {
       this.syncing.delete(nodeId)
