@@ -8,7 +8,7 @@
 import { deepStrictEqual, ok } from 'node:assert/strict'
 import fc from 'fast-check'
 import t from 'tap'
-import { digestOf } from '../lib/cache/digest.js'
+import { DigestCache } from '../lib/cache/digest.js'
 import { compareHlc, HybridClock, type Hlc } from '../lib/cache/hlc.js'
 import { LwwState } from '../lib/cache/lww-state.js'
 
@@ -38,8 +38,8 @@ function apply (writes: readonly Write[]): LwwState<number> {
 function view (s: LwwState<number>): unknown {
   const live = [...s.live.entries()].map(([id, e]) => JSON.stringify([id, e.value, e.hlc])).sort()
   const tombs = [...s.tombstones.entries()].map(([id, e]) => JSON.stringify([id, e.hlc])).sort()
-  const versions = [...s.live.entries()].map(([, e]) => ({ keyBytes: e.keyBytes, hlc: e.hlc as Hlc })).concat([...s.tombstones.values()])
-  return { live, tombs, floor: JSON.stringify(s.floor), digest: Buffer.from(digestOf(versions)).toString('hex') }
+  const versions = [...s.live.entries()].map(([id, e]) => ({ id, keyBytes: e.keyBytes, hlc: e.hlc as Hlc })).concat([...s.tombstones].map(([id, t]) => ({ id, ...t })))
+  return { live, tombs, floor: JSON.stringify(s.floor), digest: Buffer.from(new DigestCache().build(versions)).toString('hex') }
 }
 
 t.test('the end state is the same whatever the order and repeats of the writes', async t => {

@@ -27,13 +27,13 @@ import { ClusterStoppedError } from '../errors.js'
 import { onPeerReconnect } from '../service-host.js'
 import type { BackendContext, BackendStats, CacheBackend } from './backend.js'
 import { decodeSyncPush, decodeSyncRequest, decodeSyncResponse, decodeUpdate, encodeSyncPush, encodeSyncRequest, encodeSyncResponse, encodeUpdate, type CacheUpdate, type WireEntry } from './cache-codec.js'
-import { bucketOf, digestOf, differingBuckets } from './digest.js'
+import { DigestCache, differingBuckets } from './digest.js'
 import { compareHlc, HybridClock, type Hlc } from './hlc.js'
 import type { StoredEntry } from './local-store.js'
 import { LwwState } from './lww-state.js'
 
 /** Bytes of entries one sync response or push carries; the rest follows in further rounds. */
-const SYNC_BUDGET_BYTES = 512 * 1024
+const SYNC_BUDGET_BYTES = 768 * 1024
 /** Least time from the start of one exchange with a member to the start of the next. */
 const MIN_SYNC_SPACING_MS = 1000
 /** Rounds of one anti-entropy exchange before it gives up until the next trigger. */
@@ -49,6 +49,7 @@ export class ReplicatedBackend<V> implements CacheBackend<V> {
   private readonly rounds: NodeJS.Timeout
   /** Members with an exchange running, and whether another was asked for meanwhile. */
   private readonly syncing = new Map<string, { again: boolean }>()
+  private readonly digests = new DigestCache()
   private closed = false
   private readonly counts = { updatesReceived: 0, staleUpdates: 0, rejected: 0, syncs: 0, syncFailures: 0 }
 
@@ -202,9 +203,13 @@ export class ReplicatedBackend<V> implements CacheBackend<V> {
   }
 
   /** Every version held, entries and tombstones. */
-  private * versions (): IterableIterator<{ keyBytes: Uint8Array, hlc: Hlc, value: V | null }> {
-    for (const [, e] of this.state.live.entries()) if (e.hlc !== null) yield { keyBytes: e.keyBytes, hlc: e.hlc, value: e.value }
-    for (const t of this.state.tombstones.values()) yield { keyBytes: t.keyBytes, hlc: t.hlc, value: null }
+  private * versions (): IterableIterator<{ id: string, keyBytes: Uint8Array, hlc: Hlc, value: V | null }> {
+    for (const [id, e] of this.state.live.entries()) if (e.hlc !== null) yield { id, keyBytes: e.keyBytes, hlc: e.hlc, value: e.value }
+    for (const [id, t] of this.state.tombstones) yield { id, keyBytes: t.keyBytes, hlc: t.hlc, value: null }
+  }
+
+  private digest (): Uint8Array {
+    return this.digests.build(this.versions())
   }
 
   /** This node's versions in `buckets`, whole buckets at a time within the byte budget. */
@@ -212,7 +217,7 @@ export class ReplicatedBackend<V> implements CacheBackend<V> {
     const wanted = new Set(buckets)
     const byBucket = new Map<number, WireEntry[]>()
     for (const v of this.versions()) {
-      const b = bucketOf(v.keyBytes)
+      const b = this.digests.bucket(v.id, v.keyBytes)
       if (!wanted.has(b)) continue
       const value = v.value === null ? null : this.ctx.sink.encodeValue(v.value)
       let list = byBucket.get(b)
@@ -236,7 +241,7 @@ export class ReplicatedBackend<V> implements CacheBackend<V> {
     if (this.closed) throw new ClusterStoppedError(`cache ${this.ctx.name} is closed`)
     const req = decodeSyncRequest(body)
     this.applyFloor(req.floor)
-    const buckets = differingBuckets(req.digest, digestOf(this.versions()))
+    const buckets = differingBuckets(req.digest, this.digest())
     const { entries, more } = this.entriesIn(buckets)
     return encodeSyncResponse({ floor: this.state.floor, buckets, entries, more })
   }
@@ -284,7 +289,7 @@ export class ReplicatedBackend<V> implements CacheBackend<V> {
     const opts = { timeoutMs: this.ctx.syncTimeoutMs }
     try {
       for (let round = 0; round < MAX_SYNC_ROUNDS && !this.closed; round++) {
-        const req = encodeSyncRequest({ digest: digestOf(this.versions()), floor: this.state.floor })
+        const req = encodeSyncRequest({ digest: this.digest(), floor: this.state.floor })
         const res = decodeSyncResponse(await calls.call(nodeId, `${this.ctx.topic}/sync`, req, opts))
         this.applyFloor(res.floor)
         for (const e of res.entries) this.applyEntry(e)
