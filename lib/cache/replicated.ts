@@ -33,7 +33,7 @@ import type { StoredEntry } from './local-store.js'
 import { LwwState } from './lww-state.js'
 
 /** Bytes of entries one sync response or push carries; the rest follows in further rounds. */
-const SYNC_BUDGET_BYTES = 768 * 1024
+const SYNC_BUDGET_BYTES = 512 * 1024
 /** Least time from the start of one exchange with a member to the start of the next. */
 const MIN_SYNC_SPACING_MS = 1000
 /** Rounds of one anti-entropy exchange before it gives up until the next trigger. */
