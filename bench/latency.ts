@@ -16,7 +16,12 @@ export class Latency {
 
   /** Records one sample, given a start from performance.now(). */
   since (startMs: number): void {
-    this.h.recordValue(Math.max(1, Math.round((performance.now() - startMs) * 1000)))
+    this.record(performance.now() - startMs)
+  }
+
+  /** Records one sample in milliseconds (e.g. measured in another process). */
+  record (ms: number): void {
+    this.h.recordValue(Math.max(1, Math.round(ms * 1000)))
   }
 
   summary (): LatencySummary {

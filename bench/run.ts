@@ -2,6 +2,7 @@
  * `npm run bench -- <name> [...]`: runs benchmarks by name, printing each
  * result as JSON on stdout and a short table on stderr.
  */
+import { cacheTable, runCacheBench } from './cache.js'
 import { coreTable, runCoreBench } from './core.js'
 import { gossipTable, runGossipBench } from './gossip.js'
 import { kvTable, runKvBench } from './kv.js'
@@ -19,7 +20,8 @@ const benches: Record<string, () => Promise<{ json: unknown, table: string }>> =
   transport: async () => { const r = await runTransportBench(); return { json: r, table: transportTable(r) } },
   gossip: async () => { const r = await runGossipBench(); return { json: r, table: gossipTable(r) } },
   rpc: async () => { const r = await runRpcBench(); return { json: r, table: rpcTable(r) } },
-  pause: async () => { const r = await runPauseBench(); return { json: r, table: pauseTable(r) } }
+  pause: async () => { const r = await runPauseBench(); return { json: r, table: pauseTable(r) } },
+  cache: async () => { const r = await runCacheBench(); return { json: r, table: cacheTable(r) } }
 }
 
 const names = process.argv.slice(2)

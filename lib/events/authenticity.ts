@@ -1,0 +1,54 @@
+/**
+ * Who published an event. Gossipsub forwards a message through other
+ * members, and the mesh sends messages unsigned (node.ts: StrictNoSign), so
+ * neither the relaying peer nor the channel's publisher field says who
+ * wrote an event. Each event is therefore signed with its publisher's peer
+ * key (the Ed25519 key whose public half is its libp2p peer id), and a
+ * receiver checks the signature against the peer id the publisher joined
+ * with (membership). An event that fails is dropped and counted: a member
+ * cannot put words in another's mouth.
+ */
+import type { PrivateKey, PublicKey } from '@libp2p/interface'
+import { peerIdFromString } from '@libp2p/peer-id'
+import type { Membership } from '../../gossip/membership.js'
+import { signedBytes } from './event-codec.js'
+
+export type Verdict = 'authentic' | 'forged' | 'unknown-publisher'
+
+export class EventAuthenticity {
+  private readonly nodeId: string
+  private readonly key: PrivateKey
+  private readonly membership: Membership
+  /** Public keys by peer id, so a peer id is parsed once. */
+  private readonly keys = new Map<string, PublicKey | null>()
+
+  constructor (nodeId: string, key: PrivateKey, membership: Membership) {
+    this.nodeId = nodeId
+    this.key = key
+    this.membership = membership
+  }
+
+  async sign (body: Uint8Array): Promise<Uint8Array> {
+    return await this.key.sign(signedBytes(this.nodeId, body))
+  }
+
+  async verify (publisher: string, body: Uint8Array, signature: Uint8Array): Promise<Verdict> {
+    const peerId = this.membership.get(publisher)?.peerId
+    const key = peerId === undefined ? null : this.publicKey(peerId)
+    if (key === null) return 'unknown-publisher'
+    return await key.verify(signedBytes(publisher, body), signature) ? 'authentic' : 'forged'
+  }
+
+  private publicKey (peerId: string): PublicKey | null {
+    let key = this.keys.get(peerId)
+    if (key === undefined) {
+      try {
+        key = peerIdFromString(peerId).publicKey ?? null
+      } catch {
+        key = null
+      }
+      this.keys.set(peerId, key)
+    }
+    return key
+  }
+}

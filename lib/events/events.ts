@@ -1,0 +1,322 @@
+/**
+ * The cluster's event bus (`cluster.events`): publish on a topic, subscribe
+ * with a pattern. Every node that subscribes gets every event at least
+ * once, deduplicated, in per-publisher order, and a node's own events reach
+ * its own subscribers too.
+ *
+ * Events travel on one gossip channel (batched with whatever else is being
+ * published at that moment), each signed by its publisher (authenticity.ts).
+ * A receiver that finds a publisher's sequence skipping ahead fetches the
+ * missing events from the publisher's bounded buffer over a direct call
+ * before going on (inbound.ts). When a member subscribes or (re)connects,
+ * this node asks for its last sequence number: events after it are this
+ * node's to get, and what it missed while they were apart is fetched. What the buffer no longer holds is reported as a `gap` event:
+ * never left behind silently.
+ *
+ * `{ ordered: true }` events go through the Raft log instead, for one total
+ * order on every node: the Cluster passes `orderedPublish` (which appends
+ * to the log) and calls `deliverOrdered` for each one applied.
+ */
+import type { PrivateKey } from '@libp2p/interface'
+import { randomBytes } from 'node:crypto'
+import { EventEmitter } from 'node:events'
+import { Packr } from 'msgpackr'
+import type { ChannelMessage, GossipChannel } from '../../gossip/channel.js'
+import { errorFields, type Logger } from '../../gossip/logger.js'
+import { ClusterStoppedError, InvalidArgumentError } from '../errors.js'
+import { onPeerReconnect, type ServiceHost } from '../service-host.js'
+import { EventAuthenticity } from './authenticity.js'
+import { decodeBody, decodeFetchRequest, decodeFetchResponse, decodeHead, decodeSignedEvent, encodeBody, encodeFetchRequest, encodeFetchResponse, encodeHead, encodeSignedEvent, type EventBody } from './event-codec.js'
+import { EventTooLargeError } from './errors.js'
+import { InboundOrder } from './inbound.js'
+import { PublisherBuffer } from './publisher-buffer.js'
+import { Subscription, type ClusterEvent, type EventHandler } from './subscription.js'
+import { checkTopic, compilePattern } from './topic-pattern.js'
+
+export type { ClusterEvent, EventHandler } from './subscription.js'
+
+export interface EventsOptions {
+  /** This node's peer key (gossip/peer-key.ts), which signs its events. */
+  readonly privateKey: PrivateKey
+  /** Appends an ordered event to the Raft log and resolves with its index; without it `{ ordered: true }` is refused. */
+  readonly orderedPublish?: (topic: string, payload: Uint8Array) => Promise<number>
+  /** The gossip topic (and RPC method prefix). Default `raftmesh/events`. */
+  readonly topic?: string
+  /** Largest event (payload and topic), msgpack-encoded. Default 64 KiB, at most 128 KiB. */
+  readonly maxPayloadBytes?: number
+  /** Own events kept for others to fetch. Defaults 10,000 events and 16 MiB. */
+  readonly bufferEvents?: number
+  readonly bufferBytes?: number
+  /** Events waiting for one subscriber's handler before further ones are dropped for it. Default 1,000. */
+  readonly maxQueue?: number
+  /** Deadline of a fetch from a publisher. Default 5 s. */
+  readonly fetchTimeoutMs?: number
+}
+
+/** Events `from`..`to` of `publisher` are lost for this node. */
+export interface EventGap {
+  readonly publisher: string
+  readonly from: number
+  readonly to: number
+}
+
+/** A subscriber's queue was full: this event was dropped for it. */
+export interface EventOverflow {
+  readonly pattern: string
+  readonly topic: string
+  readonly publisher: string
+  readonly seq: number
+}
+
+export interface EventBusEvents {
+  gap: [EventGap]
+  overflow: [EventOverflow]
+}
+
+export interface EventStats {
+  /** Other publishers whose sequence this node follows (known from their first event or their answer on connecting). */
+  readonly publishers: number
+  readonly published: number
+  /** Events accepted from others (each once), before fan-out to subscribers. */
+  readonly received: number
+  readonly duplicates: number
+  /** Events fetched from a publisher's buffer after a gap. */
+  readonly repaired: number
+  /** Events reported lost (`gap`). */
+  readonly lost: number
+  /** Events whose signature did not match the publisher they claimed. */
+  readonly forged: number
+  /** Events from a node this one has no key for (never a member). */
+  readonly unknownPublisher: number
+  readonly malformed: number
+  /** Events dropped for a subscriber whose queue was full. */
+  readonly overflowed: number
+  readonly handlerErrors: number
+}
+
+/** Budget of one fetch response. */
+const FETCH_BUDGET_BYTES = 512 * 1024
+const MAX_PAYLOAD_LIMIT = 128 * 1024
+
+function option (name: string, v: number | undefined, dflt: number, max = Number.MAX_SAFE_INTEGER): number {
+  if (v === undefined) return dflt
+  if (!Number.isInteger(v) || v <= 0 || v > max) throw new InvalidArgumentError(`${name} must be an integer in 1..${max}, got ${v}`)
+  return v
+}
+
+/** Sorts by start time, so a newer start of a publisher is recognised (as the channel's incarnations do). */
+function newIncarnation (): string {
+  return `${Date.now().toString(36).padStart(10, '0')}.${randomBytes(6).toString('hex')}`
+}
+
+export class EventBus extends EventEmitter<EventBusEvents> {
+  private readonly host: ServiceHost
+  private readonly topic: string
+  private readonly log: Logger
+  private readonly channel: GossipChannel
+  private readonly auth: EventAuthenticity
+  private readonly orderedPublish: ((topic: string, payload: Uint8Array) => Promise<number>) | undefined
+  private readonly buffer: PublisherBuffer
+  private readonly inbound: InboundOrder
+  private readonly subscriptions = new Set<Subscription>()
+  private readonly packr = new Packr({ useRecords: false, mapsAsObjects: true })
+  private readonly incarnation = newIncarnation()
+  private readonly maxPayloadBytes: number
+  private readonly maxQueue: number
+  private readonly fetchTimeoutMs: number
+  private readonly offReconnect: () => void
+  private seq = 0
+  /** The last sequence number in the buffer (signed and sent); what `head` reports. */
+  private sent = 0
+  /** Signing may be asynchronous; publishes go out one after another so their numbers stay in order. */
+  private publishing: Promise<void> = Promise.resolve()
+  private leaving: Promise<void> | null = null
+  private closed = false
+  private readonly counts = { published: 0, received: 0, lost: 0, forged: 0, unknownPublisher: 0, malformed: 0, overflowed: 0 }
+
+  constructor (host: ServiceHost, opts: EventsOptions) {
+    super()
+    this.host = host
+    this.topic = opts.topic ?? 'raftmesh/events'
+    this.log = host.logger.child({ module: 'events' })
+    this.maxPayloadBytes = option('maxPayloadBytes', opts.maxPayloadBytes, 64 * 1024, MAX_PAYLOAD_LIMIT)
+    this.maxQueue = option('maxQueue', opts.maxQueue, 1000)
+    this.fetchTimeoutMs = option('fetchTimeoutMs', opts.fetchTimeoutMs, 5000)
+    this.buffer = new PublisherBuffer(option('bufferEvents', opts.bufferEvents, 10_000), option('bufferBytes', opts.bufferBytes, 16 * 1024 * 1024))
+    this.orderedPublish = opts.orderedPublish
+    this.auth = new EventAuthenticity(host.nodeId, opts.privateKey, host.mesh.membership)
+    this.inbound = new InboundOrder({
+      fetch: async (publisher, req) => decodeFetchResponse(await host.calls.call(publisher, `${this.topic}/fetch`, encodeFetchRequest(req), { timeoutMs: this.fetchTimeoutMs })),
+      open: async (publisher, event) => await this.authenticate(publisher, event),
+      deliver: (publisher, body) => {
+        this.counts.received++
+        this.dispatch({ topic: body.topic, payload: body.payload, publisher, seq: body.seq })
+      },
+      gap: (publisher, from, to) => {
+        this.counts.lost += to - from + 1
+        this.log.warn({ publisher, from, to }, 'events lost: no longer in their publisher\'s buffer')
+        this.emit('gap', { publisher, from, to })
+      },
+      log: this.log
+    })
+    this.channel = host.channel(this.topic)
+    this.channel.on('message', m => { this.onGossip(m) })
+    host.calls.handle(`${this.topic}/fetch`, async body => await this.serveFetch(body))
+    host.calls.handle(`${this.topic}/head`, async () => encodeHead({ incarnation: this.incarnation, seq: this.sent }))
+    this.offReconnect = onPeerReconnect(host.mesh, this.topic, id => { this.catchUp(id) })
+    for (const id of this.channel.peers()) this.catchUp(id)
+  }
+
+  /**
+   * Publishes an event. Resolves with its sequence number once it has left
+   * this node (handed to gossipsub); this node's own subscribers have it
+   * queued by then. Rejects with EventTooLargeError over `maxPayloadBytes`,
+   * InvalidArgumentError for a bad topic.
+   *
+   * `{ ordered: true }`: through the Raft log, one total order on every
+   * node; resolves with the log index once appended (needs the Cluster's
+   * `orderedPublish`).
+   */
+  async publish (topic: string, payload: unknown, opts: { ordered?: boolean } = {}): Promise<{ seq: number }> {
+    this.ensureOpen()
+    checkTopic(topic)
+    if (opts.ordered === true) {
+      if (this.orderedPublish === undefined) throw new InvalidArgumentError('ordered events go through the Raft log, which this event bus was not given (orderedPublish)')
+      const bytes = this.packr.pack(payload)
+      if (bytes.byteLength > this.maxPayloadBytes) throw new EventTooLargeError(topic, bytes.byteLength, this.maxPayloadBytes)
+      return { seq: await this.orderedPublish(topic, bytes) }
+    }
+    const seq = ++this.seq
+    const body = encodeBody({ incarnation: this.incarnation, seq, topic, payload })
+    if (body.byteLength > this.maxPayloadBytes) {
+      this.seq--
+      throw new EventTooLargeError(topic, body.byteLength, this.maxPayloadBytes)
+    }
+    this.publishing = this.publishing.then(async () => {
+      const event = encodeSignedEvent({ body, signature: await this.auth.sign(body) })
+      this.buffer.push(seq, event)
+      this.sent = seq
+      if (!this.closed) this.channel.publish(event)
+    })
+    this.counts.published++
+    this.dispatch({ topic, payload, publisher: this.host.nodeId, seq })
+    await this.left()
+    return { seq }
+  }
+
+  /**
+   * Calls `handler` for every event whose topic matches `pattern` (`*` one
+   * word, `#` any number: `encounter.*`, `encounter.#`), one at a time, in
+   * per-publisher order. Returns the unsubscribe.
+   */
+  subscribe<T = unknown> (pattern: string, handler: EventHandler<T>): () => void {
+    this.ensureOpen()
+    if (typeof handler !== 'function') throw new InvalidArgumentError('a subscription needs a handler function')
+    const sub = new Subscription(pattern, compilePattern(pattern), handler as EventHandler, this.maxQueue, this.log)
+    this.subscriptions.add(sub)
+    return () => {
+      sub.closed = true
+      this.subscriptions.delete(sub)
+    }
+  }
+
+  /**
+   * Hands an ordered event, applied from the Raft log, to the subscribers;
+   * the Cluster calls it on every node in log order. `payload` is the
+   * msgpack bytes given to `orderedPublish`, `seq` the log index.
+   */
+  deliverOrdered (event: { topic: string, payload: Uint8Array, publisher: string, seq: number }): void {
+    let payload: unknown
+    try {
+      payload = this.packr.unpack(event.payload)
+    } catch (err) {
+      this.counts.malformed++
+      this.log.warn({ topic: event.topic, seq: event.seq, ...errorFields(err) }, 'dropping an ordered event that does not decode')
+      return
+    }
+    this.dispatch({ topic: event.topic, payload, publisher: event.publisher, seq: event.seq })
+  }
+
+  stats (): EventStats {
+    let handlerErrors = 0
+    for (const s of this.subscriptions) handlerErrors += s.handlerErrors
+    return { ...this.counts, publishers: this.inbound.publishers, duplicates: this.inbound.duplicates, repaired: this.inbound.repaired, handlerErrors }
+  }
+
+  /** Stops publishing and receiving; queued handler calls are dropped. */
+  async close (): Promise<void> {
+    if (this.closed) return
+    await this.publishing
+    this.closed = true
+    this.offReconnect()
+    for (const s of this.subscriptions) s.closed = true
+    this.subscriptions.clear()
+    await this.channel.close()
+  }
+
+  /** Resolves once what was published so far has been handed to gossipsub; one flush per turn of the event loop. */
+  private async left (): Promise<void> {
+    this.leaving ??= new Promise<void>(resolve => { setImmediate(resolve) }).then(async () => {
+      this.leaving = null
+      await this.publishing
+      await this.channel.flush()
+    })
+    await this.leaving
+  }
+
+  private dispatch (event: ClusterEvent): void {
+    for (const s of this.subscriptions) {
+      if (!s.matches(event.topic) || s.offer(event)) continue
+      this.counts.overflowed++
+      this.emit('overflow', { pattern: s.pattern, topic: event.topic, publisher: event.publisher, seq: event.seq })
+    }
+  }
+
+  private onGossip (m: ChannelMessage): void {
+    this.inbound.receive(m.publisher, async () => await this.authenticate(m.publisher, m.payload))
+  }
+
+  /** Decodes and authenticates one event of `publisher`; null (counted, logged) if it is not theirs or not valid. */
+  private async authenticate (publisher: string, data: Uint8Array): Promise<EventBody | null> {
+    let body: EventBody
+    try {
+      const e = decodeSignedEvent(data)
+      const verdict = await this.auth.verify(publisher, e.body, e.signature)
+      if (verdict !== 'authentic') {
+        if (verdict === 'forged') this.counts.forged++
+        else this.counts.unknownPublisher++
+        this.log.warn({ publisher, verdict }, 'dropping an event its claimed publisher did not sign')
+        return null
+      }
+      body = decodeBody(e.body)
+    } catch (err) {
+      this.counts.malformed++
+      this.log.warn({ publisher, ...errorFields(err) }, 'dropping a malformed event')
+      return null
+    }
+    return body
+  }
+
+  private async serveFetch (body: Uint8Array): Promise<Uint8Array> {
+    if (this.closed) throw new ClusterStoppedError('the event bus is closed')
+    const req = decodeFetchRequest(body)
+    // Events of another incarnation are not these: answer with ours and none.
+    const events = req.incarnation === this.incarnation ? this.buffer.range(req.from, req.to, FETCH_BUDGET_BYTES) : []
+    return encodeFetchResponse({ incarnation: this.incarnation, events })
+  }
+
+  /** A member (re)connected or subscribed: learn its last sequence number, and fetch what was missed. */
+  private catchUp (nodeId: string): void {
+    if (this.closed || nodeId === this.host.nodeId) return
+    this.inbound.head(nodeId, this.host.calls.call(nodeId, `${this.topic}/head`, new Uint8Array(0), { timeoutMs: this.fetchTimeoutMs })
+      .then(decodeHead)
+      .catch(err => {
+        this.log.debug({ peer: nodeId, ...errorFields(err) }, 'could not ask a member for its last event')
+        return null
+      }))
+  }
+
+  private ensureOpen (): void {
+    if (this.closed) throw new ClusterStoppedError('the event bus is closed')
+  }
+}
