@@ -8,6 +8,7 @@
 import { EventEmitter } from 'node:events'
 import { join } from 'node:path'
 import { createMeshNode, type MeshNode } from '../gossip/node.js'
+import { loadOrCreatePeerKey } from '../gossip/peer-key.js'
 import { errorFields, silentLogger, type Logger } from '../gossip/logger.js'
 import { MeshRpc } from '../gossip/rpc.js'
 import { Libp2pRaftTransport } from '../gossip/raft-transport.js'
@@ -16,8 +17,11 @@ import { Autopilot, JOIN_METHOD } from './autopilot.js'
 import { systemClock, type Clock } from './clock.js'
 import type { CommandResult } from './coordination/commands.js'
 import { CoordinationState } from './coordination/state.js'
+import { Cache, type CacheOptions } from './cache/cache.js'
 import { Election } from './election.js'
-import { ClusterStoppedError, InvalidArgumentError } from './errors.js'
+import { EventBus } from './events/events.js'
+import type { ServiceHost } from './service-host.js'
+import { ClusterStoppedError, InvalidArgumentError, SessionLostError } from './errors.js'
 import { decideFormation, encodeInfo, INFO_METHOD, sleep } from './formation.js'
 import { LeaderSessions } from './leader-sessions.js'
 import type { AcquireOptions, LockHandle } from './lock-handle.js'
@@ -65,6 +69,8 @@ interface Parts {
   readonly keeper: SessionKeeper
   readonly locks: LockService
   readonly autopilot: Autopilot
+  readonly host: ServiceHost
+  readonly events: EventBus
 }
 
 export class Cluster extends EventEmitter<ClusterEvents> {
@@ -72,6 +78,13 @@ export class Cluster extends EventEmitter<ClusterEvents> {
   readonly id: string
   private readonly p: Parts
   private readonly elections = new Map<string, Election>()
+  private readonly caches = new Map<string, Cache<unknown, unknown>>()
+  /**
+   * Cluster-wide events: at least once to every node, deduplicated, in
+   * per-publisher order, gaps repaired from the publisher's buffer;
+   * `{ ordered: true }` goes through the Raft log for one total order.
+   */
+  readonly events: EventBus
   private readonly reentrant = new ReentrantScope()
   private stopping: Promise<void> | null = null
   private panicInfo: (PanicInfo & { at: number }) | null = null
@@ -80,6 +93,7 @@ export class Cluster extends EventEmitter<ClusterEvents> {
     super()
     this.p = p
     this.id = p.nodeId
+    this.events = p.events
   }
 
   /**
@@ -139,7 +153,18 @@ export class Cluster extends EventEmitter<ClusterEvents> {
         await autopilot.admit(ctx.from)
         return new TextEncoder().encode(String(leaderRaft.status().commitIndex))
       })
-      const cluster = new Cluster({ opts, nodeId, log: nodeLog, clock, mesh, rpc, state, raft, proposer, leaderSessions, keeper, locks, autopilot })
+      const host: ServiceHost = { nodeId, mesh, channel: (topic, o) => mesh.channel(topic, o), calls: rpc, logger: opts.logger ?? silentLogger, clock: () => clock.wall() }
+      const events = new EventBus(host, {
+        privateKey: await loadOrCreatePeerKey(opts.dataDir, nodeLog),
+        orderedPublish: async (topic, payload) => {
+          const session = await keeper.ensure()
+          const { result, index } = await proposer.submit(session, { op: 'publish', topic, payload })
+          if (!result.ok) throw new SessionLostError(result.message)
+          return index
+        }
+      })
+      state.on('ordered', e => { events.deliverOrdered({ topic: e.topic, payload: e.payload, publisher: e.node, seq: e.index }) })
+      const cluster = new Cluster({ opts, nodeId, log: nodeLog, clock, mesh, rpc, state, raft, proposer, leaderSessions, keeper, locks, autopilot, host, events })
       cluster.wire()
       await cluster.join(signal)
       return cluster
@@ -265,6 +290,23 @@ export class Cluster extends EventEmitter<ClusterEvents> {
     return this.p.mesh
   }
 
+  /**
+   * A named cache shared by the cluster (see CacheOptions): `replicated`
+   * keeps a full copy on every node, `invalidation` keeps local copies and
+   * broadcasts invalidations. One instance per name; asking again returns it.
+   */
+  cache<K, V> (name: string, opts: CacheOptions): Cache<K, V> {
+    if (this.stopping !== null) throw new ClusterStoppedError()
+    const existing = this.caches.get(name)
+    if (existing !== undefined) {
+      if (existing.mode !== opts.mode) throw new InvalidArgumentError(`cache ${name} is already open in ${existing.mode} mode`)
+      return existing as Cache<K, V>
+    }
+    const c = new Cache<K, V>(this.p.host, name, opts)
+    this.caches.set(name, c as Cache<unknown, unknown>)
+    return c
+  }
+
   /** Raft's view from this node. */
   raftStatus (): RaftStatus {
     return this.p.raft.status()
@@ -286,6 +328,8 @@ export class Cluster extends EventEmitter<ClusterEvents> {
     const { locks, keeper, leaderSessions, autopilot, proposer, raft, mesh, log } = this.p
     locks.stop()
     await keeper.close({ signal: opts.signal, timeoutMs: 3000 })
+    for (const c of this.caches.values()) await c.close()
+    await this.p.events.close()
     leaderSessions.close()
     autopilot.close()
     proposer.close()

@@ -4,6 +4,8 @@
  * are re-exported from here, so the package has one class per condition.
  */
 export { CorruptLogError, InvalidArgumentError, LeadershipLostError, NotLeaderError } from '../raft/index.js'
+export { CacheEntryTooLargeError } from './cache/errors.js'
+export { EventTooLargeError } from './events/errors.js'
 export { ClusterMismatchError, HandshakeError, NodeIdConflictError, PeerKeyError, VersionMismatchError } from '../gossip/errors.js'
 
 /** The cluster was stopped (or is stopping): the call cannot be served. */

@@ -3,6 +3,8 @@
  */
 export { Cluster, type ClusterEvents, type Lock } from './cluster.js'
 export { Election, type ElectionEvents } from './election.js'
+export { Cache, type CacheOptions, type CacheStats } from './cache/cache.js'
+export { EventBus, type ClusterEvent, type EventHandler, type EventGap, type EventOverflow } from './events/events.js'
 export type { AcquireOptions, LockHandle } from './lock-handle.js'
 export { PANIC_EXIT_CODE, type ClusterOptions, type PanicInfo } from './options.js'
 export type { ClusterStatus, MemberStatus } from './status.js'
