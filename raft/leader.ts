@@ -226,6 +226,7 @@ export class Leader {
       return
     }
     this.ackedSinceHeartbeat.add(m.from)
+    const committedBefore = log.committed
     const confirmsProbe = pr.state === 'probe' && m.index >= pr.match
     if (pr.maybeUpdate(m.index) || confirmsProbe) {
       if (pr.state === 'probe') pr.becomeReplicate()
@@ -237,6 +238,14 @@ export class Leader {
       this.r.send({ type: 'TimeoutNow', from: this.r.id, to: m.from, term: this.r.term })
     }
     this.sendAppend(m.from, false)
+    // A late answer: the others' acks committed these entries while this
+    // follower still had them in flight, so flush() sent it no notice, and
+    // it would learn its own commit only at the next heartbeat. That is the
+    // wait of every proposal forwarded from this follower, which resolves
+    // when it applies there.
+    if (committedBefore >= m.index && m.index > 0 && pr.state === 'replicate' && pr.inflightCount() === 0 && pr.next > log.lastIndex()) {
+      this.r.send({ type: 'Commit', from: this.r.id, to: m.from, term: this.r.term, commit: Math.min(pr.match, log.committed) })
+    }
   }
 
   private onSnapshotResp (m: SnapshotResponse, pr: Progress): void {

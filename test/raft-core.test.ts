@@ -10,6 +10,7 @@ import t from 'tap'
 import { NotLeaderError } from '../raft/errors.js'
 import { Prng } from '../raft/sim/prng.js'
 import type { NodeId } from '../raft/types.js'
+import type { Message } from '../raft/messages.js'
 import { bootstrapEntries, bytes, elected, entriesOfTerm, five, four, newNetwork, termAt, three } from './helpers/raft-network.js'
 
 // ---- §3.4 leader election ---------------------------------------------------
@@ -287,6 +288,25 @@ t.test('a new commit index reaches a follower with nothing in flight as a Commit
   // A notice from a stale leader is answered with the newer term, so it steps down.
   net.core('n2').step({ type: 'Commit', from: 'n9', to: 'n2', term: 1, commit: 1 })
   t.match(net.readyAll().find(m => m.from === 'n2' && m.to === 'n9'), { type: 'AppendResp', reject: true }, 'a stale notice is refused')
+  t.end()
+})
+
+t.test('a follower whose answer comes after the others committed its entries is told the commit at once, not at the next heartbeat', t => {
+  const net = elected(three)
+  const late: Message[] = []
+  net.drop(m => {
+    if (m.from !== 'n3' || m.type !== 'AppendResp') return false
+    late.push(m)
+    return true
+  })
+  net.core('n1').propose(bytes('c'))
+  net.stabilize()
+  const index = net.core('n1').log.committed
+  t.ok(net.core('n3').log.committed < index, 'n2\'s answer committed the entry while n3\'s was still on its way')
+  net.recover()
+  net.send(...late)
+  net.stabilize()
+  t.equal(net.core('n3').log.committed, index, 'n3 knows its entry is committed without a tick')
   t.end()
 })
 
