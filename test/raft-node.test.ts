@@ -6,6 +6,7 @@ import { NotLeaderError, StoppedError } from '../raft/errors.js'
 import { RaftNode } from '../raft/node.js'
 import { encodeKv, type KvResult } from '../raft/sim/kv-machine.js'
 import type { Message } from '../raft/messages.js'
+import { MemoryLogStore } from '../raft/log-store.js'
 import { MemoryNetwork } from '../raft/transport.js'
 import { FileLogStore } from '../raft/wal.js'
 import { KvStateMachine } from './helpers/kv-state-machine.js'
@@ -145,4 +146,29 @@ t.test('a commit notice waits for the proposer\'s answer and is dropped when the
   await until('both followers applied every write', () => members.every(m => m.sm.kv.get(`k${n - 1}`) === 'v'))
   const notices = events.filter(e => e.startsWith('notice ')).length
   t.ok(notices < n / 2, `back-to-back writes carry the commit in the next Append (${notices} notices for ${n} writes)`)
+})
+
+t.test('a node keeps time only through its injected clock, and draws election jitter from its injected random', async t => {
+  const intervals: Array<() => void> = []
+  const clock = {
+    now: () => 0,
+    setTimeout: () => 0,
+    clearTimeout: () => {},
+    setInterval: (fn: () => void) => { intervals.push(fn); return intervals.length },
+    clearInterval: () => {}
+  }
+  let draws = 0
+  const node = await RaftNode.start({
+    id: 'solo', store: new MemoryLogStore(), transport: new MemoryNetwork().join('solo'), stateMachine: new KvStateMachine(),
+    bootstrap: ['solo'], electionTick: 5, clock, random: () => { draws++; return 0 }
+  })
+  t.teardown(async () => { await node.stop() })
+  t.equal(intervals.length, 1, 'the tick timer is the injected clock\'s')
+  t.ok(draws > 0, 'the election timeout was drawn from the injected random')
+  await new Promise(resolve => setTimeout(resolve, 50))
+  t.notOk(node.isLeader, 'no tick without the injected clock')
+  // random() = 0 makes the timeout exactly electionTick ticks.
+  for (let i = 0; i < 5; i++) intervals[0]()
+  await until('leadership', () => node.isLeader)
+  t.pass('elected after electionTick injected ticks')
 })

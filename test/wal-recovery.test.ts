@@ -9,6 +9,7 @@ import type { HardState } from '../raft/types.js'
 import { decodeWal, encodeRecord, type DecodedRecord } from '../raft/wal-codec.js'
 import { FileLogStore, type WalLogger } from '../raft/wal.js'
 import { encodeSnapshotFile, snapshotFileName, writeSnapshotFile } from '../raft/snapshot-file.js'
+import { nodeFileSystem } from '../raft/file-system.js'
 import { entries, entry, expectState, plainState, snapshot } from './helpers/log-store-compliance.js'
 
 const hs = (term: number, vote: string | null, commit: number): HardState => ({ term, vote, commit })
@@ -236,7 +237,7 @@ t.test('a crash between the snapshot file and its WAL marker is finished on rest
     const dir = t.testdir()
     await prepare(dir, async s => { await s.save(entries(1, 20, 1), hs(1, 'n1', 4)) })
     // What saveSnapshot leaves if the process dies right after the rename, plus a leftover temporary file.
-    await writeSnapshotFile(dir, 10, encodeSnapshotFile(snap))
+    await writeSnapshotFile(nodeFileSystem, dir, 10, encodeSnapshotFile(snap))
     await writeFile(join(dir, `${snapshotFileName(12)}.tmp`), 'half written')
     const { store } = fileStore(dir)
     t.same(plainState(await store.open()), expectState(hs(1, 'n1', 4), snap, [...expected]), why)
