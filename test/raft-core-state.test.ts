@@ -300,3 +300,31 @@ t.test('§3.8 after a torn write a node starts in at least the term of its last 
   t.match(rd.messages, [{ type: 'AppendResp', term: 3, reject: true }], 'a leader of term 2 is refused')
   t.end()
 })
+
+t.test('§3.8 a bootstrap whose hard state never reached the disk starts over, not as a smaller cluster', t => {
+  // Only the first bootstrap entry ("add n1") survived the crash: kept, it would make n1 a cluster of one.
+  const core = new RaftCore({ id: 'n1', random: () => 0.5, bootstrap: three, state: { hardState: { term: 0, vote: null, commit: 0 }, snapshot: null, entries: bootstrapEntries(three).slice(0, 1) } })
+  t.same(core.config.voters, three, 'the whole bootstrap config')
+  const rd = core.ready()
+  t.same(rd.entries.map(e => e.index), [1, 2, 3], 'the bootstrap entries are saved again')
+  t.same(rd.hardState, { term: 1, vote: null, commit: 3 }, 'with their hard state')
+  t.end()
+})
+
+t.test('§4.2.2 a leader that removed itself and lost office before the removal committed can still win, and commits it', t => {
+  const two = ['n1', 'n2']
+  const net = elected(two)
+  net.isolate('n1')
+  net.core('n1').proposeConfChange({ type: 'removeNode', node: 'n1' })
+  net.readyAll()
+  // Its log alone holds the removal, so n2 cannot win without n1's vote, and n1 holds a config it is not in.
+  const term = net.core('n1').term
+  net.restart('n1')
+  net.recover()
+  net.tickUntilLeader(two, ['n2'])
+  const n1Led = [...net.leadersByTerm].some(([tm, ids]) => tm > term && ids.has('n1'))
+  t.ok(n1Led, 'n1 was elected again, by n2\'s vote alone')
+  t.same(net.core('n2').config.voters, ['n2'], 'the removal reached n2 and committed')
+  t.equal(net.core('n1').role, 'follower', 'n1 stepped down once it committed')
+  t.end()
+})
