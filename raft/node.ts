@@ -72,7 +72,21 @@ interface Waiter<T> {
   reject: (e: Error) => void
 }
 
+let coreOf: (node: RaftNode<any>) => RaftCore
+
+/**
+ * The core inside a node, for the simulator's invariant checks (raft/index.ts
+ * does not export it). Callers must only read it: the driver owns it.
+ */
+export function inspectCore (node: RaftNode<any>): RaftCore {
+  return coreOf(node)
+}
+
 export class RaftNode<R = unknown> extends EventEmitter<RaftNodeEvents> {
+  static {
+    coreOf = node => node.core
+  }
+
   readonly id: NodeId
   private readonly core: RaftCore
   private readonly opts: RaftNodeOptions<R>

@@ -26,6 +26,7 @@ try {
       'fault-ms': { type: 'string' },
       'max-events': { type: 'string' },
       json: { type: 'boolean' },
+      'fail-fast': { type: 'boolean' },
       help: { type: 'boolean', short: 'h' }
     }
   }))
@@ -39,7 +40,8 @@ if (values.help === true) {
   --seed S        first seed (default 1)
   --fault-ms T    simulated milliseconds of faults per seed (default 3000)
   --max-events E  simulated events allowed per seed (default 400000)
-  --json          print the summary as JSON`)
+  --json          print the summary as JSON
+  --fail-fast     stop at the first failing seed`)
   process.exit(0)
 }
 const first = count('seed', values.seed, 1)
@@ -49,7 +51,7 @@ const maxEvents = values['max-events'] === undefined ? undefined : count('max-ev
 const json = values.json === true
 const extra = (faultMs === undefined ? '' : ` --fault-ms ${faultMs}`) + (maxEvents === undefined ? '' : ` --max-events ${maxEvents}`)
 
-const summary = await runSeeds(first, seeds, { faultMs, maxEvents }, v => {
+const summary = await runSeeds(first, seeds, { faultMs, maxEvents, failFast: values['fail-fast'] === true }, v => {
   const out = json ? console.error : console.log
   out(`seed ${v.seed} FAILED:`)
   for (const msg of v.violations) out(`  ${msg}`)

@@ -17,10 +17,13 @@ export interface SeedVerdict {
 }
 
 /** Options every seed of a run shares. */
-export type RunOptions = Omit<SimOptions, 'seed' | 'onEvent'>
+export type RunOptions = Omit<SimOptions, 'seed' | 'onEvent'> & {
+  /** Stop at the first failing seed. */
+  readonly failFast?: boolean
+}
 
 export async function runSeed (seed: number, opts: RunOptions = {}): Promise<SeedVerdict> {
-  const r = await simulate({ ...opts, seed })
+  const r = await simulate({ faultMs: opts.faultMs, maxEvents: opts.maxEvents, maxWallMs: opts.maxWallMs, seed })
   const violations = [...r.violations]
   if (violations.length === 0) {
     const lin = checkKvHistory(r.history)
@@ -86,6 +89,7 @@ export async function runSeeds (first: number, count: number, opts: RunOptions, 
       s.violations += v.violations.length
       s.failedSeeds.push(seed)
       onFailure(v)
+      if (opts.failFast === true) break
     }
     onProgress?.(s.seeds)
   }

@@ -8,7 +8,7 @@
  */
 import t from 'tap'
 import { NotLeaderError } from '../raft/errors.js'
-import { Prng } from '../raft/sim/prng.js'
+import { Prng } from '../sim/prng.js'
 import type { NodeId } from '../raft/types.js'
 import { bootstrapEntries, bytes, elected, entriesOfTerm, five, four, newNetwork, termAt, three } from './helpers/raft-network.js'
 
