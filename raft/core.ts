@@ -175,9 +175,13 @@ export class RaftCore {
     if (this.configs.append(e)) this.setConfig(this.configs.current)
   }
 
-  /** After a truncation, fall back to the config of the last surviving config entry. */
-  rewindConfig (): void {
-    this.configs.rewind(this.log.lastIndex())
+  /**
+   * After a truncation, fall back to the config of the last config entry at
+   * or before `lastKept`, the last entry that survived it (config entries
+   * among the new entries are noted afterwards, as they are appended).
+   */
+  rewindConfig (lastKept: number): void {
+    this.configs.rewind(lastKept)
     this.setConfig(this.configs.current)
   }
 

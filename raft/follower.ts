@@ -63,7 +63,8 @@ function handleAppend (r: RaftCore, m: AppendRequest): void {
     return
   }
   const { truncated, appended } = r.log.append(m.entries)
-  if (truncated) r.rewindConfig()
+  // The truncated entries were replaced by `appended`, so the cut was just before its first.
+  if (truncated) r.rewindConfig(appended[0].index - 1)
   for (const e of appended) r.noteAppended(e)
   const lastNew = m.prevIndex + m.entries.length
   r.log.commitTo(Math.min(m.commit, lastNew))

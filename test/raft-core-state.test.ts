@@ -5,6 +5,8 @@
  */
 import t from 'tap'
 import { RaftCore } from '../raft/core.js'
+import { encodeConfChange } from '../raft/config.js'
+import { EntryType } from '../raft/types.js'
 import { ConfigChangeError, InvalidArgumentError, TransferInProgressError } from '../raft/errors.js'
 import { bootstrapEntries, bytes, elected, entriesOfTerm, four, newNetwork, three } from './helpers/raft-network.js'
 
@@ -326,5 +328,16 @@ t.test('§4.2.2 a leader that removed itself and lost office before the removal 
   t.ok(n1Led, 'n1 was elected again, by n2\'s vote alone')
   t.same(net.core('n2').config.voters, ['n2'], 'the removal reached n2 and committed')
   t.equal(net.core('n1').role, 'follower', 'n1 stepped down once it committed')
+  t.end()
+})
+
+t.test('§4.1 a config entry overwritten by a new leader no longer counts, even when the new entry takes its index', t => {
+  // n2 appended "remove n1" at 4 in term 2; it never committed, and the leader of term 3 has a Normal entry there.
+  const removal = { index: 4, term: 2, type: EntryType.Config, data: encodeConfChange({ type: 'removeNode', node: 'n1' }) }
+  const core = new RaftCore({ id: 'n2', random: () => 0.5, state: { hardState: { term: 2, vote: null, commit: 3 }, snapshot: null, entries: [...bootstrapEntries(three), removal] } })
+  t.same(core.config.voters, ['n2', 'n3'], 'the removal counts while it is in the log')
+  core.step({ type: 'Append', from: 'n1', to: 'n2', term: 3, prevIndex: 3, prevTerm: 1, entries: entriesOfTerm(4, 1, 3), commit: 3 })
+  t.same(core.config.voters, three, 'back to the config before it')
+  t.equal(core.pendingConfigIndex(), 0, 'and no change is pending')
   t.end()
 })
