@@ -11,6 +11,7 @@ import { systemClock, type Clock, type TimerHandle } from './clock.js'
 import { RaftCore, type RaftStatus, type Ready, type SoftState } from './core.js'
 import { InvalidArgumentError, LeadershipLostError, NotLeaderError, StoppedError } from './errors.js'
 import { HeldNotices } from './held-notices.js'
+import { silentLogger, type Logger } from './logger.js'
 import type { LogStore } from './log-store.js'
 import { splitLeaderMessages, type Message } from './messages.js'
 import type { StateMachine } from './state-machine.js'
@@ -50,6 +51,8 @@ export interface RaftNodeOptions<R> {
   readonly clock?: Clock
   /** Uniform numbers in [0, 1) for election jitter; crypto.randomInt by default. */
   readonly random?: () => number
+  /** A pino-compatible logger; silent by default. Lines carry `{ node: id }`. */
+  readonly logger?: Logger
 }
 
 export interface ProposeOptions {
@@ -63,7 +66,11 @@ export interface RaftNodeEvents {
   state: [SoftState]
   /** Entries up to this index are applied. */
   applied: [number]
-  /** Storage failed: the node stopped itself rather than risk acknowledging lost data. */
+  /**
+   * Storage failed: the node has already stopped, rather than risk
+   * acknowledging lost data. Emitted only when someone listens (the failure
+   * is logged either way), so it never throws for want of a listener.
+   */
   error: [Error]
 }
 
@@ -91,6 +98,7 @@ export class RaftNode<R = unknown> extends EventEmitter<RaftNodeEvents> {
   private readonly core: RaftCore
   private readonly opts: RaftNodeOptions<R>
   private readonly clock: Clock
+  private readonly log: Logger
   private timer: TimerHandle | null = null
   private running = false
   private stopped = false
@@ -113,6 +121,7 @@ export class RaftNode<R = unknown> extends EventEmitter<RaftNodeEvents> {
     this.opts = opts
     this.core = core
     this.clock = opts.clock ?? systemClock
+    this.log = (opts.logger ?? silentLogger).child({ node: opts.id })
     this.lastState = core.softState()
     const schedule = (fn: () => void, ms: number): () => void => {
       const timer = this.clock.setTimeout(fn, ms)
@@ -142,6 +151,7 @@ export class RaftNode<R = unknown> extends EventEmitter<RaftNodeEvents> {
       bootstrap: opts.bootstrap
     })
     const node = new RaftNode(opts, core)
+    node.log.info({ term: core.term, commit: core.log.committed, lastIndex: core.log.lastIndex(), snapshotIndex: core.log.snapshotIndex }, 'raft node started')
     opts.transport.onMessage(m => { node.receive(m) })
     node.timer = node.clock.setInterval(() => { node.onTick() }, opts.tickMs ?? 50)
     node.kick()
@@ -287,6 +297,7 @@ export class RaftNode<R = unknown> extends EventEmitter<RaftNodeEvents> {
     const now = this.core.softState()
     if (prev.role !== now.role || prev.leader !== now.leader || prev.term !== now.term) {
       this.lastState = now
+      this.log.info({ role: now.role, leader: now.leader, term: now.term }, 'raft state changed')
       this.emit('state', now)
     }
   }
@@ -298,11 +309,16 @@ export class RaftNode<R = unknown> extends EventEmitter<RaftNodeEvents> {
     const data = await this.opts.stateMachine.snapshot()
     const snap = this.core.compact(applied, data)
     await this.opts.store.saveSnapshot(snap)
+    this.log.debug({ index: snap.meta.index, bytes: data.byteLength }, 'snapshot taken')
   }
 
+  /** Stops first (so nothing more is acknowledged), then reports. */
   private fail (err: Error): void {
-    this.emit('error', err)
-    void this.stop()
+    if (this.stopped) return
+    this.log.error({ err }, 'raft node stopped: storage failed')
+    this.stop()
+      .catch((stopErr: unknown) => { this.log.error({ err: stopErr }, 'closing storage or transport after the failure failed too') })
+      .finally(() => { if (this.listenerCount('error') > 0) this.emit('error', err) })
   }
 
   private wait<T> (register: (w: Waiter<T>) => void, unregister: () => void, opts: ProposeOptions, what: string): Promise<T> {

@@ -5,6 +5,7 @@
  * and complete.
  */
 import { join } from 'node:path'
+import { assertNever } from './assert-never.js'
 import { CorruptLogError } from './errors.js'
 import { decodeWal, type DecodedRecord } from './wal-codec.js'
 import { pad16, type FileSystem, type StoreFile } from './file-system.js'
@@ -51,6 +52,8 @@ export async function readSegment (fs: FileSystem, path: string, active: boolean
         throw new CorruptLogError(path, end.offset, `${end.reason}; only the newest segment may end in a torn write`)
       }
       return { records, size: bytes.length, tornAt: { offset: end.offset, reason: end.reason } }
+    default:
+      return assertNever(end, 'end of a WAL segment')
   }
 }
 

@@ -27,8 +27,9 @@
  * file) is a CorruptLogError naming the file and byte offset.
  */
 import { join } from 'node:path'
-import { CorruptLogError, InvalidArgumentError, StoppedError } from './errors.js'
+import { CorruptLogError, InvalidArgumentError, StoppedError, StorageFailedError } from './errors.js'
 import { LogShape } from './log-shape.js'
+import { silentLogger, type Logger } from './logger.js'
 import type { LogStore, RecoveredState } from './log-store.js'
 import type { Entry, HardState, Snapshot } from './types.js'
 import { encodeRecord } from './wal-codec.js'
@@ -38,11 +39,6 @@ import { encodeSnapshotFile, parseSnapshotFileName, readSnapshotFile, snapshotFi
 import { scanDataDir } from './data-dir.js'
 import { nodeFileSystem, type FileSystem } from './file-system.js'
 
-/** The subset of a pino logger the store uses. */
-export interface WalLogger {
-  warn(obj: Record<string, unknown>, msg: string): void
-}
-
 /** Options for {@link FileLogStore}. */
 export interface FileLogStoreOptions {
   /** Data directory, created if missing. One store per directory at a time. */
@@ -50,7 +46,7 @@ export interface FileLogStoreOptions {
   /** Start a new segment once the active one reaches this many bytes. Default 64 MiB. */
   readonly segmentBytes?: number
   /** Told when recovery changes files (a truncated torn tail). Silent by default. */
-  readonly logger?: WalLogger
+  readonly logger?: Pick<Logger, 'warn'>
   /**
    * Where a save waits for its fdatasync. `'threadpool'` (default) keeps the
    * event loop free meanwhile, which an application embedding the node needs.
@@ -95,8 +91,6 @@ type Op =
 
 type Phase = 'new' | 'opening' | 'open' | 'closed'
 
-const silentLogger: WalLogger = { warn () {} }
-
 function entryRecord (entry: Entry): Pending {
   return { bytes: encodeRecord({ kind: 'entry', entry }), entryIndex: entry.index, end: { index: entry.index, term: entry.term } }
 }
@@ -120,7 +114,7 @@ export class FileLogStore implements LogStore {
   readonly #dir: string
   readonly #fs: FileSystem
   readonly #segmentBytes: number
-  readonly #logger: WalLogger
+  readonly #logger: Pick<Logger, 'warn'>
   #phase: Phase = 'new'
   /** The log as every accepted call leaves it, including calls not yet durable; used to validate new calls. */
   #shape = new LogShape()
@@ -249,7 +243,7 @@ export class FileLogStore implements LogStore {
         for (const op of group) op.waiter.resolve()
       } catch (err) {
         const cause = err instanceof Error ? err : new Error(String(err))
-        this.#failure = new Error(`log store at ${this.#dir} failed and accepts no more writes: ${cause.message}`, { cause })
+        this.#failure = new StorageFailedError(`log store at ${this.#dir} failed and accepts no more writes: ${cause.message}`, { cause })
         for (const op of group) op.waiter.reject(err)
       }
     }

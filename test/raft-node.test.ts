@@ -7,6 +7,7 @@ import { RaftNode } from '../raft/node.js'
 import { encodeKv, type KvResult } from '../sim/kv-machine.js'
 import type { Message } from '../raft/messages.js'
 import { MemoryLogStore } from '../raft/log-store.js'
+import type { Logger } from '../raft/logger.js'
 import { MemoryNetwork } from '../raft/transport.js'
 import { FileLogStore } from '../raft/wal.js'
 import { KvStateMachine } from './helpers/kv-state-machine.js'
@@ -172,3 +173,53 @@ t.test('a node keeps time only through its injected clock, and draws election ji
   await until('leadership', () => node.isLeader)
   t.pass('elected after electionTick injected ticks')
 })
+
+/** A store whose saves fail once `failing` is set, as a disk that went away. */
+class FailingStore extends MemoryLogStore {
+  failing = false
+  override async save (...args: Parameters<MemoryLogStore['save']>): Promise<void> {
+    if (this.failing) throw new Error('EIO: disk gone')
+    await super.save(...args)
+  }
+}
+
+t.test('a storage failure stops the node first, then reports it, and logs it with the node id', async t => {
+  for (const listening of [true, false]) {
+    const store = new FailingStore()
+    const lines: LogLine[] = []
+    const logger = recordingLogger(lines, {})
+    const node = await RaftNode.start({ id: 'solo', store, transport: new MemoryNetwork().join('solo'), stateMachine: new KvStateMachine(), bootstrap: ['solo'], tickMs: 5, electionTick: 2, heartbeatTick: 1, logger })
+    await until('leadership', () => node.isLeader)
+    let stoppedWhenReported: boolean | null = null
+    if (listening) node.on('error', () => { stoppedWhenReported = isStopped(node) })
+    store.failing = true
+    await t.rejects(node.propose(put('k', 'v'), { timeoutMs: 5000 }), { name: 'StoppedError' })
+    await until('the failure logged', () => lines.some(l => l.level === 'error'))
+    const logged = lines.find(l => l.level === 'error')
+    t.equal(logged?.obj.node, 'solo', 'the log line carries the node id')
+    t.match(String(logged?.obj.err), /EIO/, 'and the error')
+    if (listening) {
+      await until('the report', () => stoppedWhenReported !== null)
+      t.equal(stoppedWhenReported, true, 'the node had stopped when the error was reported')
+    } else {
+      t.pass('no listener, no throw')
+    }
+  }
+})
+
+interface LogLine { level: string, obj: Record<string, unknown>, msg: string }
+
+/** A pino-shaped logger that records its lines, bindings included. */
+function recordingLogger (lines: LogLine[], bindings: Record<string, unknown>): Logger {
+  const at = (level: string) => (obj: Record<string, unknown>, msg: string): void => { lines.push({ level, obj: { ...bindings, ...obj }, msg }) }
+  return { debug: at('debug'), info: at('info'), warn: at('warn'), error: at('error'), child: more => recordingLogger(lines, { ...bindings, ...more }) }
+}
+
+function isStopped (node: { campaign: () => void }): boolean {
+  try {
+    node.campaign()
+    return false
+  } catch (err) {
+    return (err as Error).name === 'StoppedError'
+  }
+}

@@ -7,7 +7,8 @@ import { basename, join } from 'node:path'
 import { MemoryDisk, MemoryLogStore, type LogStore } from '../raft/log-store.js'
 import type { HardState } from '../raft/types.js'
 import { decodeWal, encodeRecord, type DecodedRecord } from '../raft/wal-codec.js'
-import { FileLogStore, type WalLogger } from '../raft/wal.js'
+import { FileLogStore } from '../raft/wal.js'
+import type { Logger } from '../raft/logger.js'
 import { encodeSnapshotFile, snapshotFileName, writeSnapshotFile } from '../raft/snapshot-file.js'
 import { nodeFileSystem } from '../raft/file-system.js'
 import { entries, entry, expectState, plainState, snapshot } from './helpers/log-store-compliance.js'
@@ -17,7 +18,7 @@ const hs = (term: number, vote: string | null, commit: number): HardState => ({ 
 /** A store over `dir` with small segments, and the warnings it logs. */
 function fileStore (dir: string, segmentBytes = 300): { store: FileLogStore, warnings: Array<Record<string, unknown>> } {
   const warnings: Array<Record<string, unknown>> = []
-  const logger: WalLogger = { warn: (obj, msg) => warnings.push({ ...obj, msg }) }
+  const logger: Pick<Logger, 'warn'> = { warn: (obj, msg) => warnings.push({ ...obj, msg }) }
   return { store: new FileLogStore({ dir, segmentBytes, logger }), warnings }
 }
 
@@ -273,7 +274,7 @@ t.test('an I/O error fails the store: that call and all later ones reject', asyn
   // With the directory gone, the next segment cannot be created.
   await rm(dir, { recursive: true })
   await t.rejects(store.save(entries(4, 10, 1), null), { code: 'ENOENT' })
-  await t.rejects(store.save([entry(11, 1)], null), /failed and accepts no more writes/)
+  await t.rejects(store.save([entry(11, 1)], null), { name: 'StorageFailedError', message: /failed and accepts no more writes/ })
   await store.close()
 })
 
