@@ -107,12 +107,13 @@ export class RaftCore {
     const hs = state?.hardState ?? { term: 0, vote: null, commit: 0 }
     this.snapshot = state?.snapshot ?? null
     const bootstrap = options.bootstrap ?? []
-    // The bootstrap entries are saved together with their hard state, by the
-    // first Ready. No hard state means that save never completed; a crash may
-    // still have kept a prefix of its entries (say, only "add n1", which would
-    // make n1 a cluster of one). Nothing was acknowledged, so start over.
-    const unfinishedBootstrap = bootstrap.length > 0 && hs.term === 0 && this.snapshot === null
-    this.log = new RaftLog(this.snapshot?.meta ?? null, unfinishedBootstrap ? [] : state?.entries ?? [], hs.commit)
+    // A node's first entries (its bootstrap, or the first Append it took) are
+    // saved together with a hard state, and every later save follows that
+    // one. No hard state means the first save never completed, though a crash
+    // may have kept a prefix of its entries (say, only "add n1", which would
+    // make n1 a cluster of one). Nothing was acknowledged: start over.
+    const neverSaved = hs.term === 0 && this.snapshot === null
+    this.log = new RaftLog(this.snapshot?.meta ?? null, neverSaved ? [] : state?.entries ?? [], hs.commit)
     this.configs = new ConfigHistory(this.log.snapshotIndex, this.snapshot?.meta.config ?? emptyConfig)
     this.config = this.configs.current
     this.term = hs.term
@@ -123,7 +124,7 @@ export class RaftCore {
       this.term = this.log.lastTerm()
       this.vote = null
     }
-    if (unfinishedBootstrap) this.bootstrapLog(bootstrap)
+    if (neverSaved && bootstrap.length > 0) this.bootstrapLog(bootstrap)
     for (let i = this.log.firstIndex(); i <= this.log.lastIndex(); i++) this.noteAppended(this.log.entry(i) as Entry)
     // A bootstrapped log is not yet durable: force its hard state into the first Ready.
     this.prevHardState = this.log.stable < this.log.lastIndex() ? { term: -1, vote: null, commit: -1 } : hs

@@ -310,6 +310,8 @@ t.test('§3.8 a bootstrap whose hard state never reached the disk starts over, n
   const rd = core.ready()
   t.same(rd.entries.map(e => e.index), [1, 2, 3], 'the bootstrap entries are saved again')
   t.same(rd.hardState, { term: 1, vote: null, commit: 3 }, 'with their hard state')
+  const restarted = new RaftCore({ id: 'n1', random: () => 0.5, state: { hardState: { term: 0, vote: null, commit: 0 }, snapshot: null, entries: bootstrapEntries(three).slice(0, 1) } })
+  t.same([restarted.log.lastIndex(), restarted.config.voters], [0, []], 'restarted without the bootstrap list, it waits for a leader instead')
   t.end()
 })
 
