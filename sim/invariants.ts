@@ -110,8 +110,11 @@ export class InvariantChecker {
     }
   }
 
-  /** A message leaves `core`'s node, whose store promised `view`. */
-  onSend (m: Message, core: RaftCore, view: DurableView): void {
+  /**
+   * A message leaves `core`'s node, whose store promised `view`; `leader` is
+   * the core it is addressed to when that core leads the message's term.
+   */
+  onSend (m: Message, core: RaftCore, view: DurableView, leader: RaftCore | null): void {
     if (m.type === 'VoteResp' && !m.reject && !(view.term > m.term || (view.term === m.term && view.vote === m.to))) {
       this.fail(`durability: ${m.from} granted its vote in term ${m.term} to ${m.to} before it was durable (durable: term ${view.term} vote ${String(view.vote)})`)
     }
@@ -119,6 +122,11 @@ export class InvariantChecker {
       const term = core.log.term(m.index)
       if (view.term < m.term || (term !== undefined && !view.holds(m.index, term))) {
         this.fail(`durability: ${m.from} acknowledged ${m.index} in term ${m.term} before it was durable (durable: term ${view.term}, last index ${view.lastIndex})`)
+      }
+      // An acknowledgement claims the follower's log matches the leader's through `index` (§3.5).
+      const leaderTerm = leader?.log.term(m.index)
+      if (leader !== null && term !== undefined && (m.index > leader.log.lastIndex() || (leaderTerm !== undefined && leaderTerm !== term))) {
+        this.fail(`log matching: ${m.from} acknowledged ${m.index} (term ${term} there) to ${leader.id}, whose log has ${String(leaderTerm)} there and ends at ${leader.log.lastIndex()}`)
       }
     }
   }

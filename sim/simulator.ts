@@ -293,7 +293,8 @@ export class Simulator implements Scheduler {
   private onSend (m: Message): void {
     const from = this.node(m.from)
     const core = from.core
-    if (core !== null) this.checker.onSend(m, core, from.view)
+    const to = this.node(m.to).core
+    if (core !== null) this.checker.onSend(m, core, from.view, to?.role === 'leader' && to.term === m.term ? to : null)
   }
 
   private crashAtPoint (id: NodeId, point: PersistPoint): boolean {

@@ -328,5 +328,16 @@ t.test('§3.5 a follower commits no further than the last entry the Append vouch
   // Entry 4 matches, so nothing is truncated: the stale 5..6 stay behind it, not vouched for.
   core.step({ type: 'Append', from: 'n1', to: 'n2', term: 3, prevIndex: 3, prevTerm: 1, entries: entriesOfTerm(4, 1, 2), commit: 6 })
   t.equal(core.log.committed, 4, 'min(leaderCommit, prevIndex + entries) = 4, not the stale 6')
+  t.match(core.ready().messages.at(-1), { type: 'AppendResp', reject: false, index: 4 }, 'and it acknowledges 4 = prevIndex + entries, not its last index 6')
+  t.end()
+})
+
+t.test('§5.3 a follower whose log already holds a snapshot\'s last entry acknowledges the snapshot, not its own stale suffix', t => {
+  // n2 holds 4..6 of term 2; the leader of term 3 shares 4 and sends a snapshot ending there.
+  const entries = [...bootstrapEntries(three), ...entriesOfTerm(4, 3, 2)]
+  const core = new RaftCore({ id: 'n2', random: () => 0.5, state: { hardState: { term: 2, vote: null, commit: 3 }, snapshot: null, entries } })
+  const data = bytes('state at 4')
+  core.step({ type: 'Snapshot', from: 'n1', to: 'n2', term: 3, meta: { index: 4, term: 2, config: { voters: three, learners: [] } }, offset: 0, total: data.byteLength, chunk: data })
+  t.match(core.ready().messages.at(-1), { type: 'AppendResp', reject: false, index: 4 }, 'acknowledges 4: its 5..6 were never checked against the leader\'s log')
   t.end()
 })
