@@ -64,6 +64,15 @@ async function copyRepo (): Promise<string> {
   return dir
 }
 
+/** The first failing seed in the sim's --json summary, or null when it printed none (it crashed). */
+function firstFailedSeed (stdout: string): number | null {
+  try {
+    return (JSON.parse(stdout.trim().split('\n').at(-1) ?? '') as { failedSeeds?: number[] }).failedSeeds?.[0] ?? null
+  } catch {
+    return null
+  }
+}
+
 async function judge (dir: string, file: string): Promise<Verdict> {
   const name = basename(file, '.patch')
   const t0 = performance.now()
@@ -73,8 +82,8 @@ async function judge (dir: string, file: string): Promise<Verdict> {
   try {
     const sim = await run(dir, ['sim/cli.ts', '--seeds', String(TEST_SEEDS), '--fail-fast', '--json'])
     if (sim.code !== 0) {
-      const failed = (JSON.parse(sim.stdout.trim().split('\n').at(-1) ?? '{}') as { failedSeeds?: number[] }).failedSeeds?.[0]
-      return { name, caught: true, by: failed === undefined ? `sim exited with ${String(sim.code)}` : `seed ${failed}`, ms: ms(), applied: true }
+      const failed = firstFailedSeed(sim.stdout)
+      return { name, caught: true, by: failed === null ? `sim exited with ${String(sim.code)}` : `seed ${failed}`, ms: ms(), applied: true }
     }
     const header = (await readFile(patch, 'utf8')).split('\ndiff --git')[0]
     const named = [...header.matchAll(/^Unit-test: (\S+)$/gm)].map(m => m[1])
