@@ -5,6 +5,7 @@
  * another is uncommitted, and until the leader has committed an entry of its
  * own term (the fix for the bug described on raft-dev in 2015).
  */
+import { assertNever } from './assert-never.js'
 import { ConfigChangeError } from './errors.js'
 import type { ConfChange, ConfigState, NodeId } from './types.js'
 
@@ -48,6 +49,8 @@ export function validateConfChange (config: ConfigState, cc: ConfChange): string
       if (!isVoter && !isLearner) return `${cc.node} is not a member`
       if (isVoter && config.voters.length === 1) return 'cannot remove the last voter'
       return null
+    default:
+      return assertNever(cc, 'config change')
   }
 }
 
@@ -67,6 +70,8 @@ export function applyConfChange (config: ConfigState, cc: ConfChange): ConfigSta
       return { voters: [...config.voters], learners: [...config.learners, cc.node].sort() }
     case 'removeNode':
       return { voters: without(config.voters), learners: without(config.learners) }
+    default:
+      return assertNever(cc, 'config change')
   }
 }
 

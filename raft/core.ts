@@ -106,7 +106,14 @@ export class RaftCore {
     const state = options.state
     const hs = state?.hardState ?? { term: 0, vote: null, commit: 0 }
     this.snapshot = state?.snapshot ?? null
-    this.log = new RaftLog(this.snapshot?.meta ?? null, state?.entries ?? [], hs.commit)
+    const bootstrap = options.bootstrap ?? []
+    // A node's first entries (its bootstrap, or the first Append it took) are
+    // saved together with a hard state, and every later save follows that
+    // one. No hard state means the first save never completed, though a crash
+    // may have kept a prefix of its entries (say, only "add n1", which would
+    // make n1 a cluster of one). Nothing was acknowledged: start over.
+    const neverSaved = hs.term === 0 && this.snapshot === null
+    this.log = new RaftLog(this.snapshot?.meta ?? null, neverSaved ? [] : state?.entries ?? [], hs.commit)
     this.configs = new ConfigHistory(this.log.snapshotIndex, this.snapshot?.meta.config ?? emptyConfig)
     this.config = this.configs.current
     this.term = hs.term
@@ -117,10 +124,7 @@ export class RaftCore {
       this.term = this.log.lastTerm()
       this.vote = null
     }
-    const fresh = this.log.lastIndex() === 0 && hs.term === 0
-    if (fresh && options.bootstrap !== undefined && options.bootstrap.length > 0) {
-      this.bootstrapLog(options.bootstrap)
-    }
+    if (neverSaved && bootstrap.length > 0) this.bootstrapLog(bootstrap)
     for (let i = this.log.firstIndex(); i <= this.log.lastIndex(); i++) this.noteAppended(this.log.entry(i) as Entry)
     // A bootstrapped log is not yet durable: force its hard state into the first Ready.
     this.prevHardState = this.log.stable < this.log.lastIndex() ? { term: -1, vote: null, commit: -1 } : hs
@@ -152,9 +156,17 @@ export class RaftCore {
     return { term: this.term, vote: this.vote, commit: this.log.committed }
   }
 
-  /** True when this node may campaign: it is a voter in the latest config. */
+  /**
+   * True when this node may campaign: it is a voter in the latest config, or
+   * in the committed one while a change removing it is uncommitted. The
+   * latter matters when a leader removed itself and lost office before the
+   * removal committed: its log may be the only up-to-date one, so no other
+   * voter can win without it, and it must be able to win (counting the votes
+   * of the config it holds, §4.2.2) to commit the removal.
+   */
   promotable (): boolean {
-    return this.config.voters.includes(this.id)
+    if (this.config.voters.includes(this.id)) return true
+    return this.pendingConfigIndex() !== 0 && this.configs.at(this.log.committed).voters.includes(this.id)
   }
 
   // ---- configuration tracking -------------------------------------------
@@ -164,9 +176,13 @@ export class RaftCore {
     if (this.configs.append(e)) this.setConfig(this.configs.current)
   }
 
-  /** After a truncation, fall back to the config of the last surviving config entry. */
-  rewindConfig (): void {
-    this.configs.rewind(this.log.lastIndex())
+  /**
+   * After a truncation, fall back to the config of the last config entry at
+   * or before `lastKept`, the last entry that survived it (config entries
+   * among the new entries are noted afterwards, as they are appended).
+   */
+  rewindConfig (lastKept: number): void {
+    this.configs.rewind(lastKept)
     this.setConfig(this.configs.current)
   }
 

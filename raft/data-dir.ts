@@ -3,9 +3,9 @@
  * snapshot files and temporary files left by a crash. Other files are
  * ignored, so the directory can be shared (the peer key lives there too).
  */
-import { mkdir, readdir } from 'node:fs/promises'
 import { join } from 'node:path'
 import { CorruptLogError } from './errors.js'
+import type { FileSystem } from './file-system.js'
 import { parseSegmentFileName, segmentFileName } from './wal-segment.js'
 import { isSnapshotTempFileName, parseSnapshotFileName } from './snapshot-file.js'
 
@@ -23,12 +23,12 @@ export interface DataDirContents {
  * Lists the data directory (creating it if missing).
  * @throws CorruptLogError naming the first missing segment when the numbers have a gap.
  */
-export async function scanDataDir (dir: string): Promise<DataDirContents> {
-  await mkdir(dir, { recursive: true })
+export async function scanDataDir (fs: FileSystem, dir: string): Promise<DataDirContents> {
+  await fs.mkdir(dir)
   const segments: number[] = []
   const tempFiles: string[] = []
   let newestSnapshot = 0
-  for (const name of await readdir(dir)) {
+  for (const name of await fs.readdir(dir)) {
     const seq = parseSegmentFileName(name)
     const index = parseSnapshotFileName(name)
     if (seq !== null) segments.push(seq)

@@ -54,6 +54,12 @@ export class CorruptLogError extends Error {
   }
 }
 
+/** The log store hit an I/O error and accepts no more writes: what reached the disk is unknown. */
+export class StorageFailedError extends Error {
+  override readonly name = 'StorageFailedError'
+  readonly code = 'ERR_STORAGE_FAILED'
+}
+
 /** A caller passed a value the API does not accept. */
 export class InvalidArgumentError extends Error {
   override readonly name = 'InvalidArgumentError'

@@ -63,7 +63,8 @@ function handleAppend (r: RaftCore, m: AppendRequest): void {
     return
   }
   const { truncated, appended } = r.log.append(m.entries)
-  if (truncated) r.rewindConfig()
+  // The truncated entries were replaced by `appended`, so the cut was just before its first.
+  if (truncated) r.rewindConfig(appended[0].index - 1)
   for (const e of appended) r.noteAppended(e)
   const lastNew = m.prevIndex + m.entries.length
   r.log.commitTo(Math.min(m.commit, lastNew))
@@ -71,9 +72,6 @@ function handleAppend (r: RaftCore, m: AppendRequest): void {
 }
 
 function handleSnapshotChunk (r: RaftCore, m: SnapshotChunk): void {
-  const appendAck = (): void => {
-    r.send({ type: 'AppendResp', from: r.id, to: m.from, term: r.term, reject: false, index: r.log.lastIndex(), hintIndex: 0, hintTerm: 0 })
-  }
   if (m.meta.index <= r.log.committed) {
     // Already have it: tell the leader where we are so it resumes appends.
     r.snapshotReceiver.reset()
@@ -86,7 +84,9 @@ function handleSnapshotChunk (r: RaftCore, m: SnapshotChunk): void {
     return
   }
   restoreSnapshot(r, outcome.done)
-  appendAck()
+  // The log matches the leader's through the snapshot, and no further: a
+  // suffix kept behind it (see restoreSnapshot) was never checked (§5.3).
+  r.send({ type: 'AppendResp', from: r.id, to: m.from, term: r.term, reject: false, index: m.meta.index, hintIndex: 0, hintTerm: 0 })
 }
 
 function restoreSnapshot (r: RaftCore, s: Snapshot): void {

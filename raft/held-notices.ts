@@ -11,11 +11,6 @@ import type { NodeId } from './types.js'
 /** Runs `fn` once after `ms`; returns a function that cancels it. */
 export type Schedule = (fn: () => void, ms: number) => () => void
 
-const realTimers: Schedule = (fn, ms) => {
-  const t = setTimeout(fn, ms)
-  return () => { clearTimeout(t) }
-}
-
 export class HeldNotices {
   private readonly held = new Map<NodeId, Message>()
   /** Set exactly while notices are held: a timer left over from notices an Append already dropped would send newer ones early. */
@@ -24,7 +19,7 @@ export class HeldNotices {
   constructor (
     private readonly delayMs: number,
     private readonly emit: (notices: Message[]) => void,
-    private readonly schedule: Schedule = realTimers
+    private readonly schedule: Schedule
   ) {}
 
   get size (): number {

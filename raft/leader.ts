@@ -187,7 +187,10 @@ export class Leader {
 
   step (m: Message): void {
     const pr = this.progress.get(m.from)
-    if (pr !== undefined) pr.recentActive = true
+    // Check-quorum counts only answers to our own messages: they prove the
+    // follower hears us. A ReadIndex from a follower cut off one way would
+    // otherwise keep a leader that can reach nobody in office (§6.2).
+    if (pr !== undefined && (m.type === 'AppendResp' || m.type === 'HeartbeatResp' || m.type === 'SnapshotResp')) pr.recentActive = true
     switch (m.type) {
       case 'AppendResp':
         if (pr !== undefined) this.onAppendResp(m, pr)

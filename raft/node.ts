@@ -7,9 +7,11 @@
  */
 import { randomInt } from 'node:crypto'
 import { EventEmitter } from 'node:events'
+import { systemClock, type Clock, type TimerHandle } from './clock.js'
 import { RaftCore, type RaftStatus, type Ready, type SoftState } from './core.js'
 import { InvalidArgumentError, LeadershipLostError, NotLeaderError, StoppedError } from './errors.js'
 import { HeldNotices } from './held-notices.js'
+import { silentLogger, type Logger } from './logger.js'
 import type { LogStore } from './log-store.js'
 import { splitLeaderMessages, type Message } from './messages.js'
 import type { StateMachine } from './state-machine.js'
@@ -35,6 +37,22 @@ export interface RaftNodeOptions<R> {
   readonly snapshotEvery?: number
   readonly leaseRead?: boolean
   readonly snapshotChunkBytes?: number
+  /** Pre-vote (§9.6). Default true. */
+  readonly preVote?: boolean
+  /** Check-quorum (§6.2). Default true. */
+  readonly checkQuorum?: boolean
+  /** Appends in flight per follower. Default 256. */
+  readonly maxInflight?: number
+  /** Entries per Append. Default 512. */
+  readonly maxEntriesPerMsg?: number
+  /** Bytes of entries per Append (at least one entry is always sent). Default 1 MiB. */
+  readonly maxBytesPerMsg?: number
+  /** Timers; the process's own by default (a simulation passes simulated time). */
+  readonly clock?: Clock
+  /** Uniform numbers in [0, 1) for election jitter; crypto.randomInt by default. */
+  readonly random?: () => number
+  /** A pino-compatible logger; silent by default. Lines carry `{ node: id }`. */
+  readonly logger?: Logger
 }
 
 export interface ProposeOptions {
@@ -48,7 +66,11 @@ export interface RaftNodeEvents {
   state: [SoftState]
   /** Entries up to this index are applied. */
   applied: [number]
-  /** Storage failed: the node stopped itself rather than risk acknowledging lost data. */
+  /**
+   * Storage failed: the node has already stopped, rather than risk
+   * acknowledging lost data. Emitted only when someone listens (the failure
+   * is logged either way), so it never throws for want of a listener.
+   */
   error: [Error]
 }
 
@@ -57,11 +79,27 @@ interface Waiter<T> {
   reject: (e: Error) => void
 }
 
+let coreOf: (node: RaftNode<any>) => RaftCore
+
+/**
+ * The core inside a node, for the simulator's invariant checks (raft/index.ts
+ * does not export it). Callers must only read it: the driver owns it.
+ */
+export function inspectCore (node: RaftNode<any>): RaftCore {
+  return coreOf(node)
+}
+
 export class RaftNode<R = unknown> extends EventEmitter<RaftNodeEvents> {
+  static {
+    coreOf = node => node.core
+  }
+
   readonly id: NodeId
   private readonly core: RaftCore
   private readonly opts: RaftNodeOptions<R>
-  private timer: NodeJS.Timeout | null = null
+  private readonly clock: Clock
+  private readonly log: Logger
+  private timer: TimerHandle | null = null
   private running = false
   private stopped = false
   private readonly proposals = new Map<number, Waiter<R | undefined> & { term: number }>()
@@ -82,28 +120,40 @@ export class RaftNode<R = unknown> extends EventEmitter<RaftNodeEvents> {
     this.id = opts.id
     this.opts = opts
     this.core = core
+    this.clock = opts.clock ?? systemClock
+    this.log = (opts.logger ?? silentLogger).child({ node: opts.id })
     this.lastState = core.softState()
-    this.notices = new HeldNotices(COMMIT_NOTICE_DELAY_MS, notices => { if (!this.stopped) this.opts.transport.send(notices) })
+    const schedule = (fn: () => void, ms: number): () => void => {
+      const timer = this.clock.setTimeout(fn, ms)
+      return () => { this.clock.clearTimeout(timer) }
+    }
+    this.notices = new HeldNotices(COMMIT_NOTICE_DELAY_MS, notices => { if (!this.stopped) this.opts.transport.send(notices) }, schedule)
   }
 
   /** Opens storage, restores the state machine from the last snapshot and starts ticking. */
   static async start<R> (opts: RaftNodeOptions<R>): Promise<RaftNode<R>> {
-    for (const k of ['tickMs', 'electionTick', 'heartbeatTick', 'snapshotEvery', 'snapshotChunkBytes'] as const) assertPositive(k, opts[k])
+    for (const k of ['tickMs', 'electionTick', 'heartbeatTick', 'snapshotEvery', 'snapshotChunkBytes', 'maxInflight', 'maxEntriesPerMsg', 'maxBytesPerMsg'] as const) assertPositive(k, opts[k])
     const state = await opts.store.open()
     if (state.snapshot !== null) await opts.stateMachine.restore(state.snapshot.data)
     const core = new RaftCore({
       id: opts.id,
-      random: () => randomInt(0, 2 ** 30) / 2 ** 30,
+      random: opts.random ?? (() => randomInt(0, 2 ** 30) / 2 ** 30),
       electionTick: opts.electionTick,
       heartbeatTick: opts.heartbeatTick,
       leaseRead: opts.leaseRead,
+      preVote: opts.preVote,
+      checkQuorum: opts.checkQuorum,
+      maxInflight: opts.maxInflight,
+      maxEntriesPerMsg: opts.maxEntriesPerMsg,
+      maxBytesPerMsg: opts.maxBytesPerMsg,
       snapshotChunkBytes: opts.snapshotChunkBytes,
       state,
       bootstrap: opts.bootstrap
     })
     const node = new RaftNode(opts, core)
+    node.log.info({ term: core.term, commit: core.log.committed, lastIndex: core.log.lastIndex(), snapshotIndex: core.log.snapshotIndex }, 'raft node started')
     opts.transport.onMessage(m => { node.receive(m) })
-    node.timer = setInterval(() => { node.onTick() }, opts.tickMs ?? 50)
+    node.timer = node.clock.setInterval(() => { node.onTick() }, opts.tickMs ?? 50)
     node.kick()
     return node
   }
@@ -247,6 +297,7 @@ export class RaftNode<R = unknown> extends EventEmitter<RaftNodeEvents> {
     const now = this.core.softState()
     if (prev.role !== now.role || prev.leader !== now.leader || prev.term !== now.term) {
       this.lastState = now
+      this.log.info({ role: now.role, leader: now.leader, term: now.term }, 'raft state changed')
       this.emit('state', now)
     }
   }
@@ -258,20 +309,25 @@ export class RaftNode<R = unknown> extends EventEmitter<RaftNodeEvents> {
     const data = await this.opts.stateMachine.snapshot()
     const snap = this.core.compact(applied, data)
     await this.opts.store.saveSnapshot(snap)
+    this.log.debug({ index: snap.meta.index, bytes: data.byteLength }, 'snapshot taken')
   }
 
+  /** Stops first (so nothing more is acknowledged), then reports. */
   private fail (err: Error): void {
-    this.emit('error', err)
-    void this.stop()
+    if (this.stopped) return
+    this.log.error({ err }, 'raft node stopped: storage failed')
+    this.stop()
+      .catch((stopErr: unknown) => { this.log.error({ err: stopErr }, 'closing storage or transport after the failure failed too') })
+      .finally(() => { if (this.listenerCount('error') > 0) this.emit('error', err) })
   }
 
   private wait<T> (register: (w: Waiter<T>) => void, unregister: () => void, opts: ProposeOptions, what: string): Promise<T> {
     return new Promise<T>((resolve, reject) => {
       const timeoutMs = opts.timeoutMs ?? 10000
-      const timer = setTimeout(() => { cleanup(); reject(new LeadershipLostError(`${what} timed out after ${timeoutMs} ms; its outcome is unknown`)) }, timeoutMs)
+      const timer = this.clock.setTimeout(() => { cleanup(); reject(new LeadershipLostError(`${what} timed out after ${timeoutMs} ms; its outcome is unknown`)) }, timeoutMs)
       const onAbort = (): void => { cleanup(); reject(opts.signal?.reason as Error) }
       const cleanup = (): void => {
-        clearTimeout(timer)
+        this.clock.clearTimeout(timer)
         opts.signal?.removeEventListener('abort', onAbort)
         unregister()
       }
@@ -373,7 +429,7 @@ export class RaftNode<R = unknown> extends EventEmitter<RaftNodeEvents> {
   async stop (): Promise<void> {
     if (this.stopped) return
     this.stopped = true
-    if (this.timer !== null) clearInterval(this.timer)
+    if (this.timer !== null) this.clock.clearInterval(this.timer)
     this.notices.clear()
     const err = new StoppedError()
     for (const w of [...this.proposals.values(), ...this.reads.values(), ...this.readWaits.map(x => x.waiter)]) w.reject(err)

@@ -7,6 +7,8 @@
  * - snapshot: the follower needs entries the leader compacted away and is
  *   receiving a snapshot.
  */
+import { assertNever } from './assert-never.js'
+
 export type ProgressState = 'probe' | 'replicate' | 'snapshot'
 
 export class Progress {
@@ -37,6 +39,7 @@ export class Progress {
       case 'probe': return this.probeSent
       case 'replicate': return this.inflight.length >= this.maxInflight
       case 'snapshot': return true
+      default: return assertNever(this.state, 'progress state')
     }
   }
 

@@ -15,12 +15,11 @@
  * reading it is an error rather than something to repair.
  */
 import { crc32 } from 'node:zlib'
-import { open, readFile, rename } from 'node:fs/promises'
 import { join } from 'node:path'
 import { CorruptLogError } from './errors.js'
 import type { Snapshot } from './types.js'
 import { ByteReader, ByteWriter, FormatError, utf8 } from './binary.js'
-import { fsyncDir, pad16, writeAll } from './durable-fs.js'
+import { pad16, type FileSystem } from './file-system.js'
 
 const MAGIC = Buffer.from('RMSNAP01', 'latin1')
 const CRC_OFFSET = MAGIC.length
@@ -71,18 +70,18 @@ export function encodeSnapshotFile (snapshot: Snapshot): Buffer {
  * the directory. When this resolves the file survives a crash.
  * @returns the path of the file.
  */
-export async function writeSnapshotFile (dir: string, index: number, bytes: Uint8Array): Promise<string> {
+export async function writeSnapshotFile (fs: FileSystem, dir: string, index: number, bytes: Uint8Array): Promise<string> {
   const path = join(dir, snapshotFileName(index))
   const temp = `${path}.tmp`
-  const handle = await open(temp, 'w')
+  const file = await fs.open(temp, 'w')
   try {
-    await writeAll(handle, bytes, 0)
-    await handle.sync()
+    await file.write(bytes, 0)
+    await file.sync()
   } finally {
-    await handle.close()
+    await file.close()
   }
-  await rename(temp, path)
-  await fsyncDir(dir)
+  await fs.rename(temp, path)
+  await fs.syncDir(dir)
   return path
 }
 
@@ -90,8 +89,9 @@ export async function writeSnapshotFile (dir: string, index: number, bytes: Uint
  * Reads and verifies a snapshot file.
  * @throws CorruptLogError when it is damaged or does not hold the snapshot its name says.
  */
-export async function readSnapshotFile (path: string, expectedIndex: number): Promise<Snapshot> {
-  const bytes = await readFile(path)
+export async function readSnapshotFile (fs: FileSystem, path: string, expectedIndex: number): Promise<Snapshot> {
+  const raw = await fs.readFile(path)
+  const bytes = Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength)
   if (bytes.length < HEADER_BYTES || !bytes.subarray(0, MAGIC.length).equals(MAGIC)) {
     throw new CorruptLogError(path, 0, 'not a snapshot file (bad magic or shorter than its header)')
   }

@@ -47,6 +47,7 @@
  * over it. Both fail safe (an operator decides), never silently.
  */
 import { crc32 } from 'node:zlib'
+import { assertNever } from './assert-never.js'
 import type { Entry, EntryType, HardState } from './types.js'
 import { ByteReader, ByteWriter, FormatError, utf8 } from './binary.js'
 
@@ -126,6 +127,8 @@ export function encodeRecord (record: WalRecord): Buffer {
     case 'segmentStart':
       return frame(new ByteWriter(RECORD_HEADER_BYTES + 1 + 8 + 8 + 8, RECORD_HEADER_BYTES)
         .u8(KIND_SEGMENT_START).u64(record.seq).u64(record.lastIndex).u64(record.lastTerm))
+    default:
+      return assertNever(record, 'WAL record')
   }
 }
 

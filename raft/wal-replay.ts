@@ -20,6 +20,7 @@
  * seen are then accounted for by the snapshot, which {@link WalReplay.finish}
  * checks.
  */
+import { assertNever } from './assert-never.js'
 import { CorruptLogError } from './errors.js'
 import { emptyHardState, type Entry, type HardState, type Snapshot } from './types.js'
 import type { DecodedRecord, WalRecord } from './wal-codec.js'
@@ -107,6 +108,9 @@ export class WalReplay {
         return
       case 'snapshot':
         this.#snapshotMarker({ ...place, index: record.index, term: record.term }, record.discardLog)
+        return
+      default:
+        assertNever(record, 'WAL record')
     }
   }
 

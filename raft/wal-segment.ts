@@ -4,12 +4,11 @@
  * fsynced before the next one is created, so every older segment is sealed
  * and complete.
  */
-import { fdatasyncSync } from 'node:fs'
-import { open, readFile, type FileHandle } from 'node:fs/promises'
 import { join } from 'node:path'
+import { assertNever } from './assert-never.js'
 import { CorruptLogError } from './errors.js'
 import { decodeWal, type DecodedRecord } from './wal-codec.js'
-import { fsyncDir, pad16, writeAllSync } from './durable-fs.js'
+import { pad16, type FileSystem, type StoreFile } from './file-system.js'
 
 const SEGMENT_NAME = /^wal-(\d{16})\.log$/
 
@@ -40,8 +39,8 @@ export interface SegmentContents {
  * damaged.
  * @throws CorruptLogError naming the file and the offset of the damage.
  */
-export async function readSegment (path: string, active: boolean): Promise<SegmentContents> {
-  const bytes = await readFile(path)
+export async function readSegment (fs: FileSystem, path: string, active: boolean): Promise<SegmentContents> {
+  const bytes = await fs.readFile(path)
   const { records, end } = decodeWal(bytes)
   switch (end.kind) {
     case 'clean':
@@ -53,6 +52,8 @@ export async function readSegment (path: string, active: boolean): Promise<Segme
         throw new CorruptLogError(path, end.offset, `${end.reason}; only the newest segment may end in a torn write`)
       }
       return { records, size: bytes.length, tornAt: { offset: end.offset, reason: end.reason } }
+    default:
+      return assertNever(end, 'end of a WAL segment')
   }
 }
 
@@ -60,13 +61,13 @@ export async function readSegment (path: string, active: boolean): Promise<Segme
 export class SegmentWriter {
   readonly seq: number
   readonly path: string
-  readonly #handle: FileHandle
+  readonly #file: StoreFile
   #size: number
 
-  private constructor (seq: number, path: string, handle: FileHandle, size: number) {
+  private constructor (seq: number, path: string, file: StoreFile, size: number) {
     this.seq = seq
     this.path = path
-    this.#handle = handle
+    this.#file = file
     this.#size = size
   }
 
@@ -74,34 +75,34 @@ export class SegmentWriter {
    * Creates segment `seq` (failing if it exists) and makes its directory
    * entry durable, so records acknowledged in it cannot vanish with the file.
    */
-  static async create (dir: string, seq: number): Promise<SegmentWriter> {
+  static async create (fs: FileSystem, dir: string, seq: number): Promise<SegmentWriter> {
     const path = join(dir, segmentFileName(seq))
-    const handle = await open(path, 'wx')
+    const file = await fs.open(path, 'wx')
     try {
-      await fsyncDir(dir)
+      await fs.syncDir(dir)
     } catch (err) {
-      await handle.close()
+      await file.close()
       throw err
     }
-    return new SegmentWriter(seq, path, handle, 0)
+    return new SegmentWriter(seq, path, file, 0)
   }
 
   /**
    * Opens an existing segment to append to, first cutting off (durably)
    * everything from `tornAt` on when recovery found a torn tail there.
    */
-  static async resume (dir: string, seq: number, tornAt: number | null): Promise<SegmentWriter> {
+  static async resume (fs: FileSystem, dir: string, seq: number, tornAt: number | null): Promise<SegmentWriter> {
     const path = join(dir, segmentFileName(seq))
-    const handle = await open(path, 'r+')
+    const file = await fs.open(path, 'r+')
     try {
       if (tornAt !== null) {
-        await handle.truncate(tornAt)
-        await handle.sync()
-        return new SegmentWriter(seq, path, handle, tornAt)
+        await file.truncate(tornAt)
+        await file.sync()
+        return new SegmentWriter(seq, path, file, tornAt)
       }
-      return new SegmentWriter(seq, path, handle, (await handle.stat()).size)
+      return new SegmentWriter(seq, path, file, await file.size())
     } catch (err) {
-      await handle.close()
+      await file.close()
       throw err
     }
   }
@@ -111,13 +112,9 @@ export class SegmentWriter {
     return this.#size
   }
 
-  /**
-   * Writes into the page cache synchronously: it takes microseconds, and a
-   * threadpool round trip here would add latency to every commit. Only the
-   * fdatasync below waits for the disk.
-   */
+  /** Writes into the page cache (StoreFile.writeSync); only the fdatasync below waits for the disk. */
   async append (bytes: Uint8Array): Promise<void> {
-    writeAllSync(this.#handle.fd, bytes, this.#size)
+    this.#file.writeSync(bytes, this.#size)
     this.#size += bytes.length
   }
 
@@ -127,11 +124,11 @@ export class SegmentWriter {
    * the calling thread instead of a libuv worker.
    */
   async sync (inline = false): Promise<void> {
-    if (inline) fdatasyncSync(this.#handle.fd)
-    else await this.#handle.datasync()
+    if (inline) this.#file.datasyncSync()
+    else await this.#file.datasync()
   }
 
   async close (): Promise<void> {
-    await this.#handle.close()
+    await this.#file.close()
   }
 }

@@ -26,10 +26,10 @@
  * gap in the entries, a marker without its snapshot, a damaged snapshot
  * file) is a CorruptLogError naming the file and byte offset.
  */
-import { readdir, unlink } from 'node:fs/promises'
 import { join } from 'node:path'
-import { CorruptLogError, InvalidArgumentError, StoppedError } from './errors.js'
+import { CorruptLogError, InvalidArgumentError, StoppedError, StorageFailedError } from './errors.js'
 import { LogShape } from './log-shape.js'
+import { silentLogger, type Logger } from './logger.js'
 import type { LogStore, RecoveredState } from './log-store.js'
 import type { Entry, HardState, Snapshot } from './types.js'
 import { encodeRecord } from './wal-codec.js'
@@ -37,12 +37,7 @@ import { WalReplay, type Position } from './wal-replay.js'
 import { readSegment, segmentFileName, SegmentWriter } from './wal-segment.js'
 import { encodeSnapshotFile, parseSnapshotFileName, readSnapshotFile, snapshotFileName, writeSnapshotFile } from './snapshot-file.js'
 import { scanDataDir } from './data-dir.js'
-import { fsyncDir } from './durable-fs.js'
-
-/** The subset of a pino logger the store uses. */
-export interface WalLogger {
-  warn(obj: Record<string, unknown>, msg: string): void
-}
+import { nodeFileSystem, type FileSystem } from './file-system.js'
 
 /** Options for {@link FileLogStore}. */
 export interface FileLogStoreOptions {
@@ -51,7 +46,7 @@ export interface FileLogStoreOptions {
   /** Start a new segment once the active one reaches this many bytes. Default 64 MiB. */
   readonly segmentBytes?: number
   /** Told when recovery changes files (a truncated torn tail). Silent by default. */
-  readonly logger?: WalLogger
+  readonly logger?: Pick<Logger, 'warn'>
   /**
    * Where a save waits for its fdatasync. `'threadpool'` (default) keeps the
    * event loop free meanwhile, which an application embedding the node needs.
@@ -60,6 +55,8 @@ export interface FileLogStoreOptions {
    * commit path: for a process that does nothing but run the node.
    */
   readonly fsync?: 'threadpool' | 'inline'
+  /** The file system to use; node:fs by default (a simulation passes a simulated disk). */
+  readonly fs?: FileSystem
 }
 
 /** Default segment size: large enough that rolls are rare, small enough to delete promptly after a snapshot. */
@@ -94,8 +91,6 @@ type Op =
 
 type Phase = 'new' | 'opening' | 'open' | 'closed'
 
-const silentLogger: WalLogger = { warn () {} }
-
 function entryRecord (entry: Entry): Pending {
   return { bytes: encodeRecord({ kind: 'entry', entry }), entryIndex: entry.index, end: { index: entry.index, term: entry.term } }
 }
@@ -117,8 +112,9 @@ function hardStateRecord (hardState: HardState): Pending {
 /** A durable {@link LogStore} in a data directory; see the module comment for the format and rules. */
 export class FileLogStore implements LogStore {
   readonly #dir: string
+  readonly #fs: FileSystem
   readonly #segmentBytes: number
-  readonly #logger: WalLogger
+  readonly #logger: Pick<Logger, 'warn'>
   #phase: Phase = 'new'
   /** The log as every accepted call leaves it, including calls not yet durable; used to validate new calls. */
   #shape = new LogShape()
@@ -143,6 +139,7 @@ export class FileLogStore implements LogStore {
       throw new InvalidArgumentError(`options.segmentBytes must be a positive integer, got ${String(options.segmentBytes)}`)
     }
     this.#dir = options.dir
+    this.#fs = options.fs ?? nodeFileSystem
     this.#segmentBytes = segmentBytes
     this.#logger = options.logger ?? silentLogger
     if (options.fsync !== undefined && options.fsync !== 'threadpool' && options.fsync !== 'inline') {
@@ -246,7 +243,7 @@ export class FileLogStore implements LogStore {
         for (const op of group) op.waiter.resolve()
       } catch (err) {
         const cause = err instanceof Error ? err : new Error(String(err))
-        this.#failure = new Error(`log store at ${this.#dir} failed and accepts no more writes: ${cause.message}`, { cause })
+        this.#failure = new StorageFailedError(`log store at ${this.#dir} failed and accepts no more writes: ${cause.message}`, { cause })
         for (const op of group) op.waiter.reject(err)
       }
     }
@@ -301,7 +298,7 @@ export class FileLogStore implements LogStore {
     const old = this.#active()
     await old.sync()
     await old.close()
-    this.#writer = await SegmentWriter.create(this.#dir, old.seq + 1)
+    this.#writer = await SegmentWriter.create(this.#fs, this.#dir, old.seq + 1)
     this.#segments.push({ seq: this.#writer.seq, path: this.#writer.path, maxIndex: 0 })
     this.#activeHasRecords = false
   }
@@ -323,7 +320,7 @@ export class FileLogStore implements LogStore {
    * and a file without a marker is finished by recovery (see WalReplay.finish).
    */
   async #installSnapshot (op: Extract<Op, { kind: 'snapshot' }>): Promise<void> {
-    await writeSnapshotFile(this.#dir, op.index, op.file)
+    await writeSnapshotFile(this.#fs, this.#dir, op.index, op.file)
     await this.#writeDurably([op.marker])
     await this.#compact(op.index, op.discardLog ? this.#active().seq : 0)
   }
@@ -339,20 +336,21 @@ export class FileLogStore implements LogStore {
     while (this.#segments.length > 1) {
       const oldest = this.#segments[0]
       if (oldest.seq >= obsoleteBeforeSeq && oldest.maxIndex > snapIndex) break
-      await unlink(oldest.path)
-      await fsyncDir(this.#dir)
+      await this.#fs.unlink(oldest.path)
+      await this.#fs.syncDir(this.#dir)
       this.#segments.shift()
     }
-    for (const name of await readdir(this.#dir)) {
+    for (const name of await this.#fs.readdir(this.#dir)) {
       const index = parseSnapshotFileName(name)
-      if (index !== null && index < snapIndex) await unlink(join(this.#dir, name))
+      if (index !== null && index < snapIndex) await this.#fs.unlink(join(this.#dir, name))
     }
   }
 
   async #recover (): Promise<RecoveredState> {
     const dir = this.#dir
-    const { segments: seqs, newestSnapshot: snapIndex, tempFiles } = await scanDataDir(dir)
-    const snapshot = snapIndex === 0 ? null : await readSnapshotFile(join(dir, snapshotFileName(snapIndex)), snapIndex)
+    const fs = this.#fs
+    const { segments: seqs, newestSnapshot: snapIndex, tempFiles } = await scanDataDir(fs, dir)
+    const snapshot = snapIndex === 0 ? null : await readSnapshotFile(fs, join(dir, snapshotFileName(snapIndex)), snapIndex)
     if (seqs.length === 0 && snapshot !== null) {
       throw new CorruptLogError(dir, 0, `snapshot ${snapshotFileName(snapIndex)} exists but there is no WAL segment: the hard state and log are missing`)
     }
@@ -362,7 +360,7 @@ export class FileLogStore implements LogStore {
     for (const [i, seq] of seqs.entries()) {
       const path = join(dir, segmentFileName(seq))
       const newest = i === seqs.length - 1
-      const { records, size, tornAt } = await readSegment(path, newest)
+      const { records, size, tornAt } = await readSegment(fs, path, newest)
       replay.segment(seq, path, tornAt?.offset ?? size, records, newest)
       const maxIndex = records.reduce((max, { record }) => record.kind === 'entry' ? Math.max(max, record.entry.index) : max, 0)
       this.#segments.push({ seq, path, maxIndex })
@@ -371,14 +369,14 @@ export class FileLogStore implements LogStore {
     const result = replay.finish(snapshot, join(dir, segmentFileName(seqs[0] ?? 1)))
 
     // Everything is verified; from here on recovery may change files.
-    for (const file of tempFiles) await unlink(file)
+    for (const file of tempFiles) await fs.unlink(file)
     const active = this.#segments.at(-1)
     if (active === undefined) {
-      this.#writer = await SegmentWriter.create(dir, 1)
+      this.#writer = await SegmentWriter.create(fs, dir, 1)
       this.#segments.push({ seq: 1, path: this.#writer.path, maxIndex: 0 })
     } else {
       if (torn !== null) this.#logger.warn({ file: active.path, offset: torn.offset, reason: torn.reason }, 'truncating a torn write at the end of the raft log')
-      this.#writer = await SegmentWriter.resume(dir, active.seq, torn?.offset ?? null)
+      this.#writer = await SegmentWriter.resume(fs, dir, active.seq, torn?.offset ?? null)
     }
     const activeSeq = this.#writer.seq
     this.#activeHasRecords = this.#writer.size > 0

@@ -1,6 +1,6 @@
 import t from 'tap'
 import fc from 'fast-check'
-import { checkKvHistory, type KvInput, type KvOutput, type Operation } from './sim/linearizability.js'
+import { checkKvHistory, type KvInput, type KvOutput, type Operation } from '../sim/linearizability.js'
 
 // Terse builders: client, key, [call, return], then the observed result.
 const get = (c: number, key: string, call: number, ret: number, value: string | null): Operation =>

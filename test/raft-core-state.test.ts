@@ -5,6 +5,8 @@
  */
 import t from 'tap'
 import { RaftCore } from '../raft/core.js'
+import { encodeConfChange } from '../raft/config.js'
+import { EntryType } from '../raft/types.js'
 import { ConfigChangeError, InvalidArgumentError, TransferInProgressError } from '../raft/errors.js'
 import { bootstrapEntries, bytes, elected, entriesOfTerm, four, newNetwork, three } from './helpers/raft-network.js'
 
@@ -298,5 +300,46 @@ t.test('§3.8 after a torn write a node starts in at least the term of its last 
   const rd = core.ready()
   t.equal(rd.hardState?.term, 3, 'the repaired term is persisted')
   t.match(rd.messages, [{ type: 'AppendResp', term: 3, reject: true }], 'a leader of term 2 is refused')
+  t.end()
+})
+
+t.test('§3.8 a bootstrap whose hard state never reached the disk starts over, not as a smaller cluster', t => {
+  // Only the first bootstrap entry ("add n1") survived the crash: kept, it would make n1 a cluster of one.
+  const core = new RaftCore({ id: 'n1', random: () => 0.5, bootstrap: three, state: { hardState: { term: 0, vote: null, commit: 0 }, snapshot: null, entries: bootstrapEntries(three).slice(0, 1) } })
+  t.same(core.config.voters, three, 'the whole bootstrap config')
+  const rd = core.ready()
+  t.same(rd.entries.map(e => e.index), [1, 2, 3], 'the bootstrap entries are saved again')
+  t.same(rd.hardState, { term: 1, vote: null, commit: 3 }, 'with their hard state')
+  const restarted = new RaftCore({ id: 'n1', random: () => 0.5, state: { hardState: { term: 0, vote: null, commit: 0 }, snapshot: null, entries: bootstrapEntries(three).slice(0, 1) } })
+  t.same([restarted.log.lastIndex(), restarted.config.voters], [0, []], 'restarted without the bootstrap list, it waits for a leader instead')
+  t.end()
+})
+
+t.test('§4.2.2 a leader that removed itself and lost office before the removal committed can still win, and commits it', t => {
+  const two = ['n1', 'n2']
+  const net = elected(two)
+  net.isolate('n1')
+  net.core('n1').proposeConfChange({ type: 'removeNode', node: 'n1' })
+  net.readyAll()
+  // Its log alone holds the removal, so n2 cannot win without n1's vote, and n1 holds a config it is not in.
+  const term = net.core('n1').term
+  net.restart('n1')
+  net.recover()
+  net.tickUntilLeader(two, ['n2'])
+  const n1Led = [...net.leadersByTerm].some(([tm, ids]) => tm > term && ids.has('n1'))
+  t.ok(n1Led, 'n1 was elected again, by n2\'s vote alone')
+  t.same(net.core('n2').config.voters, ['n2'], 'the removal reached n2 and committed')
+  t.equal(net.core('n1').role, 'follower', 'n1 stepped down once it committed')
+  t.end()
+})
+
+t.test('§4.1 a config entry overwritten by a new leader no longer counts, even when the new entry takes its index', t => {
+  // n2 appended "remove n1" at 4 in term 2; it never committed, and the leader of term 3 has a Normal entry there.
+  const removal = { index: 4, term: 2, type: EntryType.Config, data: encodeConfChange({ type: 'removeNode', node: 'n1' }) }
+  const core = new RaftCore({ id: 'n2', random: () => 0.5, state: { hardState: { term: 2, vote: null, commit: 3 }, snapshot: null, entries: [...bootstrapEntries(three), removal] } })
+  t.same(core.config.voters, ['n2', 'n3'], 'the removal counts while it is in the log')
+  core.step({ type: 'Append', from: 'n1', to: 'n2', term: 3, prevIndex: 3, prevTerm: 1, entries: entriesOfTerm(4, 1, 3), commit: 3 })
+  t.same(core.config.voters, three, 'back to the config before it')
+  t.equal(core.pendingConfigIndex(), 0, 'and no change is pending')
   t.end()
 })

@@ -7,8 +7,9 @@
  * test drops messages explicitly. Nothing here depends on timers.
  */
 import t from 'tap'
+import { RaftCore } from '../raft/core.js'
 import { NotLeaderError } from '../raft/errors.js'
-import { Prng } from '../raft/sim/prng.js'
+import { Prng } from '../sim/prng.js'
 import type { NodeId } from '../raft/types.js'
 import type { Message } from '../raft/messages.js'
 import { bootstrapEntries, bytes, elected, entriesOfTerm, five, four, newNetwork, termAt, three } from './helpers/raft-network.js'
@@ -122,6 +123,21 @@ t.test('§6.2 check-quorum: an isolated leader steps down by the end of the next
   t.ok(ticks <= 2 * 10, `within two election timeouts of its last contact (${ticks} ticks)`)
   const next = net.tickUntilLeader(['n2', 'n3'])
   t.ok(net.core(next).term > net.core('n1').term, 'the majority elected a leader in a newer term')
+  t.end()
+})
+
+t.test('§6.2 check-quorum: a leader nobody hears steps down, even while followers still send it reads', t => {
+  const net = elected(three)
+  // One way: the followers reach n1, n1 reaches nobody. Their ReadIndex requests prove nothing about that.
+  net.drop(m => m.from === 'n1')
+  let ticks = 0
+  while (net.core('n1').role === 'leader' && ticks < 100) {
+    net.send({ type: 'ReadIndex', from: 'n2', to: 'n1', term: net.core('n2').term, ctx: `r${ticks}` })
+    net.tick('n1')
+    ticks++
+  }
+  t.equal(net.core('n1').role, 'follower', 'it stepped down')
+  t.ok(ticks <= 2 * 10, `within two election timeouts (${ticks} ticks)`)
   t.end()
 })
 
@@ -320,5 +336,28 @@ t.test('§6.2 a proposal on a non-leader throws NotLeaderError naming the leader
   const net = elected(three)
   const err = t.throws(() => net.core('n2').propose(bytes('x')), NotLeaderError)
   t.equal((err as NotLeaderError).leader, 'n1', 'a follower points at the leader')
+  t.end()
+})
+
+t.test('§3.5 a follower commits no further than the last entry the Append vouched for, whatever the leader\'s commit index', t => {
+  // n2 holds 4..6 of term 2; the leader of term 3 shares only 4 and has its own 5..6 (term 3), committed.
+  const entries = [...bootstrapEntries(three), ...entriesOfTerm(4, 3, 2)]
+  const core = new RaftCore({ id: 'n2', random: () => 0.5, state: { hardState: { term: 2, vote: null, commit: 3 }, snapshot: null, entries } })
+  core.step({ type: 'Append', from: 'n1', to: 'n2', term: 3, prevIndex: 3, prevTerm: 1, entries: [], commit: 6 })
+  t.equal(core.log.committed, 3, 'an empty Append vouches for nothing past prevIndex')
+  // Entry 4 matches, so nothing is truncated: the stale 5..6 stay behind it, not vouched for.
+  core.step({ type: 'Append', from: 'n1', to: 'n2', term: 3, prevIndex: 3, prevTerm: 1, entries: entriesOfTerm(4, 1, 2), commit: 6 })
+  t.equal(core.log.committed, 4, 'min(leaderCommit, prevIndex + entries) = 4, not the stale 6')
+  t.match(core.ready().messages.at(-1), { type: 'AppendResp', reject: false, index: 4 }, 'and it acknowledges 4 = prevIndex + entries, not its last index 6')
+  t.end()
+})
+
+t.test('§5.3 a follower whose log already holds a snapshot\'s last entry acknowledges the snapshot, not its own stale suffix', t => {
+  // n2 holds 4..6 of term 2; the leader of term 3 shares 4 and sends a snapshot ending there.
+  const entries = [...bootstrapEntries(three), ...entriesOfTerm(4, 3, 2)]
+  const core = new RaftCore({ id: 'n2', random: () => 0.5, state: { hardState: { term: 2, vote: null, commit: 3 }, snapshot: null, entries } })
+  const data = bytes('state at 4')
+  core.step({ type: 'Snapshot', from: 'n1', to: 'n2', term: 3, meta: { index: 4, term: 2, config: { voters: three, learners: [] } }, offset: 0, total: data.byteLength, chunk: data })
+  t.match(core.ready().messages.at(-1), { type: 'AppendResp', reject: false, index: 4 }, 'acknowledges 4: its 5..6 were never checked against the leader\'s log')
   t.end()
 })

@@ -4,8 +4,10 @@ import { join } from 'node:path'
 import t from 'tap'
 import { NotLeaderError, StoppedError } from '../raft/errors.js'
 import { RaftNode } from '../raft/node.js'
-import { encodeKv, type KvResult } from '../raft/sim/kv-machine.js'
+import { encodeKv, type KvResult } from '../sim/kv-machine.js'
 import type { Message } from '../raft/messages.js'
+import { MemoryLogStore } from '../raft/log-store.js'
+import type { Logger } from '../raft/logger.js'
 import { MemoryNetwork } from '../raft/transport.js'
 import { FileLogStore } from '../raft/wal.js'
 import { KvStateMachine } from './helpers/kv-state-machine.js'
@@ -146,3 +148,78 @@ t.test('a commit notice waits for the proposer\'s answer and is dropped when the
   const notices = events.filter(e => e.startsWith('notice ')).length
   t.ok(notices < n / 2, `back-to-back writes carry the commit in the next Append (${notices} notices for ${n} writes)`)
 })
+
+t.test('a node keeps time only through its injected clock, and draws election jitter from its injected random', async t => {
+  const intervals: Array<() => void> = []
+  const clock = {
+    now: () => 0,
+    setTimeout: () => 0,
+    clearTimeout: () => {},
+    setInterval: (fn: () => void) => { intervals.push(fn); return intervals.length },
+    clearInterval: () => {}
+  }
+  let draws = 0
+  const node = await RaftNode.start({
+    id: 'solo', store: new MemoryLogStore(), transport: new MemoryNetwork().join('solo'), stateMachine: new KvStateMachine(),
+    bootstrap: ['solo'], electionTick: 5, clock, random: () => { draws++; return 0 }
+  })
+  t.teardown(async () => { await node.stop() })
+  t.equal(intervals.length, 1, 'the tick timer is the injected clock\'s')
+  t.ok(draws > 0, 'the election timeout was drawn from the injected random')
+  await new Promise(resolve => setTimeout(resolve, 50))
+  t.notOk(node.isLeader, 'no tick without the injected clock')
+  // random() = 0 makes the timeout exactly electionTick ticks.
+  for (let i = 0; i < 5; i++) intervals[0]()
+  await until('leadership', () => node.isLeader)
+  t.pass('elected after electionTick injected ticks')
+})
+
+/** A store whose saves fail once `failing` is set, as a disk that went away. */
+class FailingStore extends MemoryLogStore {
+  failing = false
+  override async save (...args: Parameters<MemoryLogStore['save']>): Promise<void> {
+    if (this.failing) throw new Error('EIO: disk gone')
+    await super.save(...args)
+  }
+}
+
+t.test('a storage failure stops the node first, then reports it, and logs it with the node id', async t => {
+  for (const listening of [true, false]) {
+    const store = new FailingStore()
+    const lines: LogLine[] = []
+    const logger = recordingLogger(lines, {})
+    const node = await RaftNode.start({ id: 'solo', store, transport: new MemoryNetwork().join('solo'), stateMachine: new KvStateMachine(), bootstrap: ['solo'], tickMs: 5, electionTick: 2, heartbeatTick: 1, logger })
+    await until('leadership', () => node.isLeader)
+    let stoppedWhenReported: boolean | null = null
+    if (listening) node.on('error', () => { stoppedWhenReported = isStopped(node) })
+    store.failing = true
+    await t.rejects(node.propose(put('k', 'v'), { timeoutMs: 5000 }), { name: 'StoppedError' })
+    await until('the failure logged', () => lines.some(l => l.level === 'error'))
+    const logged = lines.find(l => l.level === 'error')
+    t.equal(logged?.obj.node, 'solo', 'the log line carries the node id')
+    t.match(String(logged?.obj.err), /EIO/, 'and the error')
+    if (listening) {
+      await until('the report', () => stoppedWhenReported !== null)
+      t.equal(stoppedWhenReported, true, 'the node had stopped when the error was reported')
+    } else {
+      t.pass('no listener, no throw')
+    }
+  }
+})
+
+interface LogLine { level: string, obj: Record<string, unknown>, msg: string }
+
+/** A pino-shaped logger that records its lines, bindings included. */
+function recordingLogger (lines: LogLine[], bindings: Record<string, unknown>): Logger {
+  const at = (level: string) => (obj: Record<string, unknown>, msg: string): void => { lines.push({ level, obj: { ...bindings, ...obj }, msg }) }
+  return { debug: at('debug'), info: at('info'), warn: at('warn'), error: at('error'), child: more => recordingLogger(lines, { ...bindings, ...more }) }
+}
+
+function isStopped (node: { campaign: () => void }): boolean {
+  try {
+    node.campaign()
+    return false
+  } catch (err) {
+    return (err as Error).name === 'StoppedError'
+  }
+}

@@ -18,7 +18,7 @@ import { Libp2pRaftTransport, RAFT_PROTOCOL } from '../gossip/raft-transport.js'
 import { MemoryLogStore, type LogStore } from '../raft/log-store.js'
 import type { Message } from '../raft/messages.js'
 import { RaftNode } from '../raft/node.js'
-import { encodeKv, type KvResult } from '../raft/sim/kv-machine.js'
+import { encodeKv, type KvResult } from '../sim/kv-machine.js'
 import { FileLogStore } from '../raft/wal.js'
 import { KvStateMachine } from './helpers/kv-state-machine.js'
 

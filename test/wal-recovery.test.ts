@@ -7,8 +7,10 @@ import { basename, join } from 'node:path'
 import { MemoryDisk, MemoryLogStore, type LogStore } from '../raft/log-store.js'
 import type { HardState } from '../raft/types.js'
 import { decodeWal, encodeRecord, type DecodedRecord } from '../raft/wal-codec.js'
-import { FileLogStore, type WalLogger } from '../raft/wal.js'
+import { FileLogStore } from '../raft/wal.js'
+import type { Logger } from '../raft/logger.js'
 import { encodeSnapshotFile, snapshotFileName, writeSnapshotFile } from '../raft/snapshot-file.js'
+import { nodeFileSystem } from '../raft/file-system.js'
 import { entries, entry, expectState, plainState, snapshot } from './helpers/log-store-compliance.js'
 
 const hs = (term: number, vote: string | null, commit: number): HardState => ({ term, vote, commit })
@@ -16,7 +18,7 @@ const hs = (term: number, vote: string | null, commit: number): HardState => ({ 
 /** A store over `dir` with small segments, and the warnings it logs. */
 function fileStore (dir: string, segmentBytes = 300): { store: FileLogStore, warnings: Array<Record<string, unknown>> } {
   const warnings: Array<Record<string, unknown>> = []
-  const logger: WalLogger = { warn: (obj, msg) => warnings.push({ ...obj, msg }) }
+  const logger: Pick<Logger, 'warn'> = { warn: (obj, msg) => warnings.push({ ...obj, msg }) }
   return { store: new FileLogStore({ dir, segmentBytes, logger }), warnings }
 }
 
@@ -236,7 +238,7 @@ t.test('a crash between the snapshot file and its WAL marker is finished on rest
     const dir = t.testdir()
     await prepare(dir, async s => { await s.save(entries(1, 20, 1), hs(1, 'n1', 4)) })
     // What saveSnapshot leaves if the process dies right after the rename, plus a leftover temporary file.
-    await writeSnapshotFile(dir, 10, encodeSnapshotFile(snap))
+    await writeSnapshotFile(nodeFileSystem, dir, 10, encodeSnapshotFile(snap))
     await writeFile(join(dir, `${snapshotFileName(12)}.tmp`), 'half written')
     const { store } = fileStore(dir)
     t.same(plainState(await store.open()), expectState(hs(1, 'n1', 4), snap, [...expected]), why)
@@ -272,7 +274,7 @@ t.test('an I/O error fails the store: that call and all later ones reject', asyn
   // With the directory gone, the next segment cannot be created.
   await rm(dir, { recursive: true })
   await t.rejects(store.save(entries(4, 10, 1), null), { code: 'ENOENT' })
-  await t.rejects(store.save([entry(11, 1)], null), /failed and accepts no more writes/)
+  await t.rejects(store.save([entry(11, 1)], null), { name: 'StorageFailedError', message: /failed and accepts no more writes/ })
   await store.close()
 })
 

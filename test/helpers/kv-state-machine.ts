@@ -2,7 +2,7 @@
  * The simulator's key-value machine behind the driver's StateMachine
  * interface, for driver tests and benchmarks.
  */
-import { decodeKv, KvMachine, type KvResult } from '../../raft/sim/kv-machine.js'
+import { decodeKv, KvMachine, type KvResult } from '../../sim/kv-machine.js'
 import type { StateMachine } from '../../raft/state-machine.js'
 import type { Entry } from '../../raft/types.js'
 

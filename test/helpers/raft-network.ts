@@ -9,7 +9,7 @@
 import { RaftCore, type InitialState, type RaftOptions, type ReadState } from '../../raft/core.js'
 import { encodeConfChange } from '../../raft/config.js'
 import type { Message } from '../../raft/messages.js'
-import { Prng } from '../../raft/sim/prng.js'
+import { Prng } from '../../sim/prng.js'
 import { EntryType, type Entry, type HardState, type NodeId, type Snapshot } from '../../raft/types.js'
 
 export type NetworkOptions = Omit<RaftOptions, 'id' | 'random' | 'state' | 'bootstrap'> & {

@@ -12,10 +12,6 @@ export class EventQueue<T> {
   private readonly heap: Array<Timed<T>> = []
   private seq = 0
 
-  get size (): number {
-    return this.heap.length
-  }
-
   push (at: number, value: T): void {
     const h = this.heap
     h.push({ at, seq: this.seq++, value })
