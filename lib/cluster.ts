@@ -139,7 +139,8 @@ export class Cluster extends EventEmitter<ClusterEvents> {
         tickMs: opts.tickMs,
         electionTick: opts.electionTicks,
         heartbeatTick: opts.heartbeatTicks,
-        snapshotEvery: opts.snapshotEvery
+        snapshotEvery: opts.snapshotEvery,
+        logger: (opts.logger ?? silentLogger).child({ module: 'raft' })
       })
       const clock = systemClock
       const proposer = new Proposer({ nodeId, raft, calls: rpc, state, clock, log: nodeLog })
