@@ -91,13 +91,8 @@ export interface MeshNodeEvents {
 }
 
 const DEFAULT_LISTEN = ['/ip4/127.0.0.1/tcp/0']
-/**
- * How long the larger peer id of two waits before dialing the other (see
- * tieBreakMs). It must outlast the other side's dial and upgrade (pnet,
- * noise, yamux), which only then shows as a connection here: 500 ms was
- * not enough on a loaded 2-core CI machine (two connections per pair).
- */
-const TIE_BREAK_MS = 1500
+/** How long the larger peer id of two waits before dialing the other (see tieBreakMs). */
+const TIE_BREAK_MS = 500
 const MAX_OUTBOUND_BUFFER_BYTES = 8 * 1024 * 1024
 
 function nonEmpty (name: string, v: unknown, max: number): string {
