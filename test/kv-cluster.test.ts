@@ -11,7 +11,10 @@ t.test('every acknowledged write survives a leader SIGKILL and a paused follower
   t.teardown(() => c.stop())
   const acked = new Map<string, string>()
   const write = async (key: string, value: string): Promise<void> => {
-    const r = await c.client.send('PUT', `/kv/${key}`, value, { attempts: 40, timeoutMs: 3000 })
+    // 503s are retried 20 ms apart: 250 attempts leave 5 s for an election,
+    // which may take two election timeouts when the first pre-vote is refused
+    // by a follower that has not yet noticed the dead leader.
+    const r = await c.client.send('PUT', `/kv/${key}`, value, { attempts: 250, timeoutMs: 3000 })
     if (r.status === 200) acked.set(key, value)
   }
 
