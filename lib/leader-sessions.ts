@@ -46,7 +46,7 @@ export class LeaderSessions {
     o.state.on('restored', () => { this.lastHeard.clear() })
     this.timer = setInterval(() => { this.expire() }, o.checkEveryMs)
     this.timer.unref()
-    this.onState({ role: o.raft.isLeader ? 'leader' : 'follower', leader: o.raft.leader, term: o.raft.status().term } as SoftState)
+    this.onState(o.raft.status())
   }
 
   /** Confirms `session` is alive as of the moment this was called; throws NotLeaderError or SessionLostError. */
@@ -65,7 +65,7 @@ export class LeaderSessions {
     clearInterval(this.timer)
   }
 
-  private onState (s: SoftState): void {
+  private onState (s: Pick<SoftState, 'role' | 'term'>): void {
     if (s.role !== 'leader') {
       this.term = -1
       return
