@@ -123,6 +123,13 @@ export class RpcLink {
       stream.abort(new Error('rpc link went down while its stream was opening'))
       return
     }
+    // The callee may refuse the stream (say, before it has admitted us as a
+    // member) before this runs: its close has then already been dispatched
+    // and the listeners below would never hear it.
+    if (stream.status !== 'open' || stream.remoteWriteStatus !== 'writable') {
+      this.fail(new PeerUnavailableError(this.nodeId, 'stream-closed', `the member closed the stream as it opened (${stream.status})`))
+      return
+    }
     this.counters.streamsOpened++
     this.stream = stream
     batchWindowUpdates(stream)

@@ -28,6 +28,7 @@ import { FaultInjector } from '../gossip/fault.js'
 import { lengthPrefixed, uvarint } from '../gossip/length-prefix.js'
 import { createMeshNode, type MeshNode } from '../gossip/node.js'
 import { encodeRpcFrame, FailureKind } from '../gossip/rpc-codec.js'
+import { RpcLink } from '../gossip/rpc-link.js'
 import { MeshRpc, RPC_PROTOCOL, type MeshRpcOptions, type RpcContext } from '../gossip/rpc.js'
 import { swarmKeyFromSecret } from '../gossip/swarm-key.js'
 
@@ -303,6 +304,30 @@ t.test('a peer that never passed the handshake is refused', async t => {
   t.equal(b.rpc.stats().notMember, 1, 'counted')
   t.equal(ran, 0, 'the handler never ran')
   t.equal(b.mesh.membership.alive().length, 0, 'and it is no member')
+})
+
+t.test('a link whose stream the callee refused before the caller saw it open fails its calls at once', async t => {
+  const [b] = await nodes(t, ['b'])
+  const stranger = await createLibp2p({
+    addresses: { listen: [] },
+    transports: [tcp()],
+    connectionEncrypters: [noise()],
+    streamMuxers: [yamux()],
+    connectionProtector: preSharedKey({ psk: swarmKeyFromSecret(SECRET) }),
+    connectionMonitor: { enabled: false }
+  })
+  t.teardown(async () => { await stranger.stop() })
+  // The race seen in a healed partition: the callee resets the stream (the
+  // caller is not yet its member) before the caller's link starts listening.
+  const refused = await stranger.dialProtocol(multiaddr(b.mesh.multiaddrs[0]), RPC_PROTOCOL)
+  await until('the stream is refused', () => refused.status !== 'open')
+  const counters = { streamsOpened: 0, badFrames: 0, lateResponses: 0 }
+  let downs = 0
+  const link = new RpcLink('b', b.mesh.peerId, async () => refused, { maxPendingCalls: 10, maxQueuedBytes: 1 << 20, maxBodyBytes: 1 << 16, maxFrameBytes: 1 << 17 }, counters, () => {}, () => { downs++ })
+  const err = await rejection(link.call('echo', fromString('anyone?'), 10_000, undefined))
+  t.ok(err instanceof PeerUnavailableError, `rejected as unavailable, not left to time out (${String(err)})`)
+  t.equal(downs, 1, 'the link reported itself down, so the next call makes a new one')
+  t.equal(counters.streamsOpened, 0, 'a refused stream is not counted as opened')
 })
 
 /** Frames a member might send a callee that must all be refused: garbage, wrong shapes, wrong direction, mutated requests. */
