@@ -28,6 +28,9 @@ import { CommandBatcher } from './batcher.js'
 import { LeaderClaims } from './queues/leader-claims.js'
 import { Queue, type QueueOptions } from './queues/queue.js'
 import { QueueService } from './queues/queue-service.js'
+import { LeaderTicks } from './scheduler/leader-ticks.js'
+import type { Schedule } from './scheduler/schedule-spec.js'
+import { SchedulerService, type ScheduledTask, type ScheduleOptions, type TaskContext } from './scheduler/scheduler.js'
 import type { AcquireOptions, LockHandle } from './lock-handle.js'
 import { LockService } from './locks.js'
 import { loadOrCreateNodeId } from './node-identity.js'
@@ -74,6 +77,8 @@ interface Parts {
   readonly locks: LockService
   readonly queues: QueueService
   readonly leaderClaims: LeaderClaims
+  readonly scheduler: SchedulerService
+  readonly leaderTicks: LeaderTicks
   readonly autopilot: Autopilot
   readonly host: ServiceHost
   readonly events: EventBus
@@ -154,8 +159,11 @@ export class Cluster extends EventEmitter<ClusterEvents> {
       const leaderSessions = new LeaderSessions({ raft, state, proposer, clock, log: nodeLog, checkEveryMs: Math.max(20, Math.floor(opts.sessionTtlMs / 10)) })
       const keeper = new SessionKeeper({ nodeId, ttlMs: opts.sessionTtlMs, panicAfterMs: opts.panicAfterMs, raft, state, proposer, leaderSessions, calls: rpc, clock, log: nodeLog })
       const locks = new LockService({ state, proposer, keeper, log: nodeLog })
-      const queues = new QueueService({ state, batcher: new CommandBatcher(proposer, () => clock.monotonic()), keeper, clock, log: nodeLog })
+      const batcher = new CommandBatcher(proposer, () => clock.monotonic())
+      const queues = new QueueService({ state, batcher, keeper, clock, log: nodeLog })
       const leaderClaims = new LeaderClaims({ raft, state, proposer, clock, log: nodeLog, checkEveryMs: opts.tickMs })
+      const scheduler = new SchedulerService({ state, batcher, keeper, log: nodeLog })
+      const leaderTicks = new LeaderTicks({ raft, state, proposer, clock, log: nodeLog, checkEveryMs: Math.max(10, Math.floor(opts.tickMs / 2)) })
       const autopilot = new Autopilot({ nodeId, raft, mesh, clock, log: nodeLog, maxVoters: opts.maxVoters, deadVoterAfterMs: opts.deadVoterAfterMs })
       const leaderRaft = raft
       rpc.handle(JOIN_METHOD, async (_body, ctx) => {
@@ -174,7 +182,7 @@ export class Cluster extends EventEmitter<ClusterEvents> {
         }
       })
       state.on('ordered', e => { events.deliverOrdered({ topic: e.topic, payload: e.payload, publisher: e.node, seq: e.index }) })
-      const cluster = new Cluster({ opts, nodeId, log: nodeLog, clock, mesh, rpc, state, raft, proposer, leaderSessions, keeper, locks, queues, leaderClaims, autopilot, host, events })
+      const cluster = new Cluster({ opts, nodeId, log: nodeLog, clock, mesh, rpc, state, raft, proposer, leaderSessions, keeper, locks, queues, leaderClaims, scheduler, leaderTicks, autopilot, host, events })
       cluster.wire()
       await cluster.join(signal)
       return cluster
@@ -333,6 +341,20 @@ export class Cluster extends EventEmitter<ClusterEvents> {
     return q as Queue<T>
   }
 
+  /**
+   * Registers a task that runs on one node per tick, cluster-wide. Every
+   * node registers the same tasks; each tick is assigned on the log to one
+   * of them (round robin), which runs `fn` with a fence that increases from
+   * tick to tick. A run still going when the next tick comes makes that tick
+   * skip. Tasks whose definitions differ between nodes do not run (see
+   * `status().schedules`).
+   */
+  schedule (name: string, schedule: Schedule, fn: (ctx: TaskContext) => Promise<void>, opts: ScheduleOptions = {}): ScheduledTask {
+    if (this.stopping !== null) throw new ClusterStoppedError()
+    checkName(name)
+    return this.p.scheduler.schedule(name, schedule, fn, opts)
+  }
+
   /** Raft's view from this node. */
   raftStatus (): RaftStatus {
     return this.p.raft.status()
@@ -341,7 +363,7 @@ export class Cluster extends EventEmitter<ClusterEvents> {
   /** Plain JSON: members, Raft, sessions, locks, panic. */
   status (): ClusterStatus {
     const { raft, mesh, state, keeper } = this.p
-    return buildStatus({ id: this.id, raft: raft.status(), members: mesh.membership.list(), state, session: keeper.session, leaseDeadline: keeper.leaseDeadline, now: this.p.clock.monotonic(), panic: this.panicInfo })
+    return buildStatus({ id: this.id, raft: raft.status(), members: mesh.membership.list(), state, session: keeper.session, leaseDeadline: keeper.leaseDeadline, now: this.p.clock.monotonic(), wallNow: this.p.clock.wall(), panic: this.panicInfo })
   }
 
   /** Leaves cleanly: aborts this node's lock handles, ends its session on the log (its locks are released at once), then stops. */
@@ -351,14 +373,16 @@ export class Cluster extends EventEmitter<ClusterEvents> {
   }
 
   private async shutdown (opts: { signal?: AbortSignal }): Promise<void> {
-    const { locks, queues, leaderClaims, keeper, leaderSessions, autopilot, proposer, raft, mesh, log } = this.p
+    const { locks, queues, leaderClaims, scheduler, leaderTicks, keeper, leaderSessions, autopilot, proposer, raft, mesh, log } = this.p
     locks.stop()
     await queues.stop()
+    await scheduler.stop()
     await keeper.close({ signal: opts.signal, timeoutMs: 3000 })
     for (const c of this.caches.values()) await c.close()
     await this.p.events.close()
     leaderSessions.close()
     leaderClaims.close()
+    leaderTicks.close()
     autopilot.close()
     proposer.close()
     await raft.stop()
@@ -382,5 +406,5 @@ export class Cluster extends EventEmitter<ClusterEvents> {
 }
 
 function checkName (name: string): void {
-  if (typeof name !== 'string' || name.length === 0 || name.length > 256) throw new InvalidArgumentError('a lock, election or queue name must be a string of 1-256 characters')
+  if (typeof name !== 'string' || name.length === 0 || name.length > 256) throw new InvalidArgumentError('a lock, election, queue or task name must be a string of 1-256 characters')
 }

@@ -5,6 +5,7 @@ import type { Member } from '../gossip/membership.js'
 import type { RaftStatus } from '../raft/index.js'
 import type { CoordinationState } from './coordination/state.js'
 import type { PanicInfo } from './options.js'
+import { queueStatus, scheduleStatus, type QueueStatus, type ScheduleStatus } from './status-services.js'
 
 export interface MemberStatus {
   readonly id: string
@@ -37,6 +38,8 @@ export interface ClusterStatus {
   readonly session: { readonly id: string | null, readonly leaseRemainingMs: number | null }
   readonly sessions: Array<{ id: string, node: string, ttlMs: number, openedAt: number }>
   readonly locks: Array<{ kind: string, name: string, holder: { node: string | null, session: string, fence: string, grantedAt: number } | null, waiters: number }>
+  readonly queues: QueueStatus[]
+  readonly schedules: ScheduleStatus[]
   readonly panic: (PanicInfo & { at: number }) | null
 }
 
@@ -49,6 +52,8 @@ export interface StatusInput {
   readonly leaseDeadline: number
   readonly now: number
   readonly panic: (PanicInfo & { at: number }) | null
+  /** Wall-clock now, for ages of queue items. */
+  readonly wallNow: number
 }
 
 export function buildStatus (i: StatusInput): ClusterStatus {
@@ -92,6 +97,8 @@ export function buildStatus (i: StatusInput): ClusterStatus {
       holder: l.holder === null ? null : { node: state.session(l.holder.session)?.node ?? null, session: l.holder.session, fence: String(l.holder.fence), grantedAt: l.holder.grantedAt },
       waiters: l.waiters.length
     })),
+    queues: queueStatus(state, i.wallNow),
+    schedules: scheduleStatus(state),
     panic: i.panic
   }
 }

@@ -31,6 +31,7 @@ export type Command =
   /** An application event in the log's total order (`events.publish(..., { ordered: true })`); no state is kept. */
   | { readonly op: 'publish', readonly topic: string, readonly payload: Uint8Array }
   | QueueCommand
+  | ScheduleCommand
   /** Several commands of one session applied in order in one entry, each with its own answer. */
   | { readonly op: 'batch', readonly cmds: readonly SingleCommand[] }
 
@@ -48,10 +49,17 @@ export type QueueCommand =
   | { readonly op: 'q-expire', readonly queue: string, readonly id: string, readonly fence: number }
   | { readonly op: 'q-wake', readonly queue: string }
 
+/** Scheduler commands (see ScheduleTable). `tick` is the leader's own. */
+export type ScheduleCommand =
+  | { readonly op: 'task-register', readonly task: string, readonly spec: string }
+  | { readonly op: 'task-unregister', readonly task: string }
+  | { readonly op: 'task-done', readonly task: string, readonly fence: number, readonly outcome: 'ok' | 'error', readonly error: string | null }
+  | { readonly op: 'tick', readonly task: string, readonly scheduledAt: number, readonly run: boolean, readonly missed: number }
+
 export type SingleCommand = Exclude<Command, { op: 'batch' }>
 
 /** Commands only the leader proposes, for itself (client ''). */
-export const LEADER_OPS: ReadonlySet<Command['op']> = new Set(['expire', 'q-expire', 'q-wake'])
+export const LEADER_OPS: ReadonlySet<Command['op']> = new Set(['expire', 'q-expire', 'q-wake', 'tick'])
 
 export interface Envelope {
   /** The proposing session; '' for the leader's own commands (expire). */
@@ -85,10 +93,21 @@ const singleSchema = z.discriminatedUnion('op', [
   z.object({ op: z.literal('acquire'), kind, name, owner: id, wait: z.boolean() }),
   z.object({ op: z.literal('release'), kind, name, owner: id }),
   z.object({ op: z.literal('publish'), topic: name, payload: z.instanceof(Uint8Array) }),
-  ...queueSchemas()
+  ...queueSchemas(),
+  ...scheduleSchemas()
 ])
 const batchSchema = z.object({ op: z.literal('batch'), cmds: z.array(singleSchema).min(1).max(MAX_BATCH_COMMANDS) })
 const commandSchema = z.union([singleSchema, batchSchema])
+
+function scheduleSchemas () {
+  const task = name
+  return [
+    z.object({ op: z.literal('task-register'), task, spec: z.string().min(2).max(1024) }),
+    z.object({ op: z.literal('task-unregister'), task }),
+    z.object({ op: z.literal('task-done'), task, fence: z.number().int().positive(), outcome: z.enum(['ok', 'error']), error: z.string().max(1024).nullable() }),
+    z.object({ op: z.literal('tick'), task, scheduledAt: z.number().finite(), run: z.boolean(), missed: z.number().int().nonnegative() })
+  ] as const
+}
 
 function queueSchemas () {
   const queue = name

@@ -15,6 +15,7 @@ import { EntryType, type Entry, type StateMachine } from '../../raft/index.js'
 import { InvalidCommandError, LEADER_OPS, splitEntry, type Command, type CommandResult, type Envelope, type LockKind, type SingleCommand } from './commands.js'
 import { LockTable, type Grant, type LockRecord } from './lock-table.js'
 import { QueueTable } from './queue-table.js'
+import { ScheduleTable } from './schedule-table.js'
 
 /** Answers a session keeps for re-sent commands; more than this many outstanding is a client bug. */
 const MAX_ANSWERS_PER_SESSION = 4096
@@ -56,6 +57,8 @@ export class CoordinationState extends EventEmitter<CoordinationEvents> implemen
   private locks = new LockTable()
   /** Queues; observers listen on it directly (claimed, claim-ended, ...). */
   readonly queues = new QueueTable()
+  /** Scheduled tasks; observers listen on it directly (assigned, finished). */
+  readonly schedules = new ScheduleTable()
   private stamp = 0
   /** Entries whose data did not decode; every node counts the same ones. */
   private rejected = 0
@@ -174,6 +177,7 @@ export class CoordinationState extends EventEmitter<CoordinationEvents> implemen
         return { ok: true }
       case 'q-expire': return this.queues.expire(cmd.queue, cmd.id, cmd.fence, ctx)
       case 'q-wake': return this.queues.wake(cmd.queue, ctx)
+      case 'tick': return this.schedules.tick(cmd.task, cmd.scheduledAt, cmd.run, cmd.missed, ctx)
       default: return { ok: false, error: 'invalid', message: `${cmd.op} is not a leader command` }
     }
   }
@@ -222,10 +226,14 @@ export class CoordinationState extends EventEmitter<CoordinationEvents> implemen
       case 'extend': return this.queues.extend(cmd.queue, cmd.id, cmd.fence, cmd.visibilityMs, ctx)
       case 'requeue-dead': return this.queues.requeueDead(cmd.queue, cmd.ids, ctx)
       case 'purge-dead': return this.queues.purgeDead(cmd.queue, cmd.ids)
+      case 'task-register': return this.schedules.register(cmd.task, cmd.spec, { session: session.id, node: session.node })
+      case 'task-unregister': return this.schedules.unregister(cmd.task, session.id)
+      case 'task-done': return this.schedules.done(cmd.task, cmd.fence, cmd.outcome, cmd.error, ctx)
       case 'open':
       case 'expire':
       case 'q-expire':
       case 'q-wake':
+      case 'tick':
         return { ok: false, error: 'invalid', message: `${cmd.op} is not a session command` }
       default:
         return assertNever(cmd)
@@ -239,6 +247,7 @@ export class CoordinationState extends EventEmitter<CoordinationEvents> implemen
     const grants = this.locks.endSession(id, index, this.stamp)
     this.sessions.delete(id)
     this.queues.endSession(id, { index, stamp: this.stamp })
+    this.schedules.endSession(id, this.stamp)
     for (const h of held) this.emit('released', { ...h, session: id })
     this.emit('session-ended', { session: id, node: s.node, reason })
     for (const g of grants) this.emit('granted', g)
@@ -251,14 +260,15 @@ export class CoordinationState extends EventEmitter<CoordinationEvents> implemen
       rejected: this.rejected,
       sessions: [...this.sessions.values()].map(s => ({ ...publicSession(s), lo: s.lo, answers: [...s.answers] })),
       locks: this.locks.toJSON(),
-      queues: this.queues.toJSON()
+      queues: this.queues.toJSON(),
+      schedules: this.schedules.toJSON()
     })
   }
 
   restore (data: Uint8Array): void {
     const raw = packr.unpack(data) as {
       v: number, stamp: number, rejected: number,
-      sessions: Array<SessionRecord & { lo: number, answers: Array<[number, CommandResult]> }>, locks: LockRecord[], queues?: unknown[]
+      sessions: Array<SessionRecord & { lo: number, answers: Array<[number, CommandResult]> }>, locks: LockRecord[], queues?: unknown[], schedules?: unknown[]
     }
     if (raw?.v !== 1 && raw?.v !== 2) throw new InvalidCommandError(`coordination snapshot of unknown version ${String(raw?.v)}`)
     this.stamp = raw.stamp
@@ -266,6 +276,7 @@ export class CoordinationState extends EventEmitter<CoordinationEvents> implemen
     this.sessions = new Map(raw.sessions.map(s => [s.id, { ...publicSession(s), lo: s.lo, answers: new Map(s.answers) }]))
     this.locks = LockTable.fromJSON(raw.locks)
     this.queues.restore(raw.queues ?? [])
+    this.schedules.restore(raw.schedules ?? [])
     this.emit('restored')
   }
 }
