@@ -8,5 +8,7 @@ export { EventBus, type ClusterEvent, type EventHandler, type EventGap, type Eve
 export type { AcquireOptions, LockHandle } from './lock-handle.js'
 export { PANIC_EXIT_CODE, type ClusterOptions, type PanicInfo } from './options.js'
 export type { ClusterStatus, MemberStatus } from './status.js'
+export type { ClusterHttpHandler, HttpHandlerOptions } from './http/handler.js'
+export type { TimelineEntry, TimelineEvent } from './timeline.js'
 export type { Logger } from '../gossip/logger.js'
 export * from './errors.js'
