@@ -26,6 +26,10 @@ import type { ServiceHost } from './service-host.js'
 import { ClusterStoppedError, InvalidArgumentError, SessionLostError } from './errors.js'
 import { decideFormation, encodeInfo, INFO_METHOD, sleep } from './formation.js'
 import { LeaderSessions } from './leader-sessions.js'
+import { CommandBatcher } from './batcher.js'
+import { LeaderClaims } from './queues/leader-claims.js'
+import { Queue, type QueueOptions } from './queues/queue.js'
+import { QueueService } from './queues/queue-service.js'
 import type { AcquireOptions, LockHandle } from './lock-handle.js'
 import { LockService } from './locks.js'
 import { ClusterMonitor } from './monitor.js'
@@ -72,6 +76,8 @@ interface Parts {
   readonly leaderSessions: LeaderSessions
   readonly keeper: SessionKeeper
   readonly locks: LockService
+  readonly queues: QueueService
+  readonly leaderClaims: LeaderClaims
   readonly autopilot: Autopilot
   readonly host: ServiceHost
   readonly events: EventBus
@@ -83,6 +89,7 @@ export class Cluster extends EventEmitter<ClusterEvents> {
   private readonly p: Parts
   private readonly elections = new Map<string, Election>()
   private readonly caches = new Map<string, Cache<unknown, unknown>>()
+  private readonly queues = new Map<string, Queue<unknown>>()
   /**
    * Cluster-wide events: at least once to every node, deduplicated, in
    * per-publisher order, gaps repaired from the publisher's buffer;
@@ -164,6 +171,8 @@ export class Cluster extends EventEmitter<ClusterEvents> {
       const leaderSessions = new LeaderSessions({ raft, state, proposer, clock, log: nodeLog, checkEveryMs: Math.max(20, Math.floor(opts.sessionTtlMs / 10)) })
       const keeper = new SessionKeeper({ nodeId, ttlMs: opts.sessionTtlMs, panicAfterMs: opts.panicAfterMs, raft, state, proposer, leaderSessions, calls: rpc, clock, log: nodeLog })
       const locks = new LockService({ state, proposer, keeper, log: nodeLog })
+      const queues = new QueueService({ state, batcher: new CommandBatcher(proposer, () => clock.monotonic()), keeper, clock, log: nodeLog })
+      const leaderClaims = new LeaderClaims({ raft, state, proposer, clock, log: nodeLog, checkEveryMs: opts.tickMs })
       const autopilot = new Autopilot({ nodeId, raft, mesh, clock, log: nodeLog, maxVoters: opts.maxVoters, deadVoterAfterMs: opts.deadVoterAfterMs })
       const leaderRaft = raft
       rpc.handle(JOIN_METHOD, async (_body, ctx) => {
@@ -182,7 +191,7 @@ export class Cluster extends EventEmitter<ClusterEvents> {
         }
       })
       state.on('ordered', e => { events.deliverOrdered({ topic: e.topic, payload: e.payload, publisher: e.node, seq: e.index }) })
-      const cluster = new Cluster({ opts, nodeId, log: nodeLog, clock, mesh, rpc, transport, state, raft, proposer, leaderSessions, keeper, locks, autopilot, host, events })
+      const cluster = new Cluster({ opts, nodeId, log: nodeLog, clock, mesh, rpc, transport, state, raft, proposer, leaderSessions, keeper, locks, queues, leaderClaims, autopilot, host, events })
       cluster.wire()
       await cluster.join(signal)
       return cluster
@@ -325,6 +334,22 @@ export class Cluster extends EventEmitter<ClusterEvents> {
     return c
   }
 
+  /**
+   * A durable queue on the coordination log (one instance per name; asking
+   * again returns it). Items are claimed by one worker at a time, fenced,
+   * with a visibility timeout; see Queue.
+   */
+  queue<T> (name: string, opts: QueueOptions = {}): Queue<T> {
+    if (this.stopping !== null) throw new ClusterStoppedError()
+    checkName(name)
+    let q = this.queues.get(name)
+    if (q === undefined) {
+      q = new Queue<unknown>(this.p.queues, name, opts)
+      this.queues.set(name, q)
+    }
+    return q as Queue<T>
+  }
+
   /** Raft's view from this node. */
   raftStatus (): RaftStatus {
     return this.p.raft.status()
@@ -358,13 +383,15 @@ export class Cluster extends EventEmitter<ClusterEvents> {
   }
 
   private async shutdown (opts: { signal?: AbortSignal }): Promise<void> {
-    const { locks, keeper, leaderSessions, autopilot, proposer, raft, mesh, log } = this.p
+    const { locks, queues, leaderClaims, keeper, leaderSessions, autopilot, proposer, raft, mesh, log } = this.p
     this.monitor.close()
     locks.stop()
+    await queues.stop()
     await keeper.close({ signal: opts.signal, timeoutMs: 3000 })
     for (const c of this.caches.values()) await c.close()
     await this.p.events.close()
     leaderSessions.close()
+    leaderClaims.close()
     autopilot.close()
     proposer.close()
     await raft.stop()
@@ -388,5 +415,5 @@ export class Cluster extends EventEmitter<ClusterEvents> {
 }
 
 function checkName (name: string): void {
-  if (typeof name !== 'string' || name.length === 0 || name.length > 256) throw new InvalidArgumentError('a lock or election name must be a string of 1-256 characters')
+  if (typeof name !== 'string' || name.length === 0 || name.length > 256) throw new InvalidArgumentError('a lock, election or queue name must be a string of 1-256 characters')
 }

@@ -46,3 +46,21 @@ export class LockLostError extends Error {
   override readonly name = 'LockLostError'
   readonly code = 'ERR_LOCK_LOST'
 }
+
+/** A queue item's claim ended (visibility passed, its session ended, or it was acked or nacked already): the item may be with another worker. */
+export class ClaimExpiredError extends Error {
+  override readonly name = 'ClaimExpiredError'
+  readonly code = 'ERR_CLAIM_EXPIRED'
+}
+
+/** An enqueued payload is larger than the queue accepts. */
+export class QueueItemTooLargeError extends Error {
+  override readonly name = 'QueueItemTooLargeError'
+  readonly code = 'ERR_QUEUE_ITEM_TOO_LARGE'
+}
+
+/** The queue holds as many items as it may (MAX_QUEUE_ITEMS): the enqueue was refused. */
+export class QueueFullError extends Error {
+  override readonly name = 'QueueFullError'
+  readonly code = 'ERR_QUEUE_FULL'
+}

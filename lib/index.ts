@@ -3,6 +3,9 @@
  */
 export { Cluster, type ClusterEvents, type Lock } from './cluster.js'
 export { Election, type ElectionEvents } from './election.js'
+export { Queue, type QueueOptions, type EnqueueOptions, type ClaimOptions, type QueueStats, type DeadItem } from './queues/queue.js'
+export type { Job } from './queues/job.js'
+export type { Processor, ProcessOptions } from './queues/processor.js'
 export { Cache, type CacheOptions, type CacheStats } from './cache/cache.js'
 export { EventBus, type ClusterEvent, type EventHandler, type EventGap, type EventOverflow } from './events/events.js'
 export type { AcquireOptions, LockHandle } from './lock-handle.js'

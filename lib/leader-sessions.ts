@@ -87,7 +87,7 @@ export class LeaderSessions {
       if (now - heard <= s.ttlMs) continue
       this.expiring.add(s.id)
       log.info({ session: s.id, node: s.node, silentMs: Math.round(now - heard) }, 'session expired')
-      proposer.expire(s.id).catch((err: unknown) => {
+      proposer.own({ op: 'expire', session: s.id }).catch((err: unknown) => {
         this.expiring.delete(s.id)
         log.debug({ session: s.id, ...errorFields(err) }, 'expire not committed; will try again')
       })

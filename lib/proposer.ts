@@ -15,7 +15,7 @@ import { NotLeaderError } from '../raft/index.js'
 import type { Logger } from '../gossip/logger.js'
 import { errorFields } from '../gossip/logger.js'
 import type { Clock } from './clock.js'
-import { decodeEnvelope, encodeEnvelope, InvalidCommandError, stampEntry, type Command, type CommandResult } from './coordination/commands.js'
+import { decodeEnvelope, encodeEnvelope, InvalidCommandError, LEADER_OPS, stampEntry, type Command, type CommandResult } from './coordination/commands.js'
 import type { CoordinationState } from './coordination/state.js'
 import { ClusterStoppedError, TimeoutError } from './errors.js'
 import type { CallContext, MeshCalls } from './mesh-calls.js'
@@ -110,7 +110,7 @@ export class Proposer {
   /** The leader's side of a forwarded proposal: validate, stamp, propose; answers with the entry index once applied here. */
   async proposeAsLeader (envelope: Uint8Array, from: string | null): Promise<number> {
     const env = decodeEnvelope(envelope)
-    if (from !== null && (env.cmd.op === 'expire' || !env.c.startsWith(`${from}/`))) {
+    if (from !== null && (LEADER_OPS.has(env.cmd.op) || !env.c.startsWith(`${from}/`))) {
       throw new InvalidCommandError(`node ${from} may only propose commands of its own sessions`)
     }
     if (!this.o.raft.isLeader) throw new NotLeaderError(this.o.raft.leader)
@@ -118,9 +118,9 @@ export class Proposer {
     return index
   }
 
-  /** Leader only: ends a session whose keep-alives stopped (see LeaderSessions). */
-  async expire (session: string): Promise<number> {
-    return await this.proposeAsLeader(encodeEnvelope({ c: '', s: 0, lo: 0, cmd: { op: 'expire', session } }), null)
+  /** Leader only: one of the leader's own commands (LEADER_OPS: expiring sessions and claims, waking queues). */
+  async own (cmd: Command): Promise<number> {
+    return await this.proposeAsLeader(encodeEnvelope({ c: '', s: 0, lo: 0, cmd }), null)
   }
 
   /** Rejects everything still waiting. */

@@ -30,6 +30,28 @@ export type Command =
   | { readonly op: 'release', readonly kind: LockKind, readonly name: string, readonly owner: string }
   /** An application event in the log's total order (`events.publish(..., { ordered: true })`); no state is kept. */
   | { readonly op: 'publish', readonly topic: string, readonly payload: Uint8Array }
+  | QueueCommand
+  /** Several commands of one session applied in order in one entry, each with its own answer. */
+  | { readonly op: 'batch', readonly cmds: readonly SingleCommand[] }
+
+/** Queue commands (see QueueTable). `q-expire` and `q-wake` are the leader's own. */
+export type QueueCommand =
+  | { readonly op: 'enqueue', readonly queue: string, readonly id: string | null, readonly payload: Uint8Array, readonly delayMs: number, readonly maxAttempts: number }
+  | { readonly op: 'claim', readonly queue: string, readonly owner: string, readonly visibilityMs: number, readonly max: number, readonly wait: boolean, readonly maxAttempts: number | null }
+  | { readonly op: 'unwait', readonly queue: string, readonly owner: string }
+  | { readonly op: 'ack', readonly queue: string, readonly id: string, readonly fence: number }
+  | { readonly op: 'nack', readonly queue: string, readonly id: string, readonly fence: number, readonly delayMs: number, readonly error: string | null }
+  | { readonly op: 'give-back', readonly queue: string, readonly id: string, readonly fence: number }
+  | { readonly op: 'extend', readonly queue: string, readonly id: string, readonly fence: number, readonly visibilityMs: number }
+  | { readonly op: 'requeue-dead', readonly queue: string, readonly ids: string[] | null }
+  | { readonly op: 'purge-dead', readonly queue: string, readonly ids: string[] | null }
+  | { readonly op: 'q-expire', readonly queue: string, readonly id: string, readonly fence: number }
+  | { readonly op: 'q-wake', readonly queue: string }
+
+export type SingleCommand = Exclude<Command, { op: 'batch' }>
+
+/** Commands only the leader proposes, for itself (client ''). */
+export const LEADER_OPS: ReadonlySet<Command['op']> = new Set(['expire', 'q-expire', 'q-wake'])
 
 export interface Envelope {
   /** The proposing session; '' for the leader's own commands (expire). */
@@ -40,26 +62,55 @@ export interface Envelope {
 }
 
 export type CommandResult =
-  | { readonly ok: true, readonly granted?: boolean, readonly queued?: boolean, readonly fence?: number }
-  | { readonly ok: false, readonly error: 'no-session' | 'invalid', readonly message: string }
+  | { readonly ok: true, readonly granted?: boolean, readonly queued?: boolean, readonly fence?: number, readonly value?: unknown }
+  | { readonly ok: false, readonly error: 'no-session' | 'invalid' | 'claim-expired' | 'not-found' | 'full', readonly message: string }
 
 export const MAX_NAME_LENGTH = 256
 export const MAX_ID_LENGTH = 128
-/** A forwarded command larger than this is refused before it reaches the log. */
-export const MAX_COMMAND_BYTES = 16 * 1024
+/** A forwarded command larger than this is refused before it reaches the log (below the mesh RPC's 1 MiB body). */
+export const MAX_COMMAND_BYTES = 768 * 1024
+/** A queue item's encoded payload. */
+export const MAX_QUEUE_PAYLOAD_BYTES = 256 * 1024
+export const MAX_BATCH_COMMANDS = 1024
+const DAY_MS = 24 * 3600_000
 const STAMP_BYTES = 8
 
 const name = z.string().min(1).max(MAX_NAME_LENGTH)
 const id = z.string().min(1).max(MAX_ID_LENGTH)
 const kind = z.enum(['lock', 'election'])
-const commandSchema = z.discriminatedUnion('op', [
+const singleSchema = z.discriminatedUnion('op', [
   z.object({ op: z.literal('open'), node: id, ttlMs: z.number().int().positive().max(24 * 3600_000) }),
   z.object({ op: z.literal('close') }),
   z.object({ op: z.literal('expire'), session: id }),
   z.object({ op: z.literal('acquire'), kind, name, owner: id, wait: z.boolean() }),
   z.object({ op: z.literal('release'), kind, name, owner: id }),
-  z.object({ op: z.literal('publish'), topic: name, payload: z.instanceof(Uint8Array) })
+  z.object({ op: z.literal('publish'), topic: name, payload: z.instanceof(Uint8Array) }),
+  ...queueSchemas()
 ])
+const batchSchema = z.object({ op: z.literal('batch'), cmds: z.array(singleSchema).min(1).max(MAX_BATCH_COMMANDS) })
+const commandSchema = z.union([singleSchema, batchSchema])
+
+function queueSchemas () {
+  const queue = name
+  const fence = z.number().int().positive()
+  const delay = z.number().int().min(0).max(366 * DAY_MS)
+  const visibility = z.number().int().min(100).max(DAY_MS)
+  const attempts = z.number().int().min(1).max(1000)
+  const ids = z.array(id).max(MAX_BATCH_COMMANDS).nullable()
+  return [
+    z.object({ op: z.literal('enqueue'), queue, id: id.nullable(), payload: z.instanceof(Uint8Array).refine(p => p.byteLength <= MAX_QUEUE_PAYLOAD_BYTES, `payload over ${MAX_QUEUE_PAYLOAD_BYTES} bytes`), delayMs: delay, maxAttempts: attempts }),
+    z.object({ op: z.literal('claim'), queue, owner: id, visibilityMs: visibility, max: z.number().int().min(1).max(MAX_BATCH_COMMANDS), wait: z.boolean(), maxAttempts: attempts.nullable() }),
+    z.object({ op: z.literal('unwait'), queue, owner: id }),
+    z.object({ op: z.literal('ack'), queue, id, fence }),
+    z.object({ op: z.literal('nack'), queue, id, fence, delayMs: delay, error: z.string().max(1024).nullable() }),
+    z.object({ op: z.literal('give-back'), queue, id, fence }),
+    z.object({ op: z.literal('extend'), queue, id, fence, visibilityMs: visibility }),
+    z.object({ op: z.literal('requeue-dead'), queue, ids }),
+    z.object({ op: z.literal('purge-dead'), queue, ids }),
+    z.object({ op: z.literal('q-expire'), queue, id, fence }),
+    z.object({ op: z.literal('q-wake'), queue })
+  ] as const
+}
 const envelopeSchema = z.object({
   c: z.string().max(MAX_ID_LENGTH),
   s: z.number().int().nonnegative(),

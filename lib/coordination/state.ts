@@ -12,8 +12,9 @@
 import { EventEmitter } from 'node:events'
 import { Packr } from 'msgpackr'
 import { EntryType, type Entry, type StateMachine } from '../../raft/index.js'
-import { InvalidCommandError, splitEntry, type Command, type CommandResult, type Envelope, type LockKind } from './commands.js'
+import { InvalidCommandError, LEADER_OPS, splitEntry, type Command, type CommandResult, type Envelope, type LockKind, type SingleCommand } from './commands.js'
 import { LockTable, type Grant, type LockRecord } from './lock-table.js'
+import { QueueTable } from './queue-table.js'
 
 /** Answers a session keeps for re-sent commands; more than this many outstanding is a client bug. */
 const MAX_ANSWERS_PER_SESSION = 4096
@@ -53,6 +54,8 @@ const packr = new Packr({ useRecords: false, moreTypes: false })
 export class CoordinationState extends EventEmitter<CoordinationEvents> implements StateMachine<CommandResult> {
   private sessions = new Map<string, SessionState>()
   private locks = new LockTable()
+  /** Queues; observers listen on it directly (claimed, claim-ended, ...). */
+  readonly queues = new QueueTable()
   private stamp = 0
   /** Entries whose data did not decode; every node counts the same ones. */
   private rejected = 0
@@ -112,10 +115,7 @@ export class CoordinationState extends EventEmitter<CoordinationEvents> implemen
 
   private applyEnvelope (env: Envelope, index: number): CommandResult {
     const { c: client, s: seq, cmd } = env
-    if (cmd.op === 'expire') {
-      this.endSession(cmd.session, 'expired', index)
-      return { ok: true }
-    }
+    if (LEADER_OPS.has(cmd.op)) return this.leaderCommand(client, cmd, index)
     if (cmd.op === 'open') return this.answer(client, seq, this.open(client, cmd, index), index)
     const session = this.sessions.get(client)
     if (session === undefined) {
@@ -164,7 +164,36 @@ export class CoordinationState extends EventEmitter<CoordinationEvents> implemen
     return { ok: true }
   }
 
+  /** The leader's own commands: they belong to no session. */
+  private leaderCommand (client: string, cmd: Command, index: number): CommandResult {
+    if (client !== '') return { ok: false, error: 'invalid', message: `${cmd.op} is the leader's own command` }
+    const ctx = { index, stamp: this.stamp }
+    switch (cmd.op) {
+      case 'expire':
+        this.endSession(cmd.session, 'expired', index)
+        return { ok: true }
+      case 'q-expire': return this.queues.expire(cmd.queue, cmd.id, cmd.fence, ctx)
+      case 'q-wake': return this.queues.wake(cmd.queue, ctx)
+      default: return { ok: false, error: 'invalid', message: `${cmd.op} is not a leader command` }
+    }
+  }
+
   private execute (session: SessionState, cmd: Command, index: number): CommandResult {
+    if (cmd.op === 'batch') {
+      const results: CommandResult[] = []
+      for (const sub of cmd.cmds) {
+        const bad = sub.op === 'open' || LEADER_OPS.has(sub.op)
+        results.push(bad ? { ok: false, error: 'invalid', message: `${sub.op} cannot be batched` } : this.executeOne(session, sub, index))
+        if (!this.sessions.has(session.id)) break
+      }
+      return { ok: true, value: results }
+    }
+    return this.executeOne(session, cmd, index)
+  }
+
+  private executeOne (session: SessionState, cmd: SingleCommand, index: number): CommandResult {
+    if (!this.sessions.has(session.id)) return { ok: false, error: 'no-session', message: `session ${session.id} ended earlier in this batch` }
+    const ctx = { session: session.id, index, stamp: this.stamp }
     switch (cmd.op) {
       case 'close':
         this.endSession(session.id, 'closed', index)
@@ -184,8 +213,19 @@ export class CoordinationState extends EventEmitter<CoordinationEvents> implemen
       case 'publish':
         this.emit('ordered', { topic: cmd.topic, payload: cmd.payload, node: session.node, index })
         return { ok: true }
+      case 'enqueue': return this.queues.enqueue(cmd.queue, { id: cmd.id, payload: cmd.payload, delayMs: cmd.delayMs, maxAttempts: cmd.maxAttempts }, ctx)
+      case 'claim': return this.queues.claim(cmd.queue, { owner: cmd.owner, visibilityMs: cmd.visibilityMs, max: cmd.max, wait: cmd.wait, maxAttempts: cmd.maxAttempts }, ctx)
+      case 'unwait': return this.queues.unwait(cmd.queue, cmd.owner, ctx)
+      case 'ack': return this.queues.ack(cmd.queue, cmd.id, cmd.fence, ctx)
+      case 'nack': return this.queues.nack(cmd.queue, cmd.id, cmd.fence, cmd.delayMs, cmd.error, ctx)
+      case 'give-back': return this.queues.giveBack(cmd.queue, cmd.id, cmd.fence, ctx)
+      case 'extend': return this.queues.extend(cmd.queue, cmd.id, cmd.fence, cmd.visibilityMs, ctx)
+      case 'requeue-dead': return this.queues.requeueDead(cmd.queue, cmd.ids, ctx)
+      case 'purge-dead': return this.queues.purgeDead(cmd.queue, cmd.ids)
       case 'open':
       case 'expire':
+      case 'q-expire':
+      case 'q-wake':
         return { ok: false, error: 'invalid', message: `${cmd.op} is not a session command` }
       default:
         return assertNever(cmd)
@@ -198,6 +238,7 @@ export class CoordinationState extends EventEmitter<CoordinationEvents> implemen
     const held = [...this.locks.all()].filter(r => r.holder?.session === id).map(r => ({ kind: r.kind, name: r.name, owner: (r.holder as { owner: string }).owner }))
     const grants = this.locks.endSession(id, index, this.stamp)
     this.sessions.delete(id)
+    this.queues.endSession(id, { index, stamp: this.stamp })
     for (const h of held) this.emit('released', { ...h, session: id })
     this.emit('session-ended', { session: id, node: s.node, reason })
     for (const g of grants) this.emit('granted', g)
@@ -205,24 +246,26 @@ export class CoordinationState extends EventEmitter<CoordinationEvents> implemen
 
   snapshot (): Uint8Array {
     return packr.pack({
-      v: 1,
+      v: 2,
       stamp: this.stamp,
       rejected: this.rejected,
       sessions: [...this.sessions.values()].map(s => ({ ...publicSession(s), lo: s.lo, answers: [...s.answers] })),
-      locks: this.locks.toJSON()
+      locks: this.locks.toJSON(),
+      queues: this.queues.toJSON()
     })
   }
 
   restore (data: Uint8Array): void {
     const raw = packr.unpack(data) as {
       v: number, stamp: number, rejected: number,
-      sessions: Array<SessionRecord & { lo: number, answers: Array<[number, CommandResult]> }>, locks: LockRecord[]
+      sessions: Array<SessionRecord & { lo: number, answers: Array<[number, CommandResult]> }>, locks: LockRecord[], queues?: unknown[]
     }
-    if (raw?.v !== 1) throw new InvalidCommandError(`coordination snapshot of unknown version ${String(raw?.v)}`)
+    if (raw?.v !== 1 && raw?.v !== 2) throw new InvalidCommandError(`coordination snapshot of unknown version ${String(raw?.v)}`)
     this.stamp = raw.stamp
     this.rejected = raw.rejected
     this.sessions = new Map(raw.sessions.map(s => [s.id, { ...publicSession(s), lo: s.lo, answers: new Map(s.answers) }]))
     this.locks = LockTable.fromJSON(raw.locks)
+    this.queues.restore(raw.queues ?? [])
     this.emit('restored')
   }
 }

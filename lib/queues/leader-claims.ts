@@ -1,0 +1,89 @@
+/**
+ * The leader's side of queue claims: each claim's visibility runs on the
+ * leader's monotonic clock from the moment the leader applied the entry
+ * that granted or extended it, and a claim whose visibility passed is ended
+ * by a `q-expire` entry. The claimer anchors its own deadline at the moment
+ * it SENT that command, which is earlier, so its signal fires first (see
+ * Job). A new leader knows nothing of its predecessor's clock, so it counts
+ * every claim as heard when it took over.
+ *
+ * The same loop wakes queues whose delayed items fell due while workers
+ * wait (`q-wake`), since no other entry might touch them.
+ */
+import type { RaftNode, SoftState } from '../../raft/index.js'
+import type { Logger } from '../../gossip/logger.js'
+import { errorFields } from '../../gossip/logger.js'
+import type { Clock } from '../clock.js'
+import type { CommandResult } from '../coordination/commands.js'
+import type { CoordinationState } from '../coordination/state.js'
+import type { Proposer } from '../proposer.js'
+
+export interface LeaderClaimsOptions {
+  readonly raft: RaftNode<CommandResult>
+  readonly state: CoordinationState
+  readonly proposer: Proposer
+  readonly clock: Clock
+  readonly log: Logger
+  readonly checkEveryMs: number
+}
+
+function claimKey (queue: string, id: string, fence: number): string {
+  return `${queue}\u0000${id}\u0000${fence}`
+}
+
+export class LeaderClaims {
+  private readonly o: LeaderClaimsOptions
+  private term = -1
+  private leaderSince = 0
+  private readonly heard = new Map<string, number>()
+  private readonly inFlight = new Set<string>()
+  private readonly timer: NodeJS.Timeout
+
+  constructor (o: LeaderClaimsOptions) {
+    this.o = o
+    o.raft.on('state', s => { this.onState(s) })
+    o.state.queues.on('claim-heard', c => { this.heard.set(claimKey(c.queue, c.id, c.fence), o.clock.monotonic()) })
+    o.state.queues.on('claim-ended', c => { this.heard.delete(claimKey(c.queue, c.id, c.fence)) })
+    o.state.on('restored', () => { this.heard.clear() })
+    this.timer = setInterval(() => { this.check() }, o.checkEveryMs)
+    this.timer.unref()
+    this.onState(o.raft.status())
+  }
+
+  close (): void {
+    clearInterval(this.timer)
+  }
+
+  private onState (s: Pick<SoftState, 'role' | 'term'>): void {
+    if (s.role !== 'leader') {
+      this.term = -1
+      return
+    }
+    if (s.term === this.term) return
+    this.term = s.term
+    this.leaderSince = this.o.clock.monotonic()
+    this.heard.clear()
+    this.inFlight.clear()
+  }
+
+  private check (): void {
+    const { raft, state, clock } = this.o
+    if (!raft.isLeader || this.term < 0) return
+    const now = clock.monotonic()
+    for (const { queue, item, claim } of state.queues.claims()) {
+      const key = claimKey(queue, item.id, claim.fence)
+      const heard = Math.max(this.leaderSince, this.heard.get(key) ?? 0)
+      if (now - heard <= claim.visibilityMs) continue
+      this.propose(key, { op: 'q-expire', queue, id: item.id, fence: claim.fence })
+    }
+    for (const queue of state.queues.dueQueues(clock.wall())) this.propose(`wake\u0000${queue}`, { op: 'q-wake', queue })
+  }
+
+  private propose (key: string, cmd: { op: 'q-expire', queue: string, id: string, fence: number } | { op: 'q-wake', queue: string }): void {
+    if (this.inFlight.has(key)) return
+    this.inFlight.add(key)
+    this.o.proposer.own(cmd).catch((err: unknown) => {
+      this.o.log.debug({ ...cmd, ...errorFields(err) }, 'queue housekeeping not committed; will try again')
+    }).finally(() => { this.inFlight.delete(key) })
+  }
+}
