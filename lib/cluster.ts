@@ -7,6 +7,7 @@
  */
 import { EventEmitter } from 'node:events'
 import { join } from 'node:path'
+import type { Registry } from 'prom-client'
 import { createMeshNode, type MeshNode } from '../gossip/node.js'
 import { loadOrCreatePeerKey } from '../gossip/peer-key.js'
 import { errorFields, silentLogger, type Logger } from '../gossip/logger.js'
@@ -20,6 +21,7 @@ import { CoordinationState } from './coordination/state.js'
 import { Cache, type CacheOptions } from './cache/cache.js'
 import { Election } from './election.js'
 import { EventBus } from './events/events.js'
+import type { ClusterHttpHandler, HttpHandlerOptions } from './http/handler.js'
 import type { ServiceHost } from './service-host.js'
 import { ClusterStoppedError, InvalidArgumentError, SessionLostError } from './errors.js'
 import { decideFormation, encodeInfo, INFO_METHOD, sleep } from './formation.js'
@@ -33,6 +35,7 @@ import type { Schedule } from './scheduler/schedule-spec.js'
 import { SchedulerService, type ScheduledTask, type ScheduleOptions, type TaskContext } from './scheduler/scheduler.js'
 import type { AcquireOptions, LockHandle } from './lock-handle.js'
 import { LockService } from './locks.js'
+import { ClusterMonitor } from './monitor.js'
 import { loadOrCreateNodeId } from './node-identity.js'
 import { PANIC_EXIT_CODE, parseOptions, type ClusterOptions, type PanicInfo, type ResolvedOptions } from './options.js'
 import { Proposer } from './proposer.js'
@@ -69,6 +72,7 @@ interface Parts {
   readonly clock: Clock
   readonly mesh: MeshNode
   readonly rpc: MeshRpc
+  readonly transport: Libp2pRaftTransport
   readonly state: CoordinationState
   readonly raft: RaftNode<CommandResult>
   readonly proposer: Proposer
@@ -100,12 +104,25 @@ export class Cluster extends EventEmitter<ClusterEvents> {
   private readonly reentrant = new ReentrantScope()
   private stopping: Promise<void> | null = null
   private panicInfo: (PanicInfo & { at: number }) | null = null
+  private readonly monitor: ClusterMonitor
 
   private constructor (p: Parts) {
     super()
     this.p = p
     this.id = p.nodeId
     this.events = p.events
+    this.monitor = new ClusterMonitor({
+      nodeId: p.nodeId,
+      cluster: this,
+      state: p.state,
+      raft: () => p.raft.status(),
+      status: () => this.status(),
+      members: () => p.mesh.membership.list(),
+      rpc: () => p.rpc.stats(),
+      transport: () => p.transport.stats(),
+      events: () => p.events.stats(),
+      caches: () => [...this.caches].map(([name, c]) => [name, c.stats()] as const)
+    })
   }
 
   /**
@@ -182,7 +199,7 @@ export class Cluster extends EventEmitter<ClusterEvents> {
         }
       })
       state.on('ordered', e => { events.deliverOrdered({ topic: e.topic, payload: e.payload, publisher: e.node, seq: e.index }) })
-      const cluster = new Cluster({ opts, nodeId, log: nodeLog, clock, mesh, rpc, state, raft, proposer, leaderSessions, keeper, locks, queues, leaderClaims, scheduler, leaderTicks, autopilot, host, events })
+      const cluster = new Cluster({ opts, nodeId, log: nodeLog, clock, mesh, rpc, transport, state, raft, proposer, leaderSessions, keeper, locks, queues, leaderClaims, scheduler, leaderTicks, autopilot, host, events })
       cluster.wire()
       await cluster.join(signal)
       return cluster
@@ -267,7 +284,7 @@ export class Cluster extends EventEmitter<ClusterEvents> {
     const { locks, state } = this.p
     return {
       name,
-      acquire: async (o = {}) => (opts.reentrant === true ? this.reentrant.enter(name) : null) ?? await locks.acquire('lock', name, o),
+      acquire: async (o = {}) => (opts.reentrant === true ? this.reentrant.enter(name) : null) ?? await this.monitor.timeAcquire(async () => await locks.acquire('lock', name, o)),
       tryAcquire: async (opts = {}) => await locks.tryAcquire('lock', name, opts),
       holder: () => {
         const h = state.lock('lock', name)?.holder
@@ -366,6 +383,21 @@ export class Cluster extends EventEmitter<ClusterEvents> {
     return buildStatus({ id: this.id, raft: raft.status(), members: mesh.membership.list(), state, session: keeper.session, leaseDeadline: keeper.leaseDeadline, now: this.p.clock.monotonic(), wallNow: this.p.clock.wall(), panic: this.panicInfo })
   }
 
+  /** This node's Prometheus registry (not prom-client's global one); every series has a `node` label. */
+  get metrics (): Registry {
+    return this.monitor.registry
+  }
+
+  /**
+   * A request handler for node:http (or Connect/Express) serving status,
+   * metrics, the live dashboard and the health probes; see
+   * {@link ClusterHttpHandler} for the paths and {@link HttpHandlerOptions}.
+   * Mount it behind the server's own authentication, or set `token`.
+   */
+  httpHandler (opts: HttpHandlerOptions = {}): ClusterHttpHandler {
+    return this.monitor.handler(opts)
+  }
+
   /** Leaves cleanly: aborts this node's lock handles, ends its session on the log (its locks are released at once), then stops. */
   async stop (opts: { signal?: AbortSignal } = {}): Promise<void> {
     this.stopping ??= this.shutdown(opts)
@@ -374,6 +406,7 @@ export class Cluster extends EventEmitter<ClusterEvents> {
 
   private async shutdown (opts: { signal?: AbortSignal }): Promise<void> {
     const { locks, queues, leaderClaims, scheduler, leaderTicks, keeper, leaderSessions, autopilot, proposer, raft, mesh, log } = this.p
+    this.monitor.close()
     locks.stop()
     await queues.stop()
     await scheduler.stop()

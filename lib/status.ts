@@ -9,6 +9,12 @@ import { queueStatus, scheduleStatus, type QueueStatus, type ScheduleStatus } fr
 
 export interface MemberStatus {
   readonly id: string
+  /**
+   * As this node knows it: its own Raft role for itself, `leader` for the
+   * leader it follows, else `follower` (voters) or `learner`; `none` for a
+   * mesh member outside the Raft configuration.
+   */
+  readonly role: string
   readonly state: 'self' | Member['state'] | 'unknown'
   readonly voter: boolean
   readonly learner: boolean
@@ -21,6 +27,8 @@ export interface MemberStatus {
 
 export interface ClusterStatus {
   readonly id: string
+  /** Wall-clock ms when this snapshot was taken: read `lastSeen`, `grantedAt` and `panic.at` against it. */
+  readonly time: number
   readonly members: MemberStatus[]
   readonly raft: {
     readonly role: string
@@ -51,9 +59,8 @@ export interface StatusInput {
   readonly session: string | null
   readonly leaseDeadline: number
   readonly now: number
-  readonly panic: (PanicInfo & { at: number }) | null
-  /** Wall-clock now, for ages of queue items. */
   readonly wallNow: number
+  readonly panic: (PanicInfo & { at: number }) | null
 }
 
 export function buildStatus (i: StatusInput): ClusterStatus {
@@ -63,11 +70,13 @@ export function buildStatus (i: StatusInput): ClusterStatus {
   const quorum = Math.floor(raft.config.voters.length / 2) + 1
   return {
     id: i.id,
+    time: i.wallNow,
     members: ids.map(id => {
       const m = byId.get(id)
       const match = id === i.id ? raft.lastIndex : raft.progress[id]?.match ?? null
       return {
         id,
+        role: roleOf(id, i.id, raft),
         state: id === i.id ? 'self' : m?.state ?? 'unknown',
         voter: raft.config.voters.includes(id),
         learner: raft.config.learners.includes(id),
@@ -101,4 +110,11 @@ export function buildStatus (i: StatusInput): ClusterStatus {
     schedules: scheduleStatus(state),
     panic: i.panic
   }
+}
+
+function roleOf (id: string, self: string, raft: RaftStatus): string {
+  if (id === self) return raft.role
+  if (id === raft.leader) return 'leader'
+  if (raft.config.voters.includes(id)) return 'follower'
+  return raft.config.learners.includes(id) ? 'learner' : 'none'
 }
