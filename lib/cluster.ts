@@ -409,7 +409,7 @@ export class Cluster extends EventEmitter<ClusterEvents> {
     this.monitor.close()
     locks.stop()
     await queues.stop()
-    await scheduler.stop()
+    scheduler.stop()
     await keeper.close({ signal: opts.signal, timeoutMs: 3000 })
     for (const c of this.caches.values()) await c.close()
     await this.p.events.close()

@@ -25,6 +25,9 @@ export interface QueueServiceOptions {
   readonly log: Logger
 }
 
+/** How long a command sent while stopping may take before the stop goes on without it. */
+export const STOP_TIMEOUT_MS = 3000
+
 function jobKey (queue: string, id: string, fence: bigint | number): string {
   return `${queue}\u0000${id}\u0000${String(fence)}`
 }
@@ -79,7 +82,8 @@ export class QueueService {
 
   /** Applies one queue command as `session`, batched with others sent in the same turn. */
   async submit (session: string, cmd: SingleCommand): Promise<{ result: CommandResult, sentAt: number }> {
-    return await this.o.batcher.submit(session, cmd)
+    // While the node stops, a give-back that cannot commit (no quorum) must not hold the stop up: the session's end returns the item too.
+    return await this.o.batcher.submit(session, cmd, this.stopped ? { timeoutMs: STOP_TIMEOUT_MS } : {})
   }
 
   /** A job for an item this node claimed, whose visibility runs from `anchoredAt` (when the granting or confirming command was sent). */

@@ -46,6 +46,9 @@ interface Registered {
   runsHere: number
 }
 
+/** A task stopped while the cluster has no quorum stops locally at once; its registration ends with the session. */
+const UNREGISTER_TIMEOUT_MS = 5000
+
 export interface SchedulerServiceOptions {
   readonly state: CoordinationState
   readonly batcher: CommandBatcher
@@ -93,9 +96,11 @@ export class SchedulerService {
     }
   }
 
-  async stop (): Promise<void> {
+  /** The node is stopping: runs are aborted; the session's end unregisters every task on the log. */
+  stop (): void {
     this.stopped = true
-    await Promise.allSettled([...this.tasks.values()].map(async t => { await this.unschedule(t) }))
+    for (const t of this.tasks.values()) for (const c of t.running.values()) c.abort(new ClusterStoppedError('the cluster node is stopping'))
+    this.tasks.clear()
   }
 
   private async unschedule (task: Registered): Promise<void> {
@@ -103,7 +108,7 @@ export class SchedulerService {
     this.tasks.delete(task.name)
     for (const c of task.running.values()) c.abort(new ClusterStoppedError(`task ${task.name} was stopped on this node`))
     const session = this.o.keeper.session
-    if (session !== null) await this.o.batcher.submit(session, { op: 'task-unregister', task: task.name }).catch(() => {})
+    if (session !== null) await this.o.batcher.submit(session, { op: 'task-unregister', task: task.name }, { timeoutMs: UNREGISTER_TIMEOUT_MS }).catch(() => {})
   }
 
   private register (task: Registered): void {
