@@ -31,6 +31,7 @@ import { LeaderClaims } from './queues/leader-claims.js'
 import { Queue, type QueueOptions } from './queues/queue.js'
 import { QueueService } from './queues/queue-service.js'
 import { LeaderTicks } from './scheduler/leader-ticks.js'
+import { Files } from './files/files.js'
 import type { Schedule } from './scheduler/schedule-spec.js'
 import { SchedulerService, type ScheduledTask, type ScheduleOptions, type TaskContext } from './scheduler/scheduler.js'
 import type { AcquireOptions, LockHandle } from './lock-handle.js'
@@ -82,6 +83,7 @@ interface Parts {
   readonly queues: QueueService
   readonly leaderClaims: LeaderClaims
   readonly scheduler: SchedulerService
+  readonly batcher: CommandBatcher
   readonly leaderTicks: LeaderTicks
   readonly autopilot: Autopilot
   readonly host: ServiceHost
@@ -101,6 +103,11 @@ export class Cluster extends EventEmitter<ClusterEvents> {
    * `{ ordered: true }` goes through the Raft log for one total order.
    */
   readonly events: EventBus
+  /**
+   * A small replicated file store on the coordination log (configuration,
+   * resources): put, get, list, delete, watch, and a mirror to a local folder.
+   */
+  readonly files: Files
   private readonly reentrant = new ReentrantScope()
   private stopping: Promise<void> | null = null
   private panicInfo: (PanicInfo & { at: number }) | null = null
@@ -111,6 +118,7 @@ export class Cluster extends EventEmitter<ClusterEvents> {
     this.p = p
     this.id = p.nodeId
     this.events = p.events
+    this.files = new Files({ state: p.state, batcher: p.batcher, keeper: p.keeper, log: p.log, isStopped: () => this.stopping !== null })
     this.monitor = new ClusterMonitor({
       nodeId: p.nodeId,
       cluster: this,
@@ -199,7 +207,7 @@ export class Cluster extends EventEmitter<ClusterEvents> {
         }
       })
       state.on('ordered', e => { events.deliverOrdered({ topic: e.topic, payload: e.payload, publisher: e.node, seq: e.index }) })
-      const cluster = new Cluster({ opts, nodeId, log: nodeLog, clock, mesh, rpc, transport, state, raft, proposer, leaderSessions, keeper, locks, queues, leaderClaims, scheduler, leaderTicks, autopilot, host, events })
+      const cluster = new Cluster({ opts, nodeId, log: nodeLog, clock, mesh, rpc, transport, state, raft, proposer, leaderSessions, keeper, locks, queues, leaderClaims, scheduler, batcher, leaderTicks, autopilot, host, events })
       cluster.wire()
       await cluster.join(signal)
       return cluster

@@ -64,3 +64,15 @@ export class QueueFullError extends Error {
   override readonly name = 'QueueFullError'
   readonly code = 'ERR_QUEUE_FULL'
 }
+
+/** A file is larger than the replicated file store accepts. */
+export class FileTooLargeError extends Error {
+  override readonly name = 'FileTooLargeError'
+  readonly code = 'ERR_FILE_TOO_LARGE'
+}
+
+/** The replicated file store would exceed its total size: the write was refused. */
+export class FileStoreFullError extends Error {
+  override readonly name = 'FileStoreFullError'
+  readonly code = 'ERR_FILE_STORE_FULL'
+}

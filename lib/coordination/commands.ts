@@ -13,6 +13,7 @@
  */
 import { Packr } from 'msgpackr'
 import { z } from 'zod'
+import { MAX_FILE_BYTES, MAX_PATH_LENGTH } from './file-table.js'
 
 /** Locks and elections share one table; an election is a lock whose holder is observed. */
 export type LockKind = 'lock' | 'election'
@@ -32,6 +33,9 @@ export type Command =
   | { readonly op: 'publish', readonly topic: string, readonly payload: Uint8Array }
   | QueueCommand
   | ScheduleCommand
+  /** Replaces (or creates) a file of the replicated file store. */
+  | { readonly op: 'file-put', readonly path: string, readonly data: Uint8Array }
+  | { readonly op: 'file-delete', readonly path: string }
   /** Several commands of one session applied in order in one entry, each with its own answer. */
   | { readonly op: 'batch', readonly cmds: readonly SingleCommand[] }
 
@@ -94,7 +98,9 @@ const singleSchema = z.discriminatedUnion('op', [
   z.object({ op: z.literal('release'), kind, name, owner: id }),
   z.object({ op: z.literal('publish'), topic: name, payload: z.instanceof(Uint8Array) }),
   ...queueSchemas(),
-  ...scheduleSchemas()
+  ...scheduleSchemas(),
+  z.object({ op: z.literal('file-put'), path: z.string().min(1).max(MAX_PATH_LENGTH), data: z.instanceof(Uint8Array).refine(d => d.byteLength <= MAX_FILE_BYTES, `file over ${MAX_FILE_BYTES} bytes`) }),
+  z.object({ op: z.literal('file-delete'), path: z.string().min(1).max(MAX_PATH_LENGTH) })
 ])
 const batchSchema = z.object({ op: z.literal('batch'), cmds: z.array(singleSchema).min(1).max(MAX_BATCH_COMMANDS) })
 const commandSchema = z.union([singleSchema, batchSchema])

@@ -15,6 +15,7 @@ import { EntryType, type Entry, type StateMachine } from '../../raft/index.js'
 import { InvalidCommandError, LEADER_OPS, splitEntry, type Command, type CommandResult, type Envelope, type LockKind, type SingleCommand } from './commands.js'
 import { LockTable, type Grant, type LockRecord } from './lock-table.js'
 import { QueueTable } from './queue-table.js'
+import { FileTable, type StoredFile } from './file-table.js'
 import { ScheduleTable } from './schedule-table.js'
 
 /** Answers a session keeps for re-sent commands; more than this many outstanding is a client bug. */
@@ -59,6 +60,8 @@ export class CoordinationState extends EventEmitter<CoordinationEvents> implemen
   readonly queues = new QueueTable()
   /** Scheduled tasks; observers listen on it directly (assigned, finished). */
   readonly schedules = new ScheduleTable()
+  /** The replicated file store; observers listen on it directly (changed). */
+  readonly files = new FileTable()
   private stamp = 0
   /** Entries whose data did not decode; every node counts the same ones. */
   private rejected = 0
@@ -229,6 +232,8 @@ export class CoordinationState extends EventEmitter<CoordinationEvents> implemen
       case 'task-register': return this.schedules.register(cmd.task, cmd.spec, { session: session.id, node: session.node })
       case 'task-unregister': return this.schedules.unregister(cmd.task, session.id)
       case 'task-done': return this.schedules.done(cmd.task, cmd.fence, cmd.outcome, cmd.error, ctx)
+      case 'file-put': return this.files.put(cmd.path, cmd.data, { ...ctx, node: session.node })
+      case 'file-delete': return this.files.delete(cmd.path, ctx)
       case 'open':
       case 'expire':
       case 'q-expire':
@@ -261,14 +266,15 @@ export class CoordinationState extends EventEmitter<CoordinationEvents> implemen
       sessions: [...this.sessions.values()].map(s => ({ ...publicSession(s), lo: s.lo, answers: [...s.answers] })),
       locks: this.locks.toJSON(),
       queues: this.queues.toJSON(),
-      schedules: this.schedules.toJSON()
+      schedules: this.schedules.toJSON(),
+      files: this.files.toJSON()
     })
   }
 
   restore (data: Uint8Array): void {
     const raw = packr.unpack(data) as {
       v: number, stamp: number, rejected: number,
-      sessions: Array<SessionRecord & { lo: number, answers: Array<[number, CommandResult]> }>, locks: LockRecord[], queues?: unknown[], schedules?: unknown[]
+      sessions: Array<SessionRecord & { lo: number, answers: Array<[number, CommandResult]> }>, locks: LockRecord[], queues?: unknown[], schedules?: unknown[], files?: StoredFile[]
     }
     if (raw?.v !== 1 && raw?.v !== 2) throw new InvalidCommandError(`coordination snapshot of unknown version ${String(raw?.v)}`)
     this.stamp = raw.stamp
@@ -277,6 +283,7 @@ export class CoordinationState extends EventEmitter<CoordinationEvents> implemen
     this.locks = LockTable.fromJSON(raw.locks)
     this.queues.restore(raw.queues ?? [])
     this.schedules.restore(raw.schedules ?? [])
+    this.files.restore(raw.files ?? [])
     this.emit('restored')
   }
 }
