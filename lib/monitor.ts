@@ -21,6 +21,7 @@ import { registerCoordinationMetrics, type CoordinationMetrics } from './metrics
 import { registerEventMetrics } from './metrics/events-metrics.js'
 import { registerMeshMetrics } from './metrics/mesh-metrics.js'
 import { registerRaftMetrics } from './metrics/raft-metrics.js'
+import { registerWorkMetrics } from './metrics/work-metrics.js'
 import type { ClusterStatus } from './status.js'
 import { Timeline } from './timeline.js'
 
@@ -55,6 +56,7 @@ export class ClusterMonitor {
     registerMeshMetrics(this.registry, s)
     registerEventMetrics(this.registry, () => s.events())
     registerCacheMetrics(this.registry, () => s.caches())
+    registerWorkMetrics(this.registry, () => s.status())
 
     const { timeline, coordination } = this
     const { leader, term } = s.raft()

@@ -27,6 +27,8 @@ t.test('an item enqueued on one node is claimed on another, once, and acked', as
   t.ok(job.signal.aborted, 'an acked job\'s signal has fired')
   await eventually(() => a.status().raft.appliedIndex >= b.status().raft.appliedIndex, 5000, 'a to apply the ack')
   t.match(await q.stats(), { depth: 0, inFlight: 0, acked: 1 })
+  t.match(a.status().queues, [{ name: 'hl7-in', depth: 0, acked: 1 }], 'status lists the queue')
+  t.match(await a.metrics.metrics(), /raftmesh_queue_acked\{[^}]*queue="hl7-in"[^}]*\} 1\n/, 'and so do the metrics')
 })
 
 t.test('a waiting claim is handed the next enqueue from any node; an aborted wait rejects with its reason', async t => {

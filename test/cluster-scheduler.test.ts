@@ -31,6 +31,7 @@ t.test('a 200 ms task runs once per tick across three nodes, fences increasing, 
   t.ok(new Set(runs.map(r => r.node)).size >= 2, `runs were spread over nodes (${[...new Set(runs.map(r => r.node))].join(', ')})`)
   const s = c.nodes[0].status().schedules.find(x => x.task === 'heartbeat-report')
   t.ok(s !== undefined && s.runs >= 12 && s.lastRun !== null, 'status reports the task\'s runs')
+  t.match(await c.nodes[0].metrics.metrics(), /raftmesh_task_runs\{[^}]*task="heartbeat-report"[^}]*\} \d+\n/, 'and so do the metrics')
 })
 
 t.test('a run longer than the interval makes the next ticks skip, never overlap', async t => {
