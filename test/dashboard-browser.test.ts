@@ -35,7 +35,14 @@ t.test('the dashboard in a real browser: three members and one leader, then the 
   t.equal(await leaderRows.getAttribute('data-member'), old.id, 'the cluster\'s leader')
   t.equal(await page.locator('#leader').textContent(), old.id)
   t.equal(await page.locator('#conn').textContent(), 'live', 'the event stream is open')
-  t.equal(await page.locator('#queues').isVisible(), false, 'sections for services status does not report yet stay hidden')
+  t.equal(await page.locator('#queues').isVisible(), false, 'sections of services not in use stay hidden')
+  await viewer.queue('hl7-in').enqueue({ msh: 'ADT^A01' })
+  for (const n of c.nodes) n.schedule('nightly-report', { every: '1s' }, async () => {})
+  await page.locator('#queues-table td', { hasText: 'hl7-in' }).waitFor()
+  t.pass('the queue appears once it has an item')
+  await page.locator('#schedules-table td', { hasText: 'nightly-report' }).waitFor()
+  await page.locator('#schedules-table td', { hasText: /^n\d at / }).first().waitFor({ timeout: 20_000 })
+  t.pass('the scheduled task appears with the node of its last run')
 
   await old.stop()
   // The stopped node's Raft status still says leader: look among the others.

@@ -20,7 +20,7 @@ table { border-collapse: collapse; width: 100%; }
 th, td { text-align: left; padding: .15rem .4rem; border-bottom: 1px solid #e4e8ec; }
 td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; }
 .role-leader { font-weight: 600; color: #1f5fa8; }
-.state-failed, .state-left { color: #a11; }
+.state-failed, .state-left, .bad { color: #a11; }
 #panic { display: none; background: #a11; color: #fff; padding: .6rem 1rem; font-weight: 600; }
 #panic.on { display: block; }
 .facts { display: grid; grid-template-columns: max-content 1fr; gap: .1rem 1rem; margin: 0; }
@@ -53,16 +53,40 @@ function row (attrs, cells) {
   return el('tr', attrs, ...cells.map(c => Array.isArray(c) ? el('td', { class: c[1] }, c[0]) : el('td', {}, c)))
 }
 
-// Sections for services other layers add to status (queues, schedules,
-// caches): shown only when status carries the array, as a plain table of
-// each item's fields until a section of its own is written for it.
+// Sections shown only when status carries them: queues and scheduled tasks
+// with their own columns; any other array as a plain table of its fields.
+const dur = ms => ms === null || ms === undefined ? '' : ms < 1000 ? Math.round(ms) + ' ms' : (ms / 1000).toFixed(1) + ' s'
+const at = t => t === null || t === undefined ? '' : clock(t)
+const SECTIONS = {
+  queues: {
+    cols: ['queue', 'depth', 'ready', 'delayed', 'in flight', 'waiting', 'dead', 'acked', 'oldest'],
+    row: q => [q.name, q.depth, q.ready, q.delayed, q.inFlight, q.waiting, [q.deadLetters, q.deadLetters > 0 ? 'bad' : ''], q.acked, dur(q.oldestAgeMs)]
+  },
+  schedules: {
+    cols: ['task', 'nodes', 'running on', 'last run', 'last outcome', 'took', 'next run', 'runs', 'skipped', 'missed'],
+    row: x => [
+      [x.task + (x.conflict ? ' (definitions differ)' : ''), x.conflict ? 'bad' : ''],
+      x.nodes.join(', '),
+      x.running === null ? '' : x.running.node + ' (fence ' + x.running.fence + ')',
+      x.lastRun === null ? '' : x.lastRun.node + ' at ' + at(x.lastRun.scheduledAt),
+      x.lastRun === null ? '' : [x.lastRun.outcome + (x.lastRun.error ? ': ' + x.lastRun.error : ''), x.lastRun.outcome === 'ok' ? '' : 'bad'],
+      x.lastRun === null ? '' : dur(x.lastRun.durationMs),
+      at(x.nextRunAt), x.runs, x.skipped, x.missed
+    ]
+  }
+}
 const OPTIONAL = ['queues', 'schedules', 'caches']
 function renderOptional (s) {
   for (const key of OPTIONAL) {
     const items = s[key]
     const section = $(key)
-    section.hidden = !Array.isArray(items)
-    if (!Array.isArray(items)) continue
+    section.hidden = !Array.isArray(items) || items.length === 0
+    if (section.hidden) continue
+    const known = SECTIONS[key]
+    if (known !== undefined) {
+      table(key + '-table', known.cols.map(c => [c]), items.map(i => row({}, known.row(i))))
+      continue
+    }
     const cols = [...new Set(items.flatMap(i => Object.keys(i)))]
     table(key + '-table', cols.map(c => [c]), items.map(i => row({}, cols.map(c => typeof i[c] === 'object' && i[c] !== null ? JSON.stringify(i[c]) : i[c]))))
   }
