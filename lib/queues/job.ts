@@ -22,7 +22,7 @@ export interface Job<T> {
   readonly enqueuedAt: number
   /** Aborts before the claim can expire on the leader, when it ends (ack, nack, session lost, quorum lost), and on stop. */
   readonly signal: AbortSignal
-  /** Synchronous check against the monotonic clock: false once the claim is no longer certain. */
+  /** Synchronous check against the monotonic clock: false once the claim, or the session it belongs to, is no longer certain (so right even in a process resumed after a pause, before its timers run). */
   valid(): boolean
   /** Removes the item for good. Idempotent; rejects with ClaimExpiredError if the claim had ended. */
   ack(): Promise<void>
@@ -52,7 +52,10 @@ export class ClaimedJob<T> implements Job<T> {
   private lapse: NodeJS.Timeout | null = null
   private settled: Promise<void> | null = null
 
-  constructor (init: { id: string, payload: T, fence: number, attempt: number, enqueuedAt: number, session: string, visibilityMs: number, anchoredAt: number }, submit: JobSubmit, now: () => number) {
+  private readonly sessionValid: () => boolean
+
+  /** `sessionValid` reads the claimer's session lease: its end returns the item too, whatever the visibility. */
+  constructor (init: { id: string, payload: T, fence: number, attempt: number, enqueuedAt: number, session: string, visibilityMs: number, anchoredAt: number }, submit: JobSubmit, now: () => number, sessionValid: () => boolean) {
     this.id = init.id
     this.payload = init.payload
     this.fence = BigInt(init.fence)
@@ -62,6 +65,7 @@ export class ClaimedJob<T> implements Job<T> {
     this.visibilityMs = init.visibilityMs
     this.submit = submit
     this.now = now
+    this.sessionValid = sessionValid
     this.deadline = -Infinity
     this.renew(init.anchoredAt)
   }
@@ -75,7 +79,7 @@ export class ClaimedJob<T> implements Job<T> {
   }
 
   valid (): boolean {
-    return !this.controller.signal.aborted && this.now() < this.deadline
+    return !this.controller.signal.aborted && this.now() < this.deadline && this.sessionValid()
   }
 
   /** The claim ended elsewhere (expiry, session end, panic, stop). */

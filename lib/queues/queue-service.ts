@@ -91,7 +91,7 @@ export class QueueService {
     const job = new ClaimedJob<T>({ ...item, payload, session, visibilityMs, anchoredAt }, async cmd => {
       const { result, sentAt } = await this.submit(session, { ...cmd, queue, id: item.id, fence: item.fence } as SingleCommand)
       return { ok: result.ok, message: result.ok ? undefined : result.message, sentAt }
-    }, () => this.o.clock.monotonic())
+    }, () => this.o.clock.monotonic(), () => this.o.keeper.valid(session))
     const key = jobKey(queue, item.id, item.fence)
     if (!job.signal.aborted) {
       this.live.set(key, Object.assign(job as ClaimedJob<unknown>, { queue }))
