@@ -205,6 +205,13 @@ export type RequestBody =
   | { readonly op: 'produce', readonly workload: ProduceWorkload }
   | { readonly op: 'process', readonly workload: ProcessWorkload }
   | { readonly op: 'queue-state', readonly queue: string }
+  /**
+   * Every job this node's workers hold acts once now, if `valid()` passes (its
+   * `heldUntil` moves to now); answers how many did. A request sent while the
+   * child is SIGSTOPped is read after SIGCONT before any overdue timer runs:
+   * a reply from a database that arrived during the pause, acted on at once.
+   */
+  | { readonly op: 'touch-jobs' }
   | { readonly op: 'status' }
   | { readonly op: 'stop' }
 

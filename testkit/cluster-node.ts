@@ -123,6 +123,9 @@ async function runProducer (cluster: Cluster, workload: string, w: ProduceWorklo
   report({ type: 'workload-done', workload, grants: acknowledged })
 }
 
+/** Jobs in workers' hands: `act` records a step of work done now if the claim is still valid (see the 'touch-jobs' request). */
+const heldJobs = new Set<{ act: () => boolean }>()
+
 /** Runs `queue.process()` until `stop`, then stops the processor (which gives running items back). */
 async function runProcessor (cluster: Cluster, workload: string, w: ProcessWorkload, stop: AbortSignal): Promise<void> {
   const q = cluster.queue<{ id: string }>(w.queue, { maxAttempts: w.maxAttempts })
@@ -140,16 +143,27 @@ async function runProcessor (cluster: Cluster, workload: string, w: ProcessWorkl
     let heldUntil: number | null = valid ? startedAt : null
     const end = startedAt + w.workMs
     let worked = false
-    while (heldUntil !== null) {
-      const left = end - machineNow()
-      if (left <= 0) {
-        worked = true
-        break
+    const held = {
+      act: (): boolean => {
+        const now = machineNow()
+        if (heldUntil === null || job.signal.aborted || !job.valid()) return false
+        heldUntil = now
+        return true
       }
-      await sleep(Math.min(stepMs, left), undefined, { signal: job.signal }).catch(() => {})
-      const now = machineNow()
-      if (job.signal.aborted || !job.valid()) break
-      heldUntil = now
+    }
+    heldJobs.add(held)
+    try {
+      while (heldUntil !== null) {
+        const left = end - machineNow()
+        if (left <= 0) {
+          worked = true
+          break
+        }
+        await sleep(Math.min(stepMs, left), undefined, { signal: job.signal }).catch(() => {})
+        if (!held.act()) break
+      }
+    } finally {
+      heldJobs.delete(held)
     }
     if (worked && heldUntil !== null && job.valid()) {
       report({ type: 'job-ack-sent', ...common, heldUntil })
@@ -233,6 +247,8 @@ async function main (): Promise<void> {
         return begin(async (id, stop) => { await runProcessor(cluster, id, req.workload, stop) })
       case 'queue-state':
         return await queueState(cluster, req.queue)
+      case 'touch-jobs':
+        return [...heldJobs].filter(h => h.act()).length
       case 'stop-workloads':
         workloads.abort()
         await Promise.all(running)

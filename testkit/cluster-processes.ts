@@ -147,6 +147,14 @@ export class ClusterProcesses extends EventEmitter<ClusterProcessesEvents> {
     return await this.request(i, { op: 'queue-state', queue }) as QueueState
   }
 
+  /**
+   * Every job node `i`'s workers hold does a step of work now if still valid; resolves with how many did. Sent to a
+   * SIGSTOPped node, it runs after SIGCONT before any timer: call it, then {@link resume}, then await it.
+   */
+  async touchJobs (i: number): Promise<number> {
+    return await this.request(i, { op: 'touch-jobs' }) as number
+  }
+
   /** Stops node `i`'s workloads and resolves once each has reported `workload-done`. */
   async stopWorkloads (i: number): Promise<void> {
     await this.request(i, { op: 'stop-workloads' })
