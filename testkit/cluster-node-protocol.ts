@@ -76,6 +76,49 @@ export interface CycleTimes {
   readonly releasedAt: number[]
 }
 
+/**
+ * Enqueues `count` items with ids `${idPrefix}.1` … on one queue, at most
+ * `inFlight` at once. Each id is sent once and never retried: an enqueue whose
+ * outcome is unknown is reported (`enqueue-failed`) and the producer moves on,
+ * so an item the history shows acked twice was not enqueued twice by us.
+ */
+export interface ProduceWorkload {
+  readonly queue: string
+  readonly idPrefix: string
+  readonly count: number
+  readonly inFlight: number
+  /** The queue's maxAttempts (see QueueOptions). */
+  readonly maxAttempts: number
+  /** Pause after each acknowledged enqueue, per in-flight slot. Default 0. */
+  readonly gapMs?: number
+  /** Each enqueue's timeoutMs. Default 10 s. */
+  readonly timeoutMs?: number
+}
+
+/**
+ * `queue.process()` on one queue until stopped. Each job "works" for
+ * `workMs`, checking `valid()` every `stepMs` (the last passing check is the
+ * `heldUntil` of its end event: what a worker that guards each write with
+ * `valid()` could have done under the claim), then acks explicitly while still
+ * valid, so the history sees the ack's outcome (process() would swallow it).
+ */
+export interface ProcessWorkload {
+  readonly queue: string
+  readonly maxAttempts: number
+  readonly concurrency: number
+  readonly visibilityMs: number
+  readonly workMs: number
+  /** Default 20 ms. */
+  readonly stepMs?: number
+}
+
+/** A queue as one node's applied state shows it: what the checker needs at the end. */
+export interface QueueState {
+  readonly stats: { readonly depth: number, readonly inFlight: number, readonly deadLetters: number, readonly acked: number }
+  readonly deadLetters: ReadonlyArray<{ readonly id: string, readonly attempts: number, readonly lastError: string | null }>
+  readonly appliedIndex: number
+}
+
 /** Something the child saw, reported as it happened; see {@link NodeEvent}. */
 export type NodeEventBody =
   | {
@@ -104,6 +147,45 @@ export type NodeEventBody =
     readonly heldUntil: number | null
   }
   | { readonly type: 'workload-done', readonly workload: string, readonly grants: number }
+  /** About to call enqueue for `id` (sent once, never retried). */
+  | { readonly type: 'enqueue-sent', readonly workload: string, readonly queue: string, readonly id: string }
+  /** The enqueue resolved: committed, and the queue owes this item an ack or a dead letter. */
+  | { readonly type: 'enqueued', readonly workload: string, readonly queue: string, readonly id: string, readonly duplicate: boolean }
+  /** The enqueue rejected: its outcome is unknown (it may still be committed). */
+  | { readonly type: 'enqueue-failed', readonly workload: string, readonly queue: string, readonly id: string, readonly name: string, readonly message: string }
+  | {
+    readonly type: 'job-started'
+    readonly workload: string
+    readonly queue: string
+    readonly id: string
+    readonly fence: bigint
+    readonly attempt: number
+    /** Unique per start across processes and restarts. */
+    readonly owner: string
+    readonly visibilityMs: number
+    /** `valid()` as the handler began: false means the claim was never usable. */
+    readonly valid: boolean
+  }
+  /** The handler finished its work (last passing `valid()` at `heldUntil`) and calls ack(); `at` is when it was called. */
+  | { readonly type: 'job-ack-sent', readonly workload: string, readonly queue: string, readonly id: string, readonly fence: bigint, readonly owner: string, readonly heldUntil: number }
+  /** ack() resolved. */
+  | { readonly type: 'job-acked', readonly workload: string, readonly queue: string, readonly id: string, readonly fence: bigint, readonly owner: string }
+  /** ack() rejected; `firedAt`: when the job's signal fired, if it did before the rejection. */
+  | { readonly type: 'job-ack-failed', readonly workload: string, readonly queue: string, readonly id: string, readonly fence: bigint, readonly owner: string, readonly name: string, readonly message: string, readonly heldUntil: number, readonly firedAt: number | null }
+  | {
+    readonly type: 'job-lost'
+    readonly workload: string
+    readonly queue: string
+    readonly id: string
+    readonly fence: bigint
+    readonly owner: string
+    /** The signal's reason, or why `valid()` turned false. */
+    readonly reason: string
+    /** The last passing `valid()` (null: never). */
+    readonly heldUntil: number | null
+    /** When the signal fired (null: `valid()` turned false first; `at` is when that was seen). */
+    readonly firedAt: number | null
+  }
   | { readonly type: 'panic', readonly reason: string, readonly sinceMs: number }
   | { readonly type: 'leader', readonly leader: string | null, readonly term: number }
   | { readonly type: 'member-up', readonly id: string }
@@ -120,6 +202,16 @@ export type RequestBody =
   | { readonly op: 'workload', readonly workload: LockWorkload }
   | { readonly op: 'stop-workloads' }
   | { readonly op: 'cycle', readonly loop: CycleLoop }
+  | { readonly op: 'produce', readonly workload: ProduceWorkload }
+  | { readonly op: 'process', readonly workload: ProcessWorkload }
+  | { readonly op: 'queue-state', readonly queue: string }
+  /**
+   * Every job this node's workers hold acts once now, if `valid()` passes (its
+   * `heldUntil` moves to now); answers how many did. A request sent while the
+   * child is SIGSTOPped is read after SIGCONT before any overdue timer runs:
+   * a reply from a database that arrived during the pause, acted on at once.
+   */
+  | { readonly op: 'touch-jobs' }
   | { readonly op: 'status' }
   | { readonly op: 'stop' }
 

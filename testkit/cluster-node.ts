@@ -11,8 +11,8 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises'
 import { pino } from 'pino'
-import { Cluster, type LockHandle } from '../lib/index.js'
-import { machineNow, type ChildMessage, type CycleLoop, type CycleTimes, type LockWorkload, type NodeConfig, type NodeEventBody, type Request } from './cluster-node-protocol.js'
+import { Cluster, type Job, type LockHandle } from '../lib/index.js'
+import { machineNow, type ChildMessage, type CycleLoop, type CycleTimes, type LockWorkload, type NodeConfig, type NodeEventBody, type ProcessWorkload, type ProduceWorkload, type QueueState, type Request } from './cluster-node-protocol.js'
 
 function report (event: NodeEventBody, at = machineNow()): void {
   send({ kind: 'event', event: { ...event, at } })
@@ -95,6 +95,110 @@ async function runCycles (cluster: Cluster, c: CycleLoop): Promise<CycleTimes> {
   return t
 }
 
+/** Enqueues the workload's items, each id once, `inFlight` at a time, until done or `stop`. */
+async function runProducer (cluster: Cluster, workload: string, w: ProduceWorkload, stop: AbortSignal): Promise<void> {
+  const q = cluster.queue<{ id: string }>(w.queue, { maxAttempts: w.maxAttempts })
+  let next = 0
+  let acknowledged = 0
+  const slot = async (): Promise<void> => {
+    while (!stop.aborted && next < w.count) {
+      const id = `${w.idPrefix}.${++next}`
+      const common = { workload, queue: w.queue, id }
+      report({ type: 'enqueue-sent', ...common })
+      try {
+        const r = await q.enqueue({ id }, { id, timeoutMs: w.timeoutMs ?? 10_000, signal: stop })
+        acknowledged++
+        report({ type: 'enqueued', ...common, duplicate: r.duplicate })
+      } catch (err) {
+        report({ type: 'enqueue-failed', ...common, ...errorText(err) })
+        if (stop.aborted) break
+        // A node without a session (panicked, reconnecting) fails fast: don't spin.
+        await sleep(50)
+        continue
+      }
+      if (w.gapMs !== undefined && w.gapMs > 0) await sleep(w.gapMs, undefined, { signal: stop }).catch(() => {})
+    }
+  }
+  await Promise.all(Array.from({ length: w.inFlight }, slot))
+  report({ type: 'workload-done', workload, grants: acknowledged })
+}
+
+/** Jobs in workers' hands: `act` records a step of work done now if the claim is still valid (see the 'touch-jobs' request). */
+const heldJobs = new Set<{ act: () => boolean }>()
+
+/** Runs `queue.process()` until `stop`, then stops the processor (which gives running items back). */
+async function runProcessor (cluster: Cluster, workload: string, w: ProcessWorkload, stop: AbortSignal): Promise<void> {
+  const q = cluster.queue<{ id: string }>(w.queue, { maxAttempts: w.maxAttempts })
+  const stepMs = w.stepMs ?? 20
+  let starts = 0
+  const handle = async (job: Job<{ id: string }>): Promise<void> => {
+    const owner = `${cluster.id}.${process.pid}.${workload}.${++starts}`
+    let firedAt: number | null = null
+    job.signal.addEventListener('abort', () => { firedAt ??= machineNow() }, { once: true })
+    const startedAt = machineNow()
+    // valid() reads the monotonic clock: after a SIGSTOP it is false before the claim's timer has run.
+    const valid = job.valid()
+    const common = { workload, queue: w.queue, id: job.id, fence: job.fence, owner }
+    report({ type: 'job-started', ...common, attempt: job.attempt, visibilityMs: w.visibilityMs, valid }, startedAt)
+    let heldUntil: number | null = valid ? startedAt : null
+    const end = startedAt + w.workMs
+    let worked = false
+    const held = {
+      act: (): boolean => {
+        const now = machineNow()
+        if (heldUntil === null || job.signal.aborted || !job.valid()) return false
+        heldUntil = now
+        return true
+      }
+    }
+    heldJobs.add(held)
+    try {
+      while (heldUntil !== null) {
+        const left = end - machineNow()
+        if (left <= 0) {
+          worked = true
+          break
+        }
+        await sleep(Math.min(stepMs, left), undefined, { signal: job.signal }).catch(() => {})
+        if (!held.act()) break
+      }
+    } finally {
+      heldJobs.delete(held)
+    }
+    if (worked && heldUntil !== null && job.valid()) {
+      report({ type: 'job-ack-sent', ...common, heldUntil })
+      try {
+        await job.ack()
+        report({ type: 'job-acked', ...common })
+      } catch (err) {
+        report({ type: 'job-ack-failed', ...common, ...errorText(err), heldUntil, firedAt })
+      }
+      return
+    }
+    const reason = job.signal.aborted ? errorText(job.signal.reason).message : 'valid() returned false'
+    report({ type: 'job-lost', ...common, reason, heldUntil, firedAt }, firedAt ?? machineNow())
+    // process() nacks a throw whose signal has not fired, and a nack retries the item after a backoff: let the
+    // (overdue, after a SIGSTOP) claim timer fire first, so the claim simply ends.
+    if (!job.signal.aborted) await new Promise(resolve => { job.signal.addEventListener('abort', resolve, { once: true }) })
+    throw new Error(`lost: ${reason}`)
+  }
+  const p = q.process(handle, { concurrency: w.concurrency, visibilityMs: w.visibilityMs, maxAttempts: w.maxAttempts, backoffMs: () => 50 })
+  if (!stop.aborted) await new Promise(resolve => { stop.addEventListener('abort', resolve, { once: true }) })
+  await p.stop()
+  report({ type: 'workload-done', workload, grants: starts })
+}
+
+async function queueState (cluster: Cluster, name: string): Promise<QueueState> {
+  const q = cluster.queue(name)
+  const s = await q.stats()
+  const dead = await q.deadLetters()
+  return {
+    stats: { depth: s.depth, inFlight: s.inFlight, deadLetters: s.deadLetters, acked: s.acked },
+    deadLetters: dead.map(d => ({ id: d.id, attempts: d.attempts, lastError: d.lastError })),
+    appliedIndex: cluster.status().raft.appliedIndex
+  }
+}
+
 async function main (): Promise<void> {
   // Exit with the parent that spawned us, never outlive it.
   process.on('disconnect', () => process.exit(0))
@@ -124,17 +228,27 @@ async function main (): Promise<void> {
   let workloads = new AbortController()
   const running = new Set<Promise<void>>()
   let nextWorkload = 0
+  const begin = (loop: (id: string, stop: AbortSignal) => Promise<void>): string => {
+    const id = `w${++nextWorkload}`
+    const run = loop(id, workloads.signal).catch((err: unknown) => {
+      report({ type: 'error', op: `workload ${id}`, ...errorText(err) })
+    })
+    running.add(run)
+    void run.finally(() => running.delete(run))
+    return id
+  }
   const serve = async (req: Request): Promise<unknown> => {
     switch (req.op) {
-      case 'workload': {
-        const id = `w${++nextWorkload}`
-        const run = runWorkload(cluster, id, req.workload, workloads.signal).catch((err: unknown) => {
-          report({ type: 'error', op: `workload ${id}`, ...errorText(err) })
-        })
-        running.add(run)
-        void run.finally(() => running.delete(run))
-        return id
-      }
+      case 'workload':
+        return begin(async (id, stop) => { await runWorkload(cluster, id, req.workload, stop) })
+      case 'produce':
+        return begin(async (id, stop) => { await runProducer(cluster, id, req.workload, stop) })
+      case 'process':
+        return begin(async (id, stop) => { await runProcessor(cluster, id, req.workload, stop) })
+      case 'queue-state':
+        return await queueState(cluster, req.queue)
+      case 'touch-jobs':
+        return [...heldJobs].filter(h => h.act()).length
       case 'stop-workloads':
         workloads.abort()
         await Promise.all(running)

@@ -20,10 +20,10 @@ import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { silentLogger } from '../gossip/logger.js'
 import { loadOrCreatePeerKey } from '../gossip/peer-key.js'
 import type { ClusterStatus } from '../lib/index.js'
-import { machineNow, type ChildMessage, type CycleLoop, type CycleTimes, type LockWorkload, type NodeConfig, type NodeEvent, type Request, type RequestBody } from './cluster-node-protocol.js'
+import { machineNow, type ChildMessage, type CycleLoop, type CycleTimes, type LockWorkload, type NodeConfig, type NodeEvent, type ProcessWorkload, type ProduceWorkload, type QueueState, type Request, type RequestBody } from './cluster-node-protocol.js'
 import { freePort } from './local-cluster.js'
 
-export { machineNow, type CycleLoop, type CycleTimes, type LockWorkload, type NodeEvent } from './cluster-node-protocol.js'
+export { machineNow, type CycleLoop, type CycleTimes, type LockWorkload, type NodeEvent, type ProcessWorkload, type ProduceWorkload, type QueueState } from './cluster-node-protocol.js'
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..')
 const entry = join(root, 'testkit', 'cluster-node.ts')
@@ -130,6 +130,29 @@ export class ClusterProcesses extends EventEmitter<ClusterProcessesEvents> {
   /** Starts a lock workload on node `i`; resolves with the id its events carry. */
   async startWorkload (i: number, workload: LockWorkload): Promise<string> {
     return await this.request(i, { op: 'workload', workload }) as string
+  }
+
+  /** Starts a queue producer on node `i`; resolves with the id its events carry. */
+  async startProducer (i: number, workload: ProduceWorkload): Promise<string> {
+    return await this.request(i, { op: 'produce', workload }) as string
+  }
+
+  /** Starts `queue.process()` on node `i` (stopped by {@link stopWorkloads}); resolves with the id its events carry. */
+  async startProcessor (i: number, workload: ProcessWorkload): Promise<string> {
+    return await this.request(i, { op: 'process', workload }) as string
+  }
+
+  /** Node `i`'s applied view of a queue: stats and dead letters. */
+  async queueState (i: number, queue: string): Promise<QueueState> {
+    return await this.request(i, { op: 'queue-state', queue }) as QueueState
+  }
+
+  /**
+   * Every job node `i`'s workers hold does a step of work now if still valid; resolves with how many did. Sent to a
+   * SIGSTOPped node, it runs after SIGCONT before any timer: call it, then {@link resume}, then await it.
+   */
+  async touchJobs (i: number): Promise<number> {
+    return await this.request(i, { op: 'touch-jobs' }) as number
   }
 
   /** Stops node `i`'s workloads and resolves once each has reported `workload-done`. */
