@@ -2,7 +2,7 @@ import { mkdtemp, readdir, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import t from 'tap'
-import { NotLeaderError, StoppedError } from '../raft/errors.js'
+import { LeadershipLostError, NotLeaderError, StoppedError } from '../raft/errors.js'
 import { RaftNode } from '../raft/node.js'
 import { encodeKv, type KvResult } from '../sim/kv-machine.js'
 import type { Message } from '../raft/messages.js'
@@ -39,6 +39,19 @@ function leaderOf (members: Member[]): Member | undefined {
   return members.find(m => m.node.isLeader)
 }
 
+/** Proposes to the current leader, again to the next one if leadership moved before the entry committed. */
+async function proposeToLeader (members: Member[], data: Uint8Array): Promise<void> {
+  for (let attempt = 0; ; attempt++) {
+    await until('a leader', () => leaderOf(members) !== undefined)
+    try {
+      await (leaderOf(members) as Member).node.propose(data)
+      return
+    } catch (err) {
+      if (attempt >= 20 || !(err instanceof NotLeaderError || err instanceof LeadershipLostError)) throw err
+    }
+  }
+}
+
 t.test('a 3-node cluster on real storage elects, replicates, restarts and catches up by snapshot', async t => {
   const root = await mkdtemp(join(tmpdir(), 'raftmesh-node-'))
   t.teardown(async () => { await rm(root, { recursive: true, force: true }) })
@@ -72,11 +85,13 @@ t.test('a 3-node cluster on real storage elects, replicates, restarts and catche
   const laggard = members.find(m => m !== current) as Member
   const lagIdx = members.indexOf(laggard)
   await laggard.node.stop()
-  for (let i = 0; i < 200; i++) await current.node.propose(put(`key${i % 7}`, `value${i}`))
-  t.ok(current.node.status().snapshotIndex > laggard.sm.applied, 'the leader compacted past the stopped follower')
+  // On a loaded machine a 100 ms election timeout can move leadership meanwhile: each write goes to whoever leads.
+  for (let i = 0; i < 200; i++) await proposeToLeader(members.filter(m => m !== laggard), put(`key${i % 7}`, `value${i}`))
+  const now = leaderOf(members.filter(m => m !== laggard)) ?? current
+  t.ok(now.node.status().snapshotIndex > laggard.sm.applied, 'the leader compacted past the stopped follower')
   const back = await startMember(net, laggard.node.id, laggard.dir, 50)
   members[lagIdx] = back
-  await until('laggard restored by snapshot', () => back.sm.kv.get('key3') === current.sm.kv.get('key3') && back.node.status().appliedIndex >= current.node.status().commitIndex - 5)
+  await until('laggard restored by snapshot', () => back.sm.kv.get('key3') === now.sm.kv.get('key3') && back.node.status().appliedIndex >= now.node.status().commitIndex - 5)
   t.ok(back.node.status().snapshotIndex > 0, 'the laggard installed a snapshot')
   const files = await readdir(laggard.dir)
   t.ok(files.some(f => f.startsWith('snap-')), 'the snapshot was saved to disk')
