@@ -112,6 +112,13 @@ export interface ProcessWorkload {
   readonly stepMs?: number
 }
 
+/** `cluster.schedule()` of one task on this node until stopped; each run it is given works for `workMs` and is reported. */
+export interface ScheduleWorkload {
+  readonly task: string
+  readonly everyMs: number
+  readonly workMs: number
+}
+
 /** A queue as one node's applied state shows it: what the checker needs at the end. */
 export interface QueueState {
   readonly stats: { readonly depth: number, readonly inFlight: number, readonly deadLetters: number, readonly acked: number }
@@ -186,6 +193,7 @@ export type NodeEventBody =
     /** When the signal fired (null: `valid()` turned false first; `at` is when that was seen). */
     readonly firedAt: number | null
   }
+  | { readonly type: 'task-run', readonly workload: string, readonly task: string, readonly fence: bigint, readonly scheduledAt: number, readonly startedAt: number, readonly endedAt: number, readonly outcome: 'ok' | 'aborted' }
   | { readonly type: 'panic', readonly reason: string, readonly sinceMs: number }
   | { readonly type: 'leader', readonly leader: string | null, readonly term: number }
   | { readonly type: 'member-up', readonly id: string }
@@ -205,6 +213,7 @@ export type RequestBody =
   | { readonly op: 'produce', readonly workload: ProduceWorkload }
   | { readonly op: 'process', readonly workload: ProcessWorkload }
   | { readonly op: 'queue-state', readonly queue: string }
+  | { readonly op: 'schedule', readonly workload: ScheduleWorkload }
   /**
    * Every job this node's workers hold acts once now, if `valid()` passes (its
    * `heldUntil` moves to now); answers how many did. A request sent while the

@@ -12,7 +12,7 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 import { pino } from 'pino'
 import { Cluster, type Job, type LockHandle } from '../lib/index.js'
-import { machineNow, type ChildMessage, type CycleLoop, type CycleTimes, type LockWorkload, type NodeConfig, type NodeEventBody, type ProcessWorkload, type ProduceWorkload, type QueueState, type Request } from './cluster-node-protocol.js'
+import { machineNow, type ChildMessage, type CycleLoop, type CycleTimes, type LockWorkload, type NodeConfig, type NodeEventBody, type ProcessWorkload, type ProduceWorkload, type QueueState, type Request, type ScheduleWorkload } from './cluster-node-protocol.js'
 
 function report (event: NodeEventBody, at = machineNow()): void {
   send({ kind: 'event', event: { ...event, at } })
@@ -125,6 +125,17 @@ async function runProducer (cluster: Cluster, workload: string, w: ProduceWorklo
 
 /** Jobs in workers' hands: `act` records a step of work done now if the claim is still valid (see the 'touch-jobs' request). */
 const heldJobs = new Set<{ act: () => boolean }>()
+
+/** Registers a task until `stop`; each run it is given works for `workMs` (or until its signal aborts) and is reported. */
+async function runSchedule (cluster: Cluster, workload: string, w: ScheduleWorkload, stop: AbortSignal): Promise<void> {
+  const task = cluster.schedule(w.task, { every: w.everyMs }, async ({ fence, scheduledAt, signal }) => {
+    const startedAt = machineNow()
+    await sleep(w.workMs, undefined, { signal }).catch(() => {})
+    report({ type: 'task-run', workload, task: w.task, fence, scheduledAt, startedAt, endedAt: machineNow(), outcome: signal.aborted ? 'aborted' : 'ok' })
+  })
+  await new Promise(resolve => { stop.addEventListener('abort', resolve, { once: true }) })
+  await task.stop()
+}
 
 /** Runs `queue.process()` until `stop`, then stops the processor (which gives running items back). */
 async function runProcessor (cluster: Cluster, workload: string, w: ProcessWorkload, stop: AbortSignal): Promise<void> {
@@ -247,6 +258,8 @@ async function main (): Promise<void> {
         return begin(async (id, stop) => { await runProcessor(cluster, id, req.workload, stop) })
       case 'queue-state':
         return await queueState(cluster, req.queue)
+      case 'schedule':
+        return begin(async (id, stop) => { await runSchedule(cluster, id, req.workload, stop) })
       case 'touch-jobs':
         return [...heldJobs].filter(h => h.act()).length
       case 'stop-workloads':

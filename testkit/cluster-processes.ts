@@ -20,10 +20,10 @@ import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { silentLogger } from '../gossip/logger.js'
 import { loadOrCreatePeerKey } from '../gossip/peer-key.js'
 import type { ClusterStatus } from '../lib/index.js'
-import { machineNow, type ChildMessage, type CycleLoop, type CycleTimes, type LockWorkload, type NodeConfig, type NodeEvent, type ProcessWorkload, type ProduceWorkload, type QueueState, type Request, type RequestBody } from './cluster-node-protocol.js'
+import { machineNow, type ChildMessage, type CycleLoop, type CycleTimes, type LockWorkload, type NodeConfig, type NodeEvent, type ProcessWorkload, type ProduceWorkload, type QueueState, type Request, type RequestBody, type ScheduleWorkload } from './cluster-node-protocol.js'
 import { freePort } from './local-cluster.js'
 
-export { machineNow, type CycleLoop, type CycleTimes, type LockWorkload, type NodeEvent, type ProcessWorkload, type ProduceWorkload, type QueueState } from './cluster-node-protocol.js'
+export { machineNow, type CycleLoop, type CycleTimes, type LockWorkload, type NodeEvent, type ProcessWorkload, type ProduceWorkload, type QueueState, type ScheduleWorkload } from './cluster-node-protocol.js'
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..')
 const entry = join(root, 'testkit', 'cluster-node.ts')
@@ -140,6 +140,11 @@ export class ClusterProcesses extends EventEmitter<ClusterProcessesEvents> {
   /** Starts `queue.process()` on node `i` (stopped by {@link stopWorkloads}); resolves with the id its events carry. */
   async startProcessor (i: number, workload: ProcessWorkload): Promise<string> {
     return await this.request(i, { op: 'process', workload }) as string
+  }
+
+  /** Registers a scheduled task on node `i` (stopped by {@link stopWorkloads}); resolves with the id its events carry. */
+  async startSchedule (i: number, workload: ScheduleWorkload): Promise<string> {
+    return await this.request(i, { op: 'schedule', workload }) as string
   }
 
   /** Node `i`'s applied view of a queue: stats and dead letters. */
