@@ -1,0 +1,115 @@
+/**
+ * The example clinic server as its users would run it: three processes
+ * sharing one SQLite file, each embedding a Cluster. A patient written on
+ * one node is served fresh by the others (invalidation cache), found by
+ * their search (events), HL7 admissions sent to any node are imported once
+ * (queue), the purge task runs once per tick (scheduler), configuration
+ * written anywhere is mirrored to every node's folder (files), settings are
+ * replicated, and a SIGKILLed node's work goes on elsewhere.
+ */
+import { spawn, type ChildProcess } from 'node:child_process'
+import { once } from 'node:events'
+import { mkdtemp, readFile, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { createInterface } from 'node:readline'
+import { fileURLToPath } from 'node:url'
+import t from 'tap'
+import { freePort } from '../testkit/local-cluster.js'
+
+const SERVER = fileURLToPath(new URL('../examples/clinic-server/server.ts', import.meta.url))
+const SECRET = 'a clinic secret of at least thirty-two bytes'
+
+interface Node { id: string, http: string, proc: ChildProcess, dir: string }
+
+async function until (what: string, check: () => Promise<boolean>, ms = 30_000): Promise<void> {
+  const end = Date.now() + ms
+  while (!(await check().catch(() => false))) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`)
+    await new Promise(resolve => setTimeout(resolve, 100))
+  }
+}
+
+async function call (node: Node, method: string, path: string, body?: unknown): Promise<{ status: number, body: any }> {
+  const res = await fetch(`${node.http}${path}`, {
+    method,
+    body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body),
+    signal: AbortSignal.timeout(10_000)
+  })
+  const text = await res.text()
+  let parsed: unknown = text
+  try { parsed = JSON.parse(text) } catch {}
+  return { status: res.status, body: parsed }
+}
+
+const hl7 = (controlId: string, family: string, given: string, birth: string): string =>
+  [`MSH|^~\\&|LAB|CLINIC|OPENMRS|CLINIC|20261204120000||ADT^A01|${controlId}|P|2.5`, `PID|1||${controlId}||${family}^${given}||${birth}|F`].join('\r')
+
+t.test('three clinic servers share one database and every cluster service', async t => {
+  const root = await mkdtemp(join(tmpdir(), 'raftmesh-clinic-'))
+  const meshPorts = [await freePort(), await freePort(), await freePort()]
+  const nodes: Node[] = []
+  t.teardown(async () => {
+    for (const n of nodes) if (n.proc.exitCode === null && n.proc.signalCode === null) n.proc.kill('SIGKILL')
+    await rm(root, { recursive: true, force: true })
+  })
+  for (let i = 0; i < 3; i++) {
+    const id = `n${i + 1}`
+    const httpPort = await freePort()
+    const dir = join(root, id)
+    const proc = spawn(process.execPath, ['--import', 'tsx', SERVER, '--node-id', id, '--data-dir', dir, '--db', join(root, 'clinic.db'),
+      '--http-port', String(httpPort), '--mesh-port', String(meshPorts[i]), '--expect', '3', '--purge-every', '500',
+      ...(i === 0 ? [] : ['--bootstrap', `/ip4/127.0.0.1/tcp/${meshPorts[0]}`])], { env: { ...process.env, CLUSTER_SECRET: SECRET }, stdio: ['ignore', 'pipe', 'inherit'] })
+    nodes.push({ id, http: `http://127.0.0.1:${httpPort}`, proc, dir })
+  }
+  await Promise.all(nodes.map(async n => {
+    for await (const line of createInterface({ input: n.proc.stdout as NodeJS.ReadableStream })) if (line.includes('"listening"')) return
+  }))
+  await until('every node ready', async () => (await Promise.all(nodes.map(async n => (await call(n, 'GET', '/health/ready')).status))).every(s => s === 200))
+  const [a, b, c] = nodes
+
+  const created = await call(a, 'POST', '/patients', { name: 'Amina Otieno', birthdate: '1990-04-02' })
+  t.equal(created.status, 201)
+  const id = created.body.id as number
+  t.equal((await call(b, 'GET', `/patients/${id}`)).body.name, 'Amina Otieno', 'another node loads the patient (and caches it)')
+  t.equal((await call(c, 'PUT', `/patients/${id}`, { name: 'Amina W. Otieno' })).status, 200)
+  await until('b to serve the new name', async () => (await call(b, 'GET', `/patients/${id}`)).body.name === 'Amina W. Otieno', 10_000)
+  t.pass('an update on a third node invalidated b\'s cached copy')
+  await until('b\'s search index to follow', async () => (await call(b, 'GET', '/search?q=otieno')).body.length === 1, 10_000)
+  t.same((await call(b, 'GET', '/search?q=amina%20w.')).body.map((p: { id: number }) => p.id), [id], 'search on another node finds the renamed patient')
+
+  t.equal((await call(a, 'POST', '/hl7', hl7('MSG0001', 'Kamau', 'Joseph', '19751130'))).status, 202)
+  t.match((await call(b, 'POST', '/hl7', hl7('MSG0001', 'Kamau', 'Joseph', '19751130'))).body, { duplicate: true }, 'the same message sent to another node is one item')
+  t.equal((await call(c, 'POST', '/hl7', 'not hl7')).status, 400, 'a malformed message is refused at the door')
+  await until('the admission imported', async () => (await call(c, 'GET', '/search?q=kamau')).body.length === 1, 15_000)
+  const [kamau] = (await call(c, 'GET', '/search?q=kamau')).body as Array<{ id: number }>
+  t.match((await call(a, 'GET', `/patients/${kamau.id}`)).body.encounters, [{ type: 'ADMISSION', source: 'hl7:MSG0001' }], 'imported once, with its admission encounter')
+
+  t.equal((await call(b, 'PUT', '/settings/locale', { value: 'sw_KE' })).status, 200)
+  await until('the setting everywhere', async () => (await Promise.all(nodes.map(async n => (await call(n, 'GET', '/settings/locale')).body.value))).every(v => v === 'sw_KE'), 10_000)
+  t.pass('a global setting written on one node is read on all')
+
+  t.equal((await call(c, 'PUT', '/config/forms/intake.xml', '<form version="2"/>')).status, 200)
+  t.equal((await call(a, 'GET', '/config/forms/intake.xml')).body, '<form version="2"/>')
+  await until('the mirror on every node', async () => (await Promise.all(nodes.map(async n => await readFile(join(n.dir, 'config', 'forms', 'intake.xml'), 'utf8').catch(() => '')))).every(x => x === '<form version="2"/>'), 10_000)
+  t.pass('configuration is mirrored to every node\'s folder')
+
+  await until('purge ticks', async () => (await call(a, 'GET', '/tasks/purge-old-encounters')).body.length >= 4, 15_000)
+  const runs = (await call(a, 'GET', '/tasks/purge-old-encounters')).body as Array<{ fence: string, scheduledAt: number }>
+  t.equal(new Set(runs.map(r => r.scheduledAt)).size, runs.length, `each of ${runs.length} purge ticks ran once`)
+
+  const status = (await call(b, 'GET', '/cluster/status')).body
+  const leader = nodes.find(n => n.id === status.raft.leader) as Node
+  leader.proc.kill('SIGKILL')
+  await once(leader.proc, 'exit')
+  const rest = nodes.filter(n => n !== leader)
+  await until('a new leader', async () => {
+    const s = (await call(rest[0], 'GET', '/cluster/status')).body
+    return s.raft.leader !== null && s.raft.leader !== leader.id
+  }, 20_000)
+  t.equal((await call(rest[0], 'POST', '/hl7', hl7('MSG0002', 'Njeri', 'Grace', '20010515'))).status, 202, 'admissions are accepted after the leader\'s death')
+  await until('the second admission imported', async () => (await call(rest[1], 'GET', '/search?q=njeri')).body.length === 1, 20_000)
+  t.pass('and imported by a surviving node')
+  for (const n of rest) n.proc.kill('SIGTERM')
+  await Promise.all(rest.map(async n => { if (n.proc.exitCode === null) await once(n.proc, 'exit') }))
+})
