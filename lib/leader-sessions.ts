@@ -10,7 +10,7 @@
  * it arrived, so every later leader's grace period ends after the holder's
  * own deadline (see SessionKeeper).
  */
-import type { RaftNode, SoftState } from '../raft/index.js'
+import type { RaftNode } from '../raft/index.js'
 import { NotLeaderError } from '../raft/index.js'
 import type { Logger } from '../gossip/logger.js'
 import { errorFields } from '../gossip/logger.js'
@@ -18,6 +18,7 @@ import type { Clock } from './clock.js'
 import type { CommandResult } from './coordination/commands.js'
 import type { CoordinationState } from './coordination/state.js'
 import { SessionLostError } from './errors.js'
+import { LeaderTenure } from './leader-tenure.js'
 import type { Proposer } from './proposer.js'
 
 export interface LeaderSessionsOptions {
@@ -32,21 +33,19 @@ export interface LeaderSessionsOptions {
 
 export class LeaderSessions {
   private readonly o: LeaderSessionsOptions
-  private leaderSince = 0
-  private term = -1
+  private readonly tenure: LeaderTenure
   private readonly lastHeard = new Map<string, number>()
   private readonly expiring = new Set<string>()
   private readonly timer: NodeJS.Timeout
 
   constructor (o: LeaderSessionsOptions) {
     this.o = o
-    o.raft.on('state', s => { this.onState(s) })
+    this.tenure = new LeaderTenure(o.raft, o.clock, () => { this.lastHeard.clear(); this.expiring.clear() })
     o.state.on('session-opened', s => { this.lastHeard.set(s.id, o.clock.monotonic()) })
     o.state.on('session-ended', e => { this.lastHeard.delete(e.session); this.expiring.delete(e.session) })
     o.state.on('restored', () => { this.lastHeard.clear() })
     this.timer = setInterval(() => { this.expire() }, o.checkEveryMs)
     this.timer.unref()
-    this.onState(o.raft.status())
   }
 
   /** Confirms `session` is alive as of the moment this was called; throws NotLeaderError or SessionLostError. */
@@ -65,25 +64,13 @@ export class LeaderSessions {
     clearInterval(this.timer)
   }
 
-  private onState (s: Pick<SoftState, 'role' | 'term'>): void {
-    if (s.role !== 'leader') {
-      this.term = -1
-      return
-    }
-    if (s.term === this.term) return
-    this.term = s.term
-    this.leaderSince = this.o.clock.monotonic()
-    this.lastHeard.clear()
-    this.expiring.clear()
-  }
-
   private expire (): void {
     const { raft, state, clock, proposer, log } = this.o
-    if (!raft.isLeader || this.term < 0) return
+    if (!raft.isLeader || !this.tenure.leading) return
     const now = clock.monotonic()
     for (const s of state.sessionList()) {
       if (this.expiring.has(s.id)) continue
-      const heard = Math.max(this.leaderSince, this.lastHeard.get(s.id) ?? 0)
+      const heard = Math.max(this.tenure.since, this.lastHeard.get(s.id) ?? 0)
       if (now - heard <= s.ttlMs) continue
       this.expiring.add(s.id)
       log.info({ session: s.id, node: s.node, silentMs: Math.round(now - heard) }, 'session expired')

@@ -4,18 +4,11 @@
  */
 import type { CoordinationState } from './coordination/state.js'
 import type { TaskRun } from './coordination/schedule-table.js'
+import { queueStats, type QueueStats } from './queues/queue.js'
 import { nextAfter, parseSpecText } from './scheduler/schedule-spec.js'
 
-export interface QueueStatus {
+export interface QueueStatus extends QueueStats {
   readonly name: string
-  readonly depth: number
-  readonly ready: number
-  readonly delayed: number
-  readonly inFlight: number
-  readonly deadLetters: number
-  readonly waiting: number
-  readonly acked: number
-  readonly oldestAgeMs: number | null
 }
 
 export interface RunStatus {
@@ -46,10 +39,7 @@ export interface ScheduleStatus {
 }
 
 export function queueStatus (state: CoordinationState, now: number): QueueStatus[] {
-  return state.queues.names().sort().map(name => {
-    const s = state.queues.stats(name, now)
-    return { name, depth: s.depth, ready: s.ready, delayed: s.delayed, inFlight: s.inFlight, deadLetters: s.deadLetters, waiting: s.waiters, acked: s.acked, oldestAgeMs: s.oldestAgeMs }
-  })
+  return state.queues.names().sort().map(name => ({ name, ...queueStats(state, name, now) }))
 }
 
 export function scheduleStatus (state: CoordinationState): ScheduleStatus[] {

@@ -280,12 +280,9 @@ t.test('pending calls are rejected at once when the callee process is killed (SI
   }
 })
 
-t.test('a peer that never passed the handshake is refused', async t => {
-  const [b] = await nodes(t, ['b'])
-  let ran = 0
-  b.rpc.handle('echo', async body => { ran++; return body })
-  // Holds the cluster secret, so it gets a connection, but never starts the join handshake.
-  const stranger = await createLibp2p({
+/** Holds the cluster secret, so it gets a connection, but never starts the join handshake; stopped at teardown. */
+async function strangerNode (t: Test): Promise<Awaited<ReturnType<typeof createLibp2p>>> {
+  const node = await createLibp2p({
     addresses: { listen: [] },
     transports: [tcp()],
     connectionEncrypters: [noise()],
@@ -293,7 +290,15 @@ t.test('a peer that never passed the handshake is refused', async t => {
     connectionProtector: preSharedKey({ psk: swarmKeyFromSecret(SECRET) }),
     connectionMonitor: { enabled: false }
   })
-  t.teardown(async () => { await stranger.stop() })
+  t.teardown(async () => { await node.stop() })
+  return node
+}
+
+t.test('a peer that never passed the handshake is refused', async t => {
+  const [b] = await nodes(t, ['b'])
+  let ran = 0
+  b.rpc.handle('echo', async body => { ran++; return body })
+  const stranger = await strangerNode(t)
   const stream = await stranger.dialProtocol(multiaddr(b.mesh.multiaddrs[0]), RPC_PROTOCOL)
   try {
     stream.send(lengthPrefixed(encodeRpcFrame({ t: 'request', id: 1, method: 'echo', body: fromString('let me in') })))
@@ -308,15 +313,7 @@ t.test('a peer that never passed the handshake is refused', async t => {
 
 t.test('a link whose stream the callee refused before the caller saw it open fails its calls at once', async t => {
   const [b] = await nodes(t, ['b'])
-  const stranger = await createLibp2p({
-    addresses: { listen: [] },
-    transports: [tcp()],
-    connectionEncrypters: [noise()],
-    streamMuxers: [yamux()],
-    connectionProtector: preSharedKey({ psk: swarmKeyFromSecret(SECRET) }),
-    connectionMonitor: { enabled: false }
-  })
-  t.teardown(async () => { await stranger.stop() })
+  const stranger = await strangerNode(t)
   // The race seen in a healed partition: the callee resets the stream (the
   // caller is not yet its member) before the caller's link starts listening.
   const refused = await stranger.dialProtocol(multiaddr(b.mesh.multiaddrs[0]), RPC_PROTOCOL)

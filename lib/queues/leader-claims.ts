@@ -10,12 +10,13 @@
  * The same loop wakes queues whose delayed items fell due while workers
  * wait (`q-wake`), since no other entry might touch them.
  */
-import type { RaftNode, SoftState } from '../../raft/index.js'
+import type { RaftNode } from '../../raft/index.js'
 import type { Logger } from '../../gossip/logger.js'
 import { errorFields } from '../../gossip/logger.js'
 import type { Clock } from '../clock.js'
 import type { CommandResult } from '../coordination/commands.js'
 import type { CoordinationState } from '../coordination/state.js'
+import { LeaderTenure } from '../leader-tenure.js'
 import type { Proposer } from '../proposer.js'
 
 export interface LeaderClaimsOptions {
@@ -33,46 +34,32 @@ function claimKey (queue: string, id: string, fence: number): string {
 
 export class LeaderClaims {
   private readonly o: LeaderClaimsOptions
-  private term = -1
-  private leaderSince = 0
+  private readonly tenure: LeaderTenure
   private readonly heard = new Map<string, number>()
   private readonly inFlight = new Set<string>()
   private readonly timer: NodeJS.Timeout
 
   constructor (o: LeaderClaimsOptions) {
     this.o = o
-    o.raft.on('state', s => { this.onState(s) })
+    this.tenure = new LeaderTenure(o.raft, o.clock, () => { this.heard.clear(); this.inFlight.clear() })
     o.state.queues.on('claim-heard', c => { this.heard.set(claimKey(c.queue, c.id, c.fence), o.clock.monotonic()) })
     o.state.queues.on('claim-ended', c => { this.heard.delete(claimKey(c.queue, c.id, c.fence)) })
     o.state.on('restored', () => { this.heard.clear() })
     this.timer = setInterval(() => { this.check() }, o.checkEveryMs)
     this.timer.unref()
-    this.onState(o.raft.status())
   }
 
   close (): void {
     clearInterval(this.timer)
   }
 
-  private onState (s: Pick<SoftState, 'role' | 'term'>): void {
-    if (s.role !== 'leader') {
-      this.term = -1
-      return
-    }
-    if (s.term === this.term) return
-    this.term = s.term
-    this.leaderSince = this.o.clock.monotonic()
-    this.heard.clear()
-    this.inFlight.clear()
-  }
-
   private check (): void {
     const { raft, state, clock } = this.o
-    if (!raft.isLeader || this.term < 0) return
+    if (!raft.isLeader || !this.tenure.leading) return
     const now = clock.monotonic()
     for (const { queue, item, claim } of state.queues.claims()) {
       const key = claimKey(queue, item.id, claim.fence)
-      const heard = Math.max(this.leaderSince, this.heard.get(key) ?? 0)
+      const heard = Math.max(this.tenure.since, this.heard.get(key) ?? 0)
       if (now - heard <= claim.visibilityMs) continue
       this.propose(key, { op: 'q-expire', queue, id: item.id, fence: claim.fence })
     }

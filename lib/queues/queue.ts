@@ -10,6 +10,7 @@
 import { Packr } from 'msgpackr'
 import { MAX_QUEUE_PAYLOAD_BYTES, type CommandResult } from '../coordination/commands.js'
 import type { DeadLetter, GrantedItem } from '../coordination/queue-table.js'
+import type { CoordinationState } from '../coordination/state.js'
 import { ClusterStoppedError, InvalidArgumentError, QueueFullError, QueueItemTooLargeError, SessionLostError, TimeoutError } from '../errors.js'
 import type { Job } from './job.js'
 import { Processor, type ProcessOptions } from './processor.js'
@@ -111,8 +112,7 @@ export class Queue<T> {
 
   /** This node's view (applied entries) of the queue. */
   async stats (): Promise<QueueStats> {
-    const s = this.svc.o.state.queues.stats(this.name, this.svc.o.clock.wall())
-    return { depth: s.depth, ready: s.ready, delayed: s.delayed, inFlight: s.inFlight, deadLetters: s.deadLetters, waiting: s.waiters, acked: s.acked, oldestAgeMs: s.oldestAgeMs }
+    return queueStats(this.svc.o.state, this.name, this.svc.o.clock.wall())
   }
 
   async deadLetters (): Promise<Array<DeadItem<T>>> {
@@ -193,6 +193,12 @@ export class Queue<T> {
       if (timer !== null) clearTimeout(timer)
     }
   }
+}
+
+/** A queue's numbers in a node's applied state, `now` being wall-clock time (for the oldest item's age). */
+export function queueStats (state: CoordinationState, name: string, now: number): QueueStats {
+  const s = state.queues.stats(name, now)
+  return { depth: s.depth, ready: s.ready, delayed: s.delayed, inFlight: s.inFlight, deadLetters: s.deadLetters, waiting: s.waiters, acked: s.acked, oldestAgeMs: s.oldestAgeMs }
 }
 
 export function resultError (result: Extract<CommandResult, { ok: false }>): Error {
