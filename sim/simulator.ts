@@ -26,6 +26,7 @@ import { InvariantChecker } from './invariants.js'
 import type { Operation } from './linearizability.js'
 import { Prng } from './prng.js'
 import { CLIENT_TIMEOUT_MS, SimClients } from './sim-clients.js'
+import { SimCoordination } from './sim-coordination.js'
 import type { Scheduler } from './sim-clock.js'
 import type { PersistPoint } from './sim-disk.js'
 import { SimNetwork } from './sim-network.js'
@@ -105,6 +106,7 @@ export class Simulator implements Scheduler {
   readonly checker: InvariantChecker
   readonly network: SimNetwork
   readonly clients: SimClients
+  readonly coordination: SimCoordination
   now = 0
   private readonly config: NodeConfig
   private faultsOn = true
@@ -157,6 +159,7 @@ export class Simulator implements Scheduler {
         onSnapshotInstalled: () => { this.stats.snapshotsInstalled++ }
       }))
     this.clients = new SimClients(this, rng.fork(), this.nodes, 3)
+    this.coordination = new SimCoordination(this, rng.fork(), this.nodes)
   }
 
   at (time: number, fn: () => void): void {
@@ -196,6 +199,7 @@ export class Simulator implements Scheduler {
     await this.settle()
     this.at(50, () => { this.fault() })
     this.clients.start()
+    this.coordination.start()
     const faultMs = this.opts.faultMs ?? 3000
     await this.runUntil(faultMs, over)
     this.healAll()
@@ -205,11 +209,13 @@ export class Simulator implements Scheduler {
     this.probe(probe)
     while (!probe.done && this.now < bound && violations.length === 0 && !this.stats.eventCapHit) await this.runUntil(this.now + TICK_MS, over)
     if (!probe.done && violations.length === 0 && !this.stats.eventCapHit) {
-      violations.push(`liveness: no leader committed a new entry within ${bound - healedAt} ms after faults stopped`)
+      const nodes = this.nodes.map(n => { const c = n.core; return c === null ? `${n.id}:down` : `${n.id}:${c.role}/t${c.term}/commit${c.log.committed}/applied${c.log.applied}/last${c.log.lastIndex()}` }).join(' ')
+      violations.push(`liveness: no leader committed a new entry within ${bound - healedAt} ms after faults stopped (${nodes})`)
     }
     this.stats.recoveryMs = probe.at - healedAt
     // Every operation still waiting must be decided within its timeout.
     this.clients.stop()
+    this.coordination.stop()
     if (violations.length === 0) await this.runUntil(this.now + CLIENT_TIMEOUT_MS + 100, over)
     if (violations.length === 0 && this.clients.pending > 0) violations.push(`liveness: ${this.clients.pending} client operations undecided after their timeout`)
     this.clients.finish()
