@@ -8,6 +8,14 @@
  * Their fate does not matter here: what is checked is that every node's
  * coordination state agrees after each entry, through crashes, restarts and
  * snapshots (see SimStateMachine).
+ *
+ * Each session, and the leader, waits for its command to be decided before
+ * it sends the next, as a caller awaiting each call does, so the traffic
+ * slows down with the cluster. Commands sent at a fixed rate instead would
+ * outrun a seed whose replication carries one entry per round trip (one
+ * Append in flight, one entry per Append, 15 ms links: about 60 entries a
+ * second): the log would grow faster than it commits, and no Raft could
+ * commit a new entry within the liveness bound after the faults stop.
  */
 import { encodeEnvelope, LEADER_OPS, stampEntry, type Command } from '../lib/coordination/commands.js'
 import type { Prng } from './prng.js'
@@ -22,6 +30,8 @@ const EPOCH = 1_780_000_000_000
 
 export class SimCoordination {
   private readonly seq = new Map<string, number>()
+  /** The node incarnation each client's undecided command went to ('' is the leader's own). */
+  private readonly waiting = new Map<string, { node: SimNode, incarnation: number }>()
   private lastStamp = EPOCH
   private stopped = false
   proposed = 0
@@ -50,12 +60,23 @@ export class SimCoordination {
     if (leader?.raft === undefined || leader.raft === null || leader.sm === null) return
     const cmd = this.command(leader)
     const client = LEADER_OPS.has(cmd.op) ? '' : this.rng.pick(SESSIONS)
+    if (this.isWaiting(client)) return
     const s = client === '' ? 0 : (this.seq.get(client) ?? 0) + 1
     if (client !== '') this.seq.set(client, s)
     this.lastStamp = Math.max(this.lastStamp + 1, EPOCH + this.scheduler.now)
     const data = stampEntry(this.lastStamp, encodeEnvelope({ c: client, s, lo: s, cmd }))
     this.proposed++
-    leader.raft.propose(data, { timeoutMs: 600 }).catch(() => {})
+    const mine = { node: leader, incarnation: leader.incarnation }
+    this.waiting.set(client, mine)
+    leader.raft.propose(data, { timeoutMs: 600 }).catch(() => {}).finally(() => {
+      if (this.waiting.get(client) === mine) this.waiting.delete(client)
+    })
+  }
+
+  /** A crashed node never answers: its callers stop waiting. */
+  private isWaiting (client: string): boolean {
+    const w = this.waiting.get(client)
+    return w !== undefined && w.node.up && w.node.incarnation === w.incarnation
   }
 
   /** A random command, aimed at what the leader's applied state holds (claims to ack, tasks to tick). */

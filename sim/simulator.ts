@@ -84,6 +84,13 @@ export interface SimResult {
 }
 
 const TICK_MS = 10
+
+/** The liveness probe after faults stop, and its marker write still waiting to commit. */
+interface Probe {
+  done: boolean
+  at: number
+  marker: { readonly node: SimNode, readonly incarnation: number, readonly term: number, settled: boolean } | null
+}
 /** Probability that any one persist point crashes its node, by kind of point (rare points get more). */
 const POINT_WEIGHT: Record<PersistPoint, number> = {
   'wal-write': 1,
@@ -205,7 +212,7 @@ export class Simulator implements Scheduler {
     this.healAll()
     const healedAt = this.now
     const bound = healedAt + 3000 + 4 * this.config.electionTick * TICK_MS
-    const probe = { done: false, at: 0 }
+    const probe: Probe = { done: false, at: 0, marker: null }
     this.probe(probe)
     while (!probe.done && this.now < bound && violations.length === 0 && !this.stats.eventCapHit) await this.runUntil(this.now + TICK_MS, over)
     if (!probe.done && violations.length === 0 && !this.stats.eventCapHit) {
@@ -433,15 +440,27 @@ export class Simulator implements Scheduler {
     for (const n of this.nodes) if (!n.up) this.restart(n)
   }
 
-  /** After faults stop: keep proposing a marker write until one commits. */
-  private probe (probe: { done: boolean, at: number }): void {
+  /**
+   * After faults stop: propose a marker write until one commits. A new
+   * marker goes out only once the last can no longer commit (refused, timed
+   * out, or its leader lost office), so the probe adds no backlog of its own
+   * to the log it is waiting on.
+   */
+  private probe (probe: Probe): void {
     if (probe.done) return
+    const last = probe.marker
+    const pending = last !== null && !last.settled && last.node.incarnation === last.incarnation &&
+      last.node.core?.role === 'leader' && last.node.core.term === last.term
     const l = this.leader()
-    l?.raft?.propose(new TextEncoder().encode('probe'), { timeoutMs: CLIENT_TIMEOUT_MS }).then(() => {
-      if (probe.done) return
-      probe.done = true
-      probe.at = this.now
-    }, () => {})
+    if (!pending && l?.raft !== undefined && l.raft !== null && l.core !== null) {
+      const marker = { node: l, incarnation: l.incarnation, term: l.core.term, settled: false }
+      probe.marker = marker
+      l.raft.propose(new TextEncoder().encode('probe'), { timeoutMs: CLIENT_TIMEOUT_MS }).then(() => {
+        if (probe.done) return
+        probe.done = true
+        probe.at = this.now
+      }, () => { marker.settled = true })
+    }
     this.at(this.now + 50, () => { this.probe(probe) })
   }
 }
