@@ -253,7 +253,17 @@ export class Leader {
 
   private onSnapshotResp (m: SnapshotResponse, pr: Progress): void {
     if (pr.state !== 'snapshot' || m.snapshotIndex !== pr.snapshotIndex) return
+    // One chunk in flight (stop-and-wait): only an answer that moves the
+    // offset forward asks for the next chunk. The network repeats and
+    // reorders answers; were each one a request, every repeat would start
+    // one more stream of chunks, and the streams would multiply at every
+    // chunk until they swamped the network. An answer that moves it back
+    // (the follower restarted and lost what it had, or the answer is late)
+    // only rewinds: the next heartbeat answer resends from there, as it
+    // resends a lost chunk.
+    const forward = m.offset > pr.snapshotOffset
     pr.snapshotOffset = m.offset
+    if (!forward) return
     const snap = this.r.snapshot
     if (snap !== null && (snap.meta.index !== pr.snapshotIndex || m.offset < snap.data.byteLength)) {
       this.sendSnapshotChunk(m.from, pr)

@@ -26,6 +26,7 @@ import { InvariantChecker } from './invariants.js'
 import type { Operation } from './linearizability.js'
 import { Prng } from './prng.js'
 import { CLIENT_TIMEOUT_MS, SimClients } from './sim-clients.js'
+import { SimCoordination } from './sim-coordination.js'
 import type { Scheduler } from './sim-clock.js'
 import type { PersistPoint } from './sim-disk.js'
 import { SimNetwork } from './sim-network.js'
@@ -83,6 +84,13 @@ export interface SimResult {
 }
 
 const TICK_MS = 10
+
+/** The liveness probe after faults stop, and its marker write still waiting to commit. */
+interface Probe {
+  done: boolean
+  at: number
+  marker: { readonly node: SimNode, readonly incarnation: number, readonly term: number, settled: boolean } | null
+}
 /** Probability that any one persist point crashes its node, by kind of point (rare points get more). */
 const POINT_WEIGHT: Record<PersistPoint, number> = {
   'wal-write': 1,
@@ -105,6 +113,7 @@ export class Simulator implements Scheduler {
   readonly checker: InvariantChecker
   readonly network: SimNetwork
   readonly clients: SimClients
+  readonly coordination: SimCoordination
   now = 0
   private readonly config: NodeConfig
   private faultsOn = true
@@ -157,6 +166,7 @@ export class Simulator implements Scheduler {
         onSnapshotInstalled: () => { this.stats.snapshotsInstalled++ }
       }))
     this.clients = new SimClients(this, rng.fork(), this.nodes, 3)
+    this.coordination = new SimCoordination(this, rng.fork(), this.nodes)
   }
 
   at (time: number, fn: () => void): void {
@@ -196,20 +206,23 @@ export class Simulator implements Scheduler {
     await this.settle()
     this.at(50, () => { this.fault() })
     this.clients.start()
+    this.coordination.start()
     const faultMs = this.opts.faultMs ?? 3000
     await this.runUntil(faultMs, over)
     this.healAll()
     const healedAt = this.now
     const bound = healedAt + 3000 + 4 * this.config.electionTick * TICK_MS
-    const probe = { done: false, at: 0 }
+    const probe: Probe = { done: false, at: 0, marker: null }
     this.probe(probe)
     while (!probe.done && this.now < bound && violations.length === 0 && !this.stats.eventCapHit) await this.runUntil(this.now + TICK_MS, over)
     if (!probe.done && violations.length === 0 && !this.stats.eventCapHit) {
-      violations.push(`liveness: no leader committed a new entry within ${bound - healedAt} ms after faults stopped`)
+      const nodes = this.nodes.map(n => { const c = n.core; return c === null ? `${n.id}:down` : `${n.id}:${c.role}/t${c.term}/commit${c.log.committed}/applied${c.log.applied}/last${c.log.lastIndex()}` }).join(' ')
+      violations.push(`liveness: no leader committed a new entry within ${bound - healedAt} ms after faults stopped (${nodes})`)
     }
     this.stats.recoveryMs = probe.at - healedAt
     // Every operation still waiting must be decided within its timeout.
     this.clients.stop()
+    this.coordination.stop()
     if (violations.length === 0) await this.runUntil(this.now + CLIENT_TIMEOUT_MS + 100, over)
     if (violations.length === 0 && this.clients.pending > 0) violations.push(`liveness: ${this.clients.pending} client operations undecided after their timeout`)
     this.clients.finish()
@@ -427,15 +440,27 @@ export class Simulator implements Scheduler {
     for (const n of this.nodes) if (!n.up) this.restart(n)
   }
 
-  /** After faults stop: keep proposing a marker write until one commits. */
-  private probe (probe: { done: boolean, at: number }): void {
+  /**
+   * After faults stop: propose a marker write until one commits. A new
+   * marker goes out only once the last can no longer commit (refused, timed
+   * out, or its leader lost office), so the probe adds no backlog of its own
+   * to the log it is waiting on.
+   */
+  private probe (probe: Probe): void {
     if (probe.done) return
+    const last = probe.marker
+    const pending = last !== null && !last.settled && last.node.incarnation === last.incarnation &&
+      last.node.core?.role === 'leader' && last.node.core.term === last.term
     const l = this.leader()
-    l?.raft?.propose(new TextEncoder().encode('probe'), { timeoutMs: CLIENT_TIMEOUT_MS }).then(() => {
-      if (probe.done) return
-      probe.done = true
-      probe.at = this.now
-    }, () => {})
+    if (!pending && l?.raft !== undefined && l.raft !== null && l.core !== null) {
+      const marker = { node: l, incarnation: l.incarnation, term: l.core.term, settled: false }
+      probe.marker = marker
+      l.raft.propose(new TextEncoder().encode('probe'), { timeoutMs: CLIENT_TIMEOUT_MS }).then(() => {
+        if (probe.done) return
+        probe.done = true
+        probe.at = this.now
+      }, () => { marker.settled = true })
+    }
     this.at(this.now + 50, () => { this.probe(probe) })
   }
 }
