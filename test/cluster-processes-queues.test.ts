@@ -20,8 +20,17 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import t from 'tap'
 import { ClusterProcesses, machineNow, type HistoryEntry, type QueueState } from '../testkit/cluster-processes.js'
 import { checkQueueHistory } from './helpers/queue-history.js'
+import { checkTicks, tickRuns } from './helpers/tick-history.js'
 
 const TTL = 2000
+const TASK = 'tick-200ms'
+/**
+ * The longest a 200 ms task may go without a run while a majority is up: a
+ * runner frozen or killed mid-run holds the task until its session expires
+ * (the TTL, counted by a new leader from its election), plus an election and
+ * slack for a loaded machine.
+ */
+const MAX_TICK_GAP_MS = 4 * TTL
 const PANIC_AFTER = 1000
 const MAX_ATTEMPTS = 50
 // Items per producer started with the cluster (one at a time, 80 ms apart: they last through every fault), and per
@@ -67,7 +76,7 @@ t.test('a worker SIGSTOPped past its session TTL but within its claim\'s visibil
   t.same(violations, [], 'the stalled worker did nothing as the holder after the item went elsewhere')
 })
 
-t.test('three processes enqueue and process a few thousand items through SIGKILLs, restarts and SIGSTOPs past the TTL; the history is correct', async t => {
+t.test('three processes enqueue and process a few thousand items, and run a 200 ms task, through SIGKILLs, restarts and SIGSTOPs past the TTL; the histories are correct', async t => {
   const c = await ClusterProcesses.start({ nodes: 3, sessionTtlMs: TTL, panicAfterMs: PANIC_AFTER })
   let finals: QueueState[] = []
   t.teardown(async () => {
@@ -80,6 +89,7 @@ t.test('three processes enqueue and process a few thousand items through SIGKILL
   })
   let producers = 0
   const work = async (i: number, count: number): Promise<void> => {
+    await c.startSchedule(i, { task: TASK, everyMs: 200, workMs: 50 })
     for (const q of queues) {
       await c.startProcessor(i, { queue: q.name, maxAttempts: MAX_ATTEMPTS, concurrency: 8, visibilityMs: q.visibilityMs, workMs: WORK_MS })
       // Ids name the node and the producer, so a restarted node never sends an id again.
@@ -159,6 +169,9 @@ t.test('three processes enqueue and process a few thousand items through SIGKILL
   await Promise.all([0, 1, 2].map(async i => { await c.stopWorkloads(i) }))
   finals = await drained()
 
+  const runs = tickRuns(c.history, TASK)
+  const tickViolations = checkTicks(runs, { maxGapMs: MAX_TICK_GAP_MS })
+  t.same(tickViolations.slice(0, 20), [], `task ${TASK} every 200 ms: ${runs.length} runs on ${new Set(runs.map(r => r.node)).size} nodes, each tick once, fences increasing, no run while another could act, no gap over ${MAX_TICK_GAP_MS} ms`)
   for (const [k, q] of queues.entries()) {
     const violations = checkQueueHistory(c.history, finals[k], { queue: q.name, maxAttempts: MAX_ATTEMPTS, minAcked: FIRST })
     const count = (type: HistoryEntry['type']): number => c.history.filter(e => e.type === type && 'queue' in e && e.queue === q.name).length

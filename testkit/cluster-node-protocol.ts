@@ -193,7 +193,8 @@ export type NodeEventBody =
     /** When the signal fired (null: `valid()` turned false first; `at` is when that was seen). */
     readonly firedAt: number | null
   }
-  | { readonly type: 'task-run', readonly workload: string, readonly task: string, readonly fence: bigint, readonly scheduledAt: number, readonly startedAt: number, readonly endedAt: number, readonly outcome: 'ok' | 'aborted' }
+  /** A run of a scheduled task: `heldUntil` is its last passing `valid()`, checked every 10 ms while it works. */
+  | { readonly type: 'task-run', readonly workload: string, readonly task: string, readonly fence: bigint, readonly scheduledAt: number, readonly startedAt: number, readonly heldUntil: number, readonly endedAt: number, readonly outcome: 'ok' | 'aborted' }
   | { readonly type: 'panic', readonly reason: string, readonly sinceMs: number }
   | { readonly type: 'leader', readonly leader: string | null, readonly term: number }
   | { readonly type: 'member-up', readonly id: string }

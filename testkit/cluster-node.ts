@@ -128,10 +128,15 @@ const heldJobs = new Set<{ act: () => boolean }>()
 
 /** Registers a task until `stop`; each run it is given works for `workMs` (or until its signal aborts) and is reported. */
 async function runSchedule (cluster: Cluster, workload: string, w: ScheduleWorkload, stop: AbortSignal): Promise<void> {
-  const task = cluster.schedule(w.task, { every: w.everyMs }, async ({ fence, scheduledAt, signal }) => {
+  const task = cluster.schedule(w.task, { every: w.everyMs }, async ({ fence, scheduledAt, signal, valid }) => {
     const startedAt = machineNow()
-    await sleep(w.workMs, undefined, { signal }).catch(() => {})
-    report({ type: 'task-run', workload, task: w.task, fence, scheduledAt, startedAt, endedAt: machineNow(), outcome: signal.aborted ? 'aborted' : 'ok' })
+    let heldUntil = startedAt
+    // Work in steps guarded by valid(), as a task writing batches would.
+    while (machineNow() - startedAt < w.workMs && valid()) {
+      heldUntil = machineNow()
+      await sleep(Math.min(10, w.workMs), undefined, { signal }).catch(() => {})
+    }
+    report({ type: 'task-run', workload, task: w.task, fence, scheduledAt, startedAt, heldUntil, endedAt: machineNow(), outcome: valid() ? 'ok' : 'aborted' })
   })
   await new Promise(resolve => { stop.addEventListener('abort', resolve, { once: true }) })
   await task.stop()

@@ -22,6 +22,8 @@ export interface TaskContext {
   readonly scheduledAt: number
   /** Aborts when this run can no longer be sure it is the only one (lease lapse, quorum loss), and on stop. */
   readonly signal: AbortSignal
+  /** Synchronous check against the monotonic clock: false once the session lease is not certain, even in a process resumed after a pause before its timers run. */
+  valid(): boolean
 }
 
 export interface ScheduleOptions {
@@ -128,7 +130,7 @@ export class SchedulerService {
     task.running.set(fence, controller)
     const go = async (): Promise<void> => {
       if (!this.o.keeper.valid(session)) throw new SessionLostError('this node\'s session lease is not certain')
-      await task.fn({ fence: BigInt(fence), scheduledAt, signal: controller.signal })
+      await task.fn({ fence: BigInt(fence), scheduledAt, signal: controller.signal, valid: () => !controller.signal.aborted && this.o.keeper.valid(session) })
     }
     go().then(() => {
       task.runsHere++
