@@ -16,7 +16,8 @@
  *   second from the first enqueue call to the last ack.
  * - latency: producers at `ratePerSecond` per process (open loop) for
  *   `latencySeconds`, workers on all three; from the producer's enqueue call
- *   to the handler's start, p50/p99/max.
+ *   to the handler's start, p50/p99/max; and from the same call to its
+ *   answer (the enqueue is acknowledged: committed, or written by Redis).
  * - killed worker: one process's worker holds `holdItems` items (its
  *   handler never returns); the other two start workers and wait; the
  *   holder is SIGKILLed; ms until every held item has started elsewhere.
@@ -60,11 +61,11 @@ export interface QueueWorkloadResult {
   settings: Record<string, unknown>
   enqueue: { items: number, errors: number, seconds: number, perSecond: number, drain: { seconds: number, perSecond: number } | null }
   endToEnd: { items: number, errors: number, seconds: number, perSecond: number }
-  latency: LatencySummary & { ratePerSecond: number, errors: number }
+  latency: LatencySummary & { ratePerSecond: number, errors: number, enqueueAck: LatencySummary }
   killedWorker: { victim: number, items: number, firstMs: number, allMs: number } | { victim: number, items: number, error: string }
 }
 
-interface EnqueueResult { enqueued: number, errors: number, firstError: string | null, firstAt: number, lastAt: number }
+interface EnqueueResult { enqueued: number, errors: number, firstError: string | null, firstAt: number, lastAt: number, ackMs: Float64Array }
 interface Progress { started: number, acked: number, lastAckAt: number }
 
 async function call<T> (peer: BenchChild, msg: { type: string, [k: string]: unknown }, timeoutMs = 30_000): Promise<T> {
@@ -83,7 +84,7 @@ export async function runQueueWorkload (side: QueueSide, opts: QueueWorkloadOpti
     payloadBytes: 100,
     enqueueSeconds: 5,
     enqueueMaxCount: 50_000,
-    endToEndCount: 5000,
+    endToEndCount: 20_000,
     ratePerSecond: 100,
     latencySeconds: 10,
     holdItems: 4,
@@ -143,6 +144,8 @@ export async function runQueueWorkload (side: QueueSide, opts: QueueWorkloadOpti
   const lat = await produce('latency', Math.ceil(o.ratePerSecond * o.latencySeconds), o.latencySeconds * 1000 + 5000, o.ratePerSecond)
   await acked('latency', total(lat))
   const latency = new Latency()
+  const enqueueAck = new Latency()
+  for (const r of lat) for (const ms of r.ackMs) enqueueAck.record(ms)
   for (const p of peers) for (const ms of (await call<{ latencyMs: Float64Array }>(p, { type: 'report', queue: 'latency' })).latencyMs) latency.record(ms)
   await stopWork('latency', every)
 
@@ -153,7 +156,7 @@ export async function runQueueWorkload (side: QueueSide, opts: QueueWorkloadOpti
     settings: { ...side.settings, ...o },
     enqueue: { items: eqItems, errors: errs(eq), seconds: seconds(eqMs), perSecond: Math.round(eqItems / (eqMs / 1000)), drain },
     endToEnd: { items: e2eItems, errors: errs(e2e), seconds: seconds(e2eMs), perSecond: Math.round(e2eItems / (e2eMs / 1000)) },
-    latency: { ...latency.summary(), ratePerSecond: o.ratePerSecond * 3, errors: errs(lat) },
+    latency: { ...latency.summary(), ratePerSecond: o.ratePerSecond * 3, errors: errs(lat), enqueueAck: enqueueAck.summary() },
     killedWorker
   }
 }

@@ -13,6 +13,11 @@
  * BullMQ's lockDuration is 10 s (renewed every 5 s, its default half) and
  * its workers look for stalled jobs every second (`stalledInterval` 1 s;
  * the default is 30 s).
+ *
+ * QUEUES_BENCH_CPU_PROF=<dir>: each raftmesh process records a CPU profile
+ * (node:inspector) from its join to its clean exit into that directory
+ * (the killed one writes none). Node 20 refuses `--cpu-prof` in
+ * NODE_OPTIONS.
  */
 import { randomBytes } from 'node:crypto'
 import { mkdtemp, rm } from 'node:fs/promises'
@@ -158,6 +163,8 @@ function rows (r: QueueWorkloadResult, d: QueueWorkloadResult | null, a: QueueWo
     row('enqueue-to-start p50 ms', w => w.latency.p50Ms, { text: '<= 1 x always', met: x => x <= 1 }),
     row('enqueue-to-start p99 ms', w => w.latency.p99Ms),
     row('enqueue-to-start max ms', w => w.latency.maxMs),
+    row('enqueue acknowledged p50 ms (same rate)', w => w.latency.enqueueAck.p50Ms),
+    row('enqueue acknowledged p99 ms (same rate)', w => w.latency.enqueueAck.p99Ms),
     row('killed worker: first item elsewhere ms', w => killed(w, 'firstMs')),
     row('killed worker: all items elsewhere ms', w => killed(w, 'allMs'))
   ]
@@ -171,7 +178,7 @@ export function parseQueuesArgs (argv: string[]): { quick: boolean, runs: number
 }
 
 /** A smoke run: every row, seconds instead of minutes. */
-const QUICK: QueueWorkloadOptions = { warmupSeconds: 1, enqueueSeconds: 1, enqueueMaxCount: 5000, endToEndCount: 500, latencySeconds: 2, drainTimeoutMs: 60_000 }
+const QUICK: QueueWorkloadOptions = { warmupSeconds: 1, enqueueSeconds: 1, enqueueMaxCount: 5000, endToEndCount: 1000, latencySeconds: 2, drainTimeoutMs: 60_000 }
 
 export async function runQueuesBench (argv: string[] = []): Promise<QueuesBenchResult> {
   const { quick, runs } = parseQueuesArgs(argv)

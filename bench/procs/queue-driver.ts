@@ -9,7 +9,8 @@
  * Requests ({id, type, ...} → {id, ...}):
  *   status                                      the client's own view (leader, session ...)
  *   enqueue {queue, count, inFlight, maxMs, ratePerSecond?, payloadBytes, prefix}
- *                                               producers; resolves with {enqueued, errors, firstAt, lastAt}
+ *                                               producers; resolves with {enqueued, errors, firstAt, lastAt,
+ *                                               ackMs: each paced enqueue's call-to-answer time}
  *   work {queue, concurrency, visibilityMs, hold, stalledIntervalMs?}
  *                                               starts a worker on `queue`
  *   progress {queue}                            {started, acked, lastAckAt}
@@ -68,24 +69,27 @@ async function produce (client: QueueClient, r: Request): Promise<object> {
   const maxMs = r.maxMs as number
   const pad = 'x'.repeat(r.payloadBytes as number)
   const prefix = r.prefix as string
+  const rate = r.ratePerSecond as number | undefined
   let next = 0
   let enqueued = 0
   let errors = 0
   let firstError: string | null = null
   let lastAt = 0
+  const ackMs: number[] = []
   const firstAt = machineNow()
   const end = firstAt + maxMs
   const one = async (i: number): Promise<void> => {
     try {
-      await client.enqueue(queue, { k: `${prefix}${i}`, t: machineNow(), pad })
+      const t = machineNow()
+      await client.enqueue(queue, { k: `${prefix}${i}`, t, pad })
       enqueued++
       lastAt = machineNow()
+      if (rate !== undefined) ackMs.push(lastAt - t)
     } catch (err) {
       errors++
       firstError ??= String(err)
     }
   }
-  const rate = r.ratePerSecond as number | undefined
   if (rate === undefined) {
     await Promise.all(Array.from({ length: r.inFlight as number }, async () => {
       while (next < count && machineNow() < end) await one(next++)
@@ -103,7 +107,7 @@ async function produce (client: QueueClient, r: Request): Promise<object> {
     }
     await Promise.all(running)
   }
-  return { enqueued, errors, firstError, firstAt, lastAt }
+  return { enqueued, errors, firstError, firstAt, lastAt, ackMs: Float64Array.from(ackMs) }
 }
 
 export function serveQueueBench (client: QueueClient): void {

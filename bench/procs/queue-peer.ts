@@ -6,8 +6,13 @@
  *
  * Usage (spawned with an IPC channel, structured-clone serialization):
  *   node --import tsx bench/procs/queue-peer.ts '<{"nodeId","dataDir","listen","bootstrap","sessionTtlMs"}>'
- * The cluster secret comes in RAFTMESH_BENCH_SECRET.
+ * The cluster secret comes in RAFTMESH_BENCH_SECRET. With
+ * QUEUES_BENCH_CPU_PROF=<dir>, a CPU profile from the join to a clean
+ * stop is written there as <nodeId>-<pid>.cpuprofile.
  */
+import { writeFile } from 'node:fs/promises'
+import { Session } from 'node:inspector/promises'
+import { join } from 'node:path'
 import { ClaimExpiredError, Cluster } from '../../lib/index.js'
 import { serveQueueBench, type BenchPayload } from './queue-driver.js'
 
@@ -27,6 +32,14 @@ const cluster = await Cluster.start({
   onPanic: () => {}
 })
 
+const profDir = process.env.QUEUES_BENCH_CPU_PROF
+const profiler = profDir === undefined ? null : new Session()
+if (profiler !== null) {
+  profiler.connect()
+  await profiler.post('Profiler.enable')
+  await profiler.post('Profiler.start')
+}
+
 serveQueueBench({
   enqueue: async (queue, payload) => { await cluster.queue<BenchPayload>(queue).enqueue(payload) },
   work: (queue, o, hooks) => {
@@ -45,5 +58,11 @@ serveQueueBench({
     const s = cluster.status()
     return { node: cluster.id, leader: s.raft.leader, session: s.session.id !== null, panic: s.panic !== null }
   },
-  close: async () => { await cluster.stop() }
+  close: async () => {
+    if (profiler !== null && profDir !== undefined) {
+      const { profile } = await profiler.post('Profiler.stop')
+      await writeFile(join(profDir, `${args.nodeId}-${process.pid}.cpuprofile`), JSON.stringify(profile))
+    }
+    await cluster.stop()
+  }
 })
