@@ -34,6 +34,15 @@ import { runQueueWorkload, type QueueSide, type QueueWorkloadOptions, type Queue
 import { RedisServer, redisAvailable, redisVersion, type RedisPersistence } from './redis-server.js'
 import { BenchChild, waitFor } from './transport.js'
 
+function bullmqAvailable (): boolean {
+  try {
+    import.meta.resolve('bullmq')
+    return true
+  } catch {
+    return false
+  }
+}
+
 const procs = join(dirname(fileURLToPath(import.meta.url)), 'procs')
 const SESSION_TTL_MS = 10_000
 const STALLED_INTERVAL_MS = 1000
@@ -184,15 +193,18 @@ export async function runQueuesBench (argv: string[] = []): Promise<QueuesBenchR
   const { quick, runs } = parseQueuesArgs(argv)
   const opts = quick ? QUICK : {}
   const out: QueuesRun[] = []
-  const skipped = { skipped: 'redis-server not installed (apt-get install -y redis-server)' }
+  const skipped = !redisAvailable()
+    ? { skipped: 'redis-server not installed (apt-get install -y redis-server)' }
+    : !bullmqAvailable() ? { skipped: 'the bullmq package is not installed (npm install)' } : null
   for (let run = 1; run <= runs; run++) {
     const loadAverage = loadavg().map(x => round2(x))
     const raftmesh = await measure(startRaftmesh, opts)
-    const bullmqDefault = redisAvailable() ? await measure(async () => await startBullmq('default'), opts) : skipped
-    const bullmqAlways = redisAvailable() ? await measure(async () => await startBullmq('always'), opts) : skipped
+    const bullmqDefault = skipped ?? await measure(async () => await startBullmq('default'), opts)
+    const bullmqAlways = skipped ?? await measure(async () => await startBullmq('always'), opts)
     const r = (w: QueueWorkloadResult | { skipped: string }): QueueWorkloadResult | null => 'skipped' in w ? null : w
     out.push({ run, loadAverage, raftmesh, bullmqDefault, bullmqAlways, rows: rows(raftmesh, r(bullmqDefault), r(bullmqAlways)) })
-    process.stderr.write(`queues: run ${run} of ${runs} done\n`)
+    // Each run's table as soon as it is measured: a long series that fails later still leaves its figures.
+    process.stderr.write(`queues: run ${run} of ${runs} done\n${runTable(out[out.length - 1])}\n`)
   }
   const targets = out[0].rows.filter(x => x.target !== undefined).map(x => ({
     row: x.row,
@@ -203,22 +215,26 @@ export async function runQueuesBench (argv: string[] = []): Promise<QueuesBenchR
   return { bench: 'queues', options: { ...opts, quick, runs }, runs: out, targets }
 }
 
-export function queuesTable (r: QueuesBenchResult): string {
-  const cell = (x: number | null | undefined, w = 11): string => (x === null || x === undefined ? '-' : String(x)).padStart(w)
+const cell = (x: number | null | undefined, w = 11): string => (x === null || x === undefined ? '-' : String(x)).padStart(w)
+
+function runTable (run: QueuesRun): string {
   const lines: string[] = []
-  for (const run of r.runs) {
-    lines.push(`run ${run.run} (load average ${run.loadAverage.join(' ')})`)
-    lines.push(`${'row'.padEnd(42)} ${'raftmesh'.padStart(11)} ${'bull dflt'.padStart(11)} ${'bull always'.padStart(11)} ${'x dflt'.padStart(7)} ${'x always'.padStart(8)}  target`)
-    for (const x of run.rows) lines.push(`${x.row.padEnd(42)} ${cell(x.raftmesh)} ${cell(x.bullmqDefault)} ${cell(x.bullmqAlways)} ${cell(x.ratioDefault, 7)} ${cell(x.ratioAlways, 8)}  ${x.target === undefined ? '' : `${x.target} ${x.met === true ? 'met' : 'NOT MET'}`}`)
-    for (const w of [run.raftmesh, run.bullmqDefault, run.bullmqAlways]) {
-      if ('skipped' in w) lines.push(`skipped: ${w.skipped}`)
-      else {
-        if ('error' in w.killedWorker) lines.push(`${w.target}: killed-worker row failed: ${w.killedWorker.error}`)
-        const errors = w.enqueue.errors + w.endToEnd.errors + w.latency.errors
-        if (errors > 0) lines.push(`${w.target}: ${errors} enqueues failed`)
-      }
+  lines.push(`run ${run.run} (load average before it ${run.loadAverage.join(' ')})`)
+  lines.push(`${'row'.padEnd(42)} ${'raftmesh'.padStart(11)} ${'bull dflt'.padStart(11)} ${'bull always'.padStart(11)} ${'x dflt'.padStart(7)} ${'x always'.padStart(8)}  target`)
+  for (const x of run.rows) lines.push(`${x.row.padEnd(42)} ${cell(x.raftmesh)} ${cell(x.bullmqDefault)} ${cell(x.bullmqAlways)} ${cell(x.ratioDefault, 7)} ${cell(x.ratioAlways, 8)}  ${x.target === undefined ? '' : `${x.target} ${x.met === true ? 'met' : 'NOT MET'}`}`)
+  for (const w of [run.raftmesh, run.bullmqDefault, run.bullmqAlways]) {
+    if ('skipped' in w) lines.push(`skipped: ${w.skipped}`)
+    else {
+      if ('error' in w.killedWorker) lines.push(`${w.target}: killed-worker row failed: ${w.killedWorker.error}`)
+      const errors = w.enqueue.errors + w.endToEnd.errors + w.latency.errors
+      if (errors > 0) lines.push(`${w.target}: ${errors} enqueues failed`)
     }
   }
+  return lines.join('\n')
+}
+
+export function queuesTable (r: QueuesBenchResult): string {
+  const lines = r.runs.map(runTable)
   if (r.runs.length > 1) {
     lines.push(`medians over ${r.runs.length} runs`)
     for (const [k, x] of r.runs[0].rows.entries()) {
