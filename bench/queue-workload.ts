@@ -35,6 +35,8 @@ export interface QueueSide {
   readonly stalledIntervalMs?: number
   /** Index of the process to SIGKILL in the kill row (raftmesh: one that does not lead). */
   victim: () => Promise<number>
+  /** raftmesh: the log index applied on the first process, to count log entries per item. */
+  logIndex?: () => Promise<number>
   stop: () => Promise<void>
 }
 
@@ -63,6 +65,8 @@ export interface QueueWorkloadResult {
   endToEnd: { items: number, errors: number, seconds: number, perSecond: number }
   latency: LatencySummary & { ratePerSecond: number, errors: number, enqueueAck: LatencySummary }
   killedWorker: { victim: number, items: number, firstMs: number, allMs: number } | { victim: number, items: number, error: string }
+  /** raftmesh: log entries applied per item in each phase (every entry of the phase, housekeeping included). */
+  entriesPerItem?: { enqueue: number, drain: number, endToEnd: number, latency: number }
 }
 
 interface EnqueueResult { enqueued: number, errors: number, firstError: string | null, firstAt: number, lastAt: number, ackMs: Float64Array }
@@ -119,7 +123,11 @@ export async function runQueueWorkload (side: QueueSide, opts: QueueWorkloadOpti
     await stopWork('warmup', every)
   }
 
+  const index = async (): Promise<number> => await (side.logIndex?.() ?? Promise.resolve(0))
+  const per = (from: number, to: number, items: number): number => Math.round((to - from) / items * 1000) / 1000
+  const i0 = await index()
   const eq = await produce('enqueue', o.enqueueMaxCount, o.enqueueSeconds * 1000)
+  const i1 = await index()
   const eqItems = total(eq)
   if (eqItems === 0) throw new Error(`${side.name}: no enqueue succeeded: ${firstError(eq) ?? '?'}`)
   const eqMs = Math.max(...eq.map(r => r.lastAt)) - Math.min(...eq.map(r => r.firstAt))
@@ -132,6 +140,7 @@ export async function runQueueWorkload (side: QueueSide, opts: QueueWorkloadOpti
     drain = { seconds: seconds(ms), perSecond: Math.round(eqItems / (ms / 1000)) }
   } catch {}
   await stopWork('enqueue', every)
+  const i2 = await index()
 
   await work('e2e', every)
   const e2e = await produce('e2e', o.endToEndCount, o.drainTimeoutMs)
@@ -139,6 +148,7 @@ export async function runQueueWorkload (side: QueueSide, opts: QueueWorkloadOpti
   const e2eDone = await acked('e2e', e2eItems)
   const e2eMs = Math.max(...e2eDone.map(p => p.lastAckAt)) - Math.min(...e2e.map(r => r.firstAt))
   await stopWork('e2e', every)
+  const i3 = await index()
 
   await work('latency', every)
   const lat = await produce('latency', Math.ceil(o.ratePerSecond * o.latencySeconds), o.latencySeconds * 1000 + 5000, o.ratePerSecond)
@@ -148,6 +158,7 @@ export async function runQueueWorkload (side: QueueSide, opts: QueueWorkloadOpti
   for (const r of lat) for (const ms of r.ackMs) enqueueAck.record(ms)
   for (const p of peers) for (const ms of (await call<{ latencyMs: Float64Array }>(p, { type: 'report', queue: 'latency' })).latencyMs) latency.record(ms)
   await stopWork('latency', every)
+  const i4 = await index()
 
   const killedWorker = await killRow(side, o, { work, produce: async (queue, count) => await call<EnqueueResult>(peers[0], { type: 'enqueue', queue, count, inFlight: count, maxMs: 30_000, payloadBytes: o.payloadBytes, prefix: 'held.' }, 60_000), progress })
 
@@ -157,7 +168,8 @@ export async function runQueueWorkload (side: QueueSide, opts: QueueWorkloadOpti
     enqueue: { items: eqItems, errors: errs(eq), seconds: seconds(eqMs), perSecond: Math.round(eqItems / (eqMs / 1000)), drain },
     endToEnd: { items: e2eItems, errors: errs(e2e), seconds: seconds(e2eMs), perSecond: Math.round(e2eItems / (e2eMs / 1000)) },
     latency: { ...latency.summary(), ratePerSecond: o.ratePerSecond * 3, errors: errs(lat), enqueueAck: enqueueAck.summary() },
-    killedWorker
+    killedWorker,
+    ...(side.logIndex === undefined ? {} : { entriesPerItem: { enqueue: per(i0, i1, eqItems), drain: per(i1, i2, eqItems), endToEnd: per(i2, i3, e2eItems), latency: per(i3, i4, total(lat)) } })
   }
 }
 

@@ -47,7 +47,7 @@ const procs = join(dirname(fileURLToPath(import.meta.url)), 'procs')
 const SESSION_TTL_MS = 10_000
 const STALLED_INTERVAL_MS = 1000
 
-async function startRaftmesh (): Promise<QueueSide> {
+export async function startRaftmesh (): Promise<QueueSide> {
   const dir = await mkdtemp(join(tmpdir(), 'raftmesh-bench-queues-'))
   const env = { RAFTMESH_BENCH_SECRET: randomBytes(32).toString('hex') }
   const peers: BenchChild[] = []
@@ -66,7 +66,7 @@ async function startRaftmesh (): Promise<QueueSide> {
     }
     for (const n of nodes) peers.push(new BenchChild(n.nodeId, join(procs, 'queue-peer.ts'), { nodeId: n.nodeId, dataDir: n.dataDir, listen: n.listen, bootstrap: n === nodes[0] ? [] : [nodes[0].addr], sessionTtlMs: SESSION_TTL_MS }, env))
     await Promise.all(peers.map(async c => await c.ready))
-    type S = { node: string, leader: string | null, session: boolean, panic: boolean }
+    type S = { node: string, leader: string | null, session: boolean, panic: boolean, applied: number }
     const statuses = async (): Promise<S[]> => await Promise.all(peers.filter(c => !c.exited).map(async c => await c.call<S>({ type: 'status' })))
     await waitFor('raftmesh: one leader, a session on every node', async () => {
       const s = await statuses()
@@ -80,6 +80,7 @@ async function startRaftmesh (): Promise<QueueSide> {
         const s = await statuses()
         return [0, 1, 2].find(i => s[i].node !== s[i].leader) as number
       },
+      logIndex: async () => (await peers[0].call<S>({ type: 'status' })).applied,
       stop
     }
   } catch (err) {
@@ -88,7 +89,7 @@ async function startRaftmesh (): Promise<QueueSide> {
   }
 }
 
-async function startBullmq (persistence: RedisPersistence): Promise<QueueSide> {
+export async function startBullmq (persistence: RedisPersistence): Promise<QueueSide> {
   const redis = await RedisServer.start(persistence)
   const peers = [1, 2, 3].map(i => new BenchChild(`bullmq${i}`, join(procs, 'bullmq-peer.ts'), { port: redis.port }, {}))
   const stop = async (): Promise<void> => {
@@ -222,6 +223,8 @@ function runTable (run: QueuesRun): string {
   lines.push(`run ${run.run} (load average before it ${run.loadAverage.join(' ')})`)
   lines.push(`${'row'.padEnd(42)} ${'raftmesh'.padStart(11)} ${'bull dflt'.padStart(11)} ${'bull always'.padStart(11)} ${'x dflt'.padStart(7)} ${'x always'.padStart(8)}  target`)
   for (const x of run.rows) lines.push(`${x.row.padEnd(42)} ${cell(x.raftmesh)} ${cell(x.bullmqDefault)} ${cell(x.bullmqAlways)} ${cell(x.ratioDefault, 7)} ${cell(x.ratioAlways, 8)}  ${x.target === undefined ? '' : `${x.target} ${x.met === true ? 'met' : 'NOT MET'}`}`)
+  const e = run.raftmesh.entriesPerItem
+  if (e !== undefined) lines.push(`raftmesh log entries per item: enqueue ${e.enqueue}, drain ${e.drain}, end-to-end ${e.endToEnd}, latency row ${e.latency}`)
   for (const w of [run.raftmesh, run.bullmqDefault, run.bullmqAlways]) {
     if ('skipped' in w) lines.push(`skipped: ${w.skipped}`)
     else {

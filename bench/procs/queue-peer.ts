@@ -56,7 +56,7 @@ serveQueueBench({
   },
   status: async () => {
     const s = cluster.status()
-    return { node: cluster.id, leader: s.raft.leader, session: s.session.id !== null, panic: s.panic !== null }
+    return { node: cluster.id, leader: s.raft.leader, session: s.session.id !== null, panic: s.panic !== null, applied: s.raft.appliedIndex }
   },
   close: async () => {
     if (profiler !== null && profDir !== undefined) {
