@@ -1,18 +1,21 @@
 /**
- * `npm run bench -- <name> [...]`: runs benchmarks by name, printing each
- * result as JSON on stdout and a short table on stderr.
+ * `npm run bench -- <name> [...] [--flag [value]]`: runs benchmarks by
+ * name, printing each result as JSON on stdout and a short table on
+ * stderr. Flags go to every named benchmark (only `queues` reads any:
+ * `--quick`, `--runs N`).
  */
 import { cacheTable, runCacheBench } from './cache.js'
 import { coreTable, runCoreBench } from './core.js'
 import { gossipTable, runGossipBench } from './gossip.js'
 import { kvTable, runKvBench } from './kv.js'
 import { pauseTable, runPauseBench } from './leader-pause.js'
+import { queuesTable, runQueuesBench } from './queues.js'
 import { locksTable, runLocksBench } from './locks.js'
 import { rpcTable, runRpcBench } from './rpc.js'
 import { runTransportBench, transportTable } from './transport.js'
 import { runWalBench, walTable } from './wal.js'
 
-const benches: Record<string, () => Promise<{ json: unknown, table: string }>> = {
+const benches: Record<string, (flags: string[]) => Promise<{ json: unknown, table: string }>> = {
   wal: async () => { const r = await runWalBench(); return { json: r, table: walTable(r) } },
   core: async () => { const r = await runCoreBench(); return { json: r, table: coreTable(r) } },
   kv: async () => { const r = await runKvBench(); return { json: r, table: kvTable(r) } },
@@ -21,10 +24,21 @@ const benches: Record<string, () => Promise<{ json: unknown, table: string }>> =
   gossip: async () => { const r = await runGossipBench(); return { json: r, table: gossipTable(r) } },
   rpc: async () => { const r = await runRpcBench(); return { json: r, table: rpcTable(r) } },
   pause: async () => { const r = await runPauseBench(); return { json: r, table: pauseTable(r) } },
-  cache: async () => { const r = await runCacheBench(); return { json: r, table: cacheTable(r) } }
+  cache: async () => { const r = await runCacheBench(); return { json: r, table: cacheTable(r) } },
+  queues: async flags => { const r = await runQueuesBench(flags); return { json: r, table: queuesTable(r) } }
 }
 
-const names = process.argv.slice(2)
+const names: string[] = []
+const flags: string[] = []
+const argv = process.argv.slice(2)
+for (let i = 0; i < argv.length; i++) {
+  if (!argv[i].startsWith('--')) names.push(argv[i])
+  else {
+    flags.push(argv[i])
+    // A flag's value (`--runs 3`) is not a benchmark name.
+    if (/^\d+$/.test(argv[i + 1] ?? '')) flags.push(argv[++i])
+  }
+}
 const unknown = names.filter(n => !(n in benches))
 if (names.length === 0 || unknown.length > 0) {
   console.error(`usage: npm run bench -- <${Object.keys(benches).join('|')}> ...${unknown.length > 0 ? `\nunknown benchmark: ${unknown.join(', ')}` : ''}`)
@@ -32,7 +46,7 @@ if (names.length === 0 || unknown.length > 0) {
 }
 const machine = { date: new Date().toISOString(), node: process.version, cpus: (await import('node:os')).cpus().length }
 for (const name of names) {
-  const { json, table } = await benches[name]()
+  const { json, table } = await benches[name](flags)
   console.log(JSON.stringify({ machine, ...json as object }, null, 2))
   console.error(table)
 }
