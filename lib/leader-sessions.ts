@@ -13,12 +13,12 @@
 import type { RaftNode } from '../raft/index.js'
 import { NotLeaderError } from '../raft/index.js'
 import type { Logger } from '../gossip/logger.js'
-import { errorFields } from '../gossip/logger.js'
 import type { Clock } from './clock.js'
 import type { CommandResult } from './coordination/commands.js'
 import type { CoordinationState } from './coordination/state.js'
 import { SessionLostError } from './errors.js'
 import { LeaderTenure } from './leader-tenure.js'
+import { OwnCommands } from './own-commands.js'
 import type { Proposer } from './proposer.js'
 
 export interface LeaderSessionsOptions {
@@ -35,17 +35,15 @@ export class LeaderSessions {
   private readonly o: LeaderSessionsOptions
   private readonly tenure: LeaderTenure
   private readonly lastHeard = new Map<string, number>()
-  private readonly expiring = new Set<string>()
-  private readonly timer: NodeJS.Timeout
+  private readonly own: OwnCommands
 
   constructor (o: LeaderSessionsOptions) {
     this.o = o
-    this.tenure = new LeaderTenure(o.raft, o.clock, () => { this.lastHeard.clear(); this.expiring.clear() })
+    this.own = new OwnCommands(o.proposer, o.log, o.checkEveryMs, () => { this.expire() })
+    this.tenure = new LeaderTenure(o.raft, o.clock, () => { this.lastHeard.clear(); this.own.clear() })
     o.state.on('session-opened', s => { this.lastHeard.set(s.id, o.clock.monotonic()) })
-    o.state.on('session-ended', e => { this.lastHeard.delete(e.session); this.expiring.delete(e.session) })
+    o.state.on('session-ended', e => { this.lastHeard.delete(e.session) })
     o.state.on('restored', () => { this.lastHeard.clear() })
-    this.timer = setInterval(() => { this.expire() }, o.checkEveryMs)
-    this.timer.unref()
   }
 
   /** Confirms `session` is alive as of the moment this was called; throws NotLeaderError or SessionLostError. */
@@ -61,23 +59,19 @@ export class LeaderSessions {
   }
 
   close (): void {
-    clearInterval(this.timer)
+    this.own.close()
   }
 
   private expire (): void {
-    const { raft, state, clock, proposer, log } = this.o
+    const { raft, state, clock, log } = this.o
     if (!raft.isLeader || !this.tenure.leading) return
     const now = clock.monotonic()
     for (const s of state.sessionList()) {
-      if (this.expiring.has(s.id)) continue
+      if (this.own.has(s.id)) continue
       const heard = Math.max(this.tenure.since, this.lastHeard.get(s.id) ?? 0)
       if (now - heard <= s.ttlMs) continue
-      this.expiring.add(s.id)
       log.info({ session: s.id, node: s.node, silentMs: Math.round(now - heard) }, 'session expired')
-      proposer.own({ op: 'expire', session: s.id }).catch((err: unknown) => {
-        this.expiring.delete(s.id)
-        log.debug({ session: s.id, ...errorFields(err) }, 'expire not committed; will try again')
-      })
+      this.own.propose(s.id, { op: 'expire', session: s.id })
     }
   }
 }

@@ -12,11 +12,11 @@
  */
 import type { RaftNode } from '../../raft/index.js'
 import type { Logger } from '../../gossip/logger.js'
-import { errorFields } from '../../gossip/logger.js'
 import type { Clock } from '../clock.js'
 import type { CommandResult } from '../coordination/commands.js'
 import type { CoordinationState } from '../coordination/state.js'
 import { LeaderTenure } from '../leader-tenure.js'
+import { OwnCommands } from '../own-commands.js'
 import type { Proposer } from '../proposer.js'
 
 export interface LeaderClaimsOptions {
@@ -36,21 +36,19 @@ export class LeaderClaims {
   private readonly o: LeaderClaimsOptions
   private readonly tenure: LeaderTenure
   private readonly heard = new Map<string, number>()
-  private readonly inFlight = new Set<string>()
-  private readonly timer: NodeJS.Timeout
+  private readonly own: OwnCommands
 
   constructor (o: LeaderClaimsOptions) {
     this.o = o
-    this.tenure = new LeaderTenure(o.raft, o.clock, () => { this.heard.clear(); this.inFlight.clear() })
+    this.own = new OwnCommands(o.proposer, o.log, o.checkEveryMs, () => { this.check() })
+    this.tenure = new LeaderTenure(o.raft, o.clock, () => { this.heard.clear(); this.own.clear() })
     o.state.queues.on('claim-heard', c => { this.heard.set(claimKey(c.queue, c.id, c.fence), o.clock.monotonic()) })
     o.state.queues.on('claim-ended', c => { this.heard.delete(claimKey(c.queue, c.id, c.fence)) })
     o.state.on('restored', () => { this.heard.clear() })
-    this.timer = setInterval(() => { this.check() }, o.checkEveryMs)
-    this.timer.unref()
   }
 
   close (): void {
-    clearInterval(this.timer)
+    this.own.close()
   }
 
   private check (): void {
@@ -61,16 +59,8 @@ export class LeaderClaims {
       const key = claimKey(queue, item.id, claim.fence)
       const heard = Math.max(this.tenure.since, this.heard.get(key) ?? 0)
       if (now - heard <= claim.visibilityMs) continue
-      this.propose(key, { op: 'q-expire', queue, id: item.id, fence: claim.fence })
+      this.own.propose(key, { op: 'q-expire', queue, id: item.id, fence: claim.fence })
     }
-    for (const queue of state.queues.dueQueues(clock.wall())) this.propose(`wake\u0000${queue}`, { op: 'q-wake', queue })
-  }
-
-  private propose (key: string, cmd: { op: 'q-expire', queue: string, id: string, fence: number } | { op: 'q-wake', queue: string }): void {
-    if (this.inFlight.has(key)) return
-    this.inFlight.add(key)
-    this.o.proposer.own(cmd).catch((err: unknown) => {
-      this.o.log.debug({ ...cmd, ...errorFields(err) }, 'queue housekeeping not committed; will try again')
-    }).finally(() => { this.inFlight.delete(key) })
+    for (const queue of state.queues.dueQueues(clock.wall())) this.own.propose(`wake\u0000${queue}`, { op: 'q-wake', queue })
   }
 }

@@ -10,10 +10,10 @@
  */
 import type { RaftNode } from '../../raft/index.js'
 import type { Logger } from '../../gossip/logger.js'
-import { errorFields } from '../../gossip/logger.js'
 import type { Clock } from '../clock.js'
 import type { CommandResult } from '../coordination/commands.js'
 import type { CoordinationState } from '../coordination/state.js'
+import { OwnCommands } from '../own-commands.js'
 import type { Proposer } from '../proposer.js'
 import { nextAfter, parseSpecText, type NormalizedSchedule } from './schedule-spec.js'
 
@@ -33,19 +33,17 @@ export interface LeaderTicksOptions {
 
 export class LeaderTicks {
   private readonly o: LeaderTicksOptions
-  private readonly inFlight = new Set<string>()
+  private readonly own: OwnCommands
   /** When this node first saw a task that has never ticked: its first tick is the next after that. */
   private readonly firstSeen = new Map<string, number>()
-  private readonly timer: NodeJS.Timeout
 
   constructor (o: LeaderTicksOptions) {
     this.o = o
-    this.timer = setInterval(() => { this.check() }, o.checkEveryMs)
-    this.timer.unref()
+    this.own = new OwnCommands(o.proposer, o.log, o.checkEveryMs, () => { this.check() })
   }
 
   close (): void {
-    clearInterval(this.timer)
+    this.own.close()
   }
 
   private check (): void {
@@ -53,7 +51,7 @@ export class LeaderTicks {
     if (!raft.isLeader) return
     const now = clock.wall()
     for (const task of state.schedules.all()) {
-      if (task.defs.size === 0 || this.inFlight.has(task.name)) continue
+      if (task.defs.size === 0 || this.own.has(task.name)) continue
       // Differing definitions still tick, by the first, so the conflict is counted where everyone sees it.
       const text = state.schedules.agreedSpec(task.name) ?? [...task.defs.values()].map(d => d.spec).sort()[0]
       const spec = parseSpecText(text)
@@ -63,15 +61,8 @@ export class LeaderTicks {
       const due = latestDue(spec, from, now)
       if (due === null) continue
       const run = spec.missed === 'run-once' || now - due.at <= SKIP_GRACE_MS
-      this.propose(task.name, due.at, run, due.missed)
+      this.own.propose(task.name, { op: 'tick', task: task.name, scheduledAt: due.at, run, missed: due.missed })
     }
-  }
-
-  private propose (task: string, scheduledAt: number, run: boolean, missed: number): void {
-    this.inFlight.add(task)
-    this.o.proposer.own({ op: 'tick', task, scheduledAt, run, missed }).catch((err: unknown) => {
-      this.o.log.debug({ task, scheduledAt, ...errorFields(err) }, 'tick not committed; will try again')
-    }).finally(() => { this.inFlight.delete(task) })
   }
 }
 
