@@ -1,9 +1,12 @@
 /**
- * `npm run bench -- <name> [...]`: runs benchmarks by name, printing each
- * result as JSON on stdout and a short table on stderr.
+ * `npm run bench -- <name> [...] [--flag [value]]`: runs benchmarks by
+ * name, printing each result as JSON on stdout and a short table on
+ * stderr. Flags go to every named benchmark (only `cpu` reads any:
+ * `--baseline <rev>`, `--runs N`, `--quick`).
  */
 import { cacheTable, runCacheBench } from './cache.js'
 import { coreTable, runCoreBench } from './core.js'
+import { cpuTable, runCpuBench } from './cpu.js'
 import { gossipTable, runGossipBench } from './gossip.js'
 import { kvTable, runKvBench } from './kv.js'
 import { pauseTable, runPauseBench } from './leader-pause.js'
@@ -12,7 +15,7 @@ import { rpcTable, runRpcBench } from './rpc.js'
 import { runTransportBench, transportTable } from './transport.js'
 import { runWalBench, walTable } from './wal.js'
 
-const benches: Record<string, () => Promise<{ json: unknown, table: string }>> = {
+const benches: Record<string, (flags: string[]) => Promise<{ json: unknown, table: string }>> = {
   wal: async () => { const r = await runWalBench(); return { json: r, table: walTable(r) } },
   core: async () => { const r = await runCoreBench(); return { json: r, table: coreTable(r) } },
   kv: async () => { const r = await runKvBench(); return { json: r, table: kvTable(r) } },
@@ -21,10 +24,22 @@ const benches: Record<string, () => Promise<{ json: unknown, table: string }>> =
   gossip: async () => { const r = await runGossipBench(); return { json: r, table: gossipTable(r) } },
   rpc: async () => { const r = await runRpcBench(); return { json: r, table: rpcTable(r) } },
   pause: async () => { const r = await runPauseBench(); return { json: r, table: pauseTable(r) } },
-  cache: async () => { const r = await runCacheBench(); return { json: r, table: cacheTable(r) } }
+  cache: async () => { const r = await runCacheBench(); return { json: r, table: cacheTable(r) } },
+  cpu: async flags => { const r = await runCpuBench(flags); return { json: r, table: cpuTable(r) } }
 }
 
-const names = process.argv.slice(2)
+const names: string[] = []
+const flags: string[] = []
+const argv = process.argv.slice(2)
+for (let i = 0; i < argv.length && i < 100; i++) {
+  if (!argv[i].startsWith('--')) names.push(argv[i])
+  else {
+    flags.push(argv[i])
+    // A flag's value (`--runs 3`, `--baseline main`) is not a benchmark name.
+    const next = argv[i + 1]
+    if (next !== undefined && !next.startsWith('--') && !(next in benches)) flags.push(argv[++i])
+  }
+}
 const unknown = names.filter(n => !(n in benches))
 if (names.length === 0 || unknown.length > 0) {
   console.error(`usage: npm run bench -- <${Object.keys(benches).join('|')}> ...${unknown.length > 0 ? `\nunknown benchmark: ${unknown.join(', ')}` : ''}`)
@@ -32,7 +47,7 @@ if (names.length === 0 || unknown.length > 0) {
 }
 const machine = { date: new Date().toISOString(), node: process.version, cpus: (await import('node:os')).cpus().length }
 for (const name of names) {
-  const { json, table } = await benches[name]()
+  const { json, table } = await benches[name](flags)
   console.log(JSON.stringify({ machine, ...json as object }, null, 2))
   console.error(table)
 }
