@@ -4,7 +4,8 @@
  * kv cluster (examples/kv-node.ts, started as `npm run bench -- kv` starts
  * it), for a baseline revision (default `main`, extracted to a temporary
  * directory) and this tree, both up at once and measured in alternating
- * blocks so the ratio is taken under the same machine conditions.
+ * blocks so the ratio is taken under the same machine conditions; each run
+ * starts a fresh pair of clusters, in turns.
  *
  * Each block is a fixed closed-loop load (64, then 256 PUTs in flight) on
  * one cluster while the other idles. Per committed entry: event-loop busy
@@ -39,6 +40,7 @@ export interface CpuBlock {
   readonly run: number
   readonly build: Build['name']
   readonly inFlight: number
+  readonly leaderId: string
   readonly entries: number
   readonly entriesPerSecond: number
   /** The leader changed during the block: its figures mix two leaders. */
@@ -97,6 +99,7 @@ async function measureBlock (b: Build, run: number, inFlight: number, seconds: n
     run,
     build: b.name,
     inFlight,
+    leaderId: r0.leader.id,
     entries,
     entriesPerSecond: Math.round(entries / elapsed),
     leaderChanged: s1?.role !== 'leader' || s1?.term !== r0.term,
@@ -143,29 +146,37 @@ export async function runCpuBench (flagArgs: string[] = []): Promise<CpuBenchRes
   const git = (...args: string[]): string => execFileSync('git', args, { cwd: root, encoding: 'utf8' }).trim()
   const current = { commit: git('rev-parse', 'HEAD'), dirty: git('status', '--porcelain', '--untracked-files=no').length > 0 }
   const tree = await extractRevision(root, rev)
-  const builds: Build[] = []
+  const running: Build[] = []
   try {
-    builds.push(await startBuild('baseline', tree.dir, tree.commit))
-    builds.push(await startBuild('current', root, current.commit))
-    // V8 optimises the hot paths over seconds of traffic (see kv-workload.ts); both builds get the same.
-    for (const b of builds) await concurrentPuts(clusterPut(b.cluster), LOADS[0], warmupSeconds)
     const blocks: CpuBlock[] = []
+    const profiles: CpuBenchResult['profiles'] = []
     for (let run = 0; run < runs; run++) {
+      // Fresh clusters every run, started in turns: in one pair of clusters
+      // kept for a whole run, identical code differed by x1.4 in busy time
+      // per entry at 64 in flight, the same way in all five runs (fsyncs
+      // took twice as long on one), which a pair per run averages out.
+      const order: Array<[Build['name'], string, string]> = [['baseline', tree.dir, tree.commit], ['current', root, current.commit]]
+      for (const [name, dir, commit] of run % 2 === 0 ? order : order.reverse()) running.push(await startBuild(name, dir, commit))
+      // V8 optimises the hot paths over seconds of traffic (see kv-workload.ts); both builds get the same.
+      for (const b of running) await concurrentPuts(clusterPut(b.cluster), LOADS[0], warmupSeconds)
       for (const inFlight of LOADS) {
         // The build that goes first takes turns, so neither always follows the other's load.
-        for (const b of run % 2 === 0 ? builds : [...builds].reverse()) {
+        for (const b of inFlight === LOADS[0] ? running : [...running].reverse()) {
           const block = await measureBlock(b, run, inFlight, blockSeconds)
           blocks.push(block)
-          process.stderr.write(`cpu: run ${run + 1}/${runs} ${b.name} ${inFlight} in flight: ${block.entriesPerSecond} entries/s, leader ${block.leader.busyUs} µs busy/entry\n`)
+          process.stderr.write(`cpu: run ${run + 1}/${runs} ${b.name} ${inFlight} in flight: ${block.entriesPerSecond} entries/s, leader ${block.leader.busyUs} µs busy/entry, ${block.leader.userUs + block.leader.systemUs} µs CPU/entry\n`)
         }
       }
+      if (run === runs - 1) {
+        const dir = await mkdtemp(join(tmpdir(), 'raftmesh-cpu-profiles-'))
+        for (const b of running) profiles.push(...await profileBuild(b, dir, LOADS[0], profileSeconds))
+      }
+      for (const b of running.splice(0)) await b.cluster.stop()
     }
-    const dir = await mkdtemp(join(tmpdir(), 'raftmesh-cpu-profiles-'))
-    const profiles: CpuBenchResult['profiles'] = []
-    for (const b of builds) profiles.push(...await profileBuild(b, dir, LOADS[0], profileSeconds))
-    const medians = builds.flatMap(b => LOADS.map(inFlight => {
-      const bs = blocks.filter(x => x.build === b.name && x.inFlight === inFlight)
-      return { build: b.name, inFlight, entriesPerSecond: median(bs.map(x => x.entriesPerSecond)), leader: medianOf(bs, 'leader'), follower: medianOf(bs, 'follower') }
+    const builds = ['baseline', 'current'] as const
+    const medians = builds.flatMap(name => LOADS.map(inFlight => {
+      const bs = blocks.filter(x => x.build === name && x.inFlight === inFlight)
+      return { build: name, inFlight, entriesPerSecond: median(bs.map(x => x.entriesPerSecond)), leader: medianOf(bs, 'leader'), follower: medianOf(bs, 'follower') }
     }))
     const series = (inFlight: number, of: (p: PerEntry) => number): RatioSeries => {
       const perRun = Array.from({ length: runs }, (_, run) => {
@@ -188,7 +199,7 @@ export async function runCpuBench (flagArgs: string[] = []): Promise<CpuBenchRes
       profiles
     }
   } finally {
-    for (const b of builds) await b.cluster.stop()
+    for (const b of running) await b.cluster.stop()
     await tree.remove()
   }
 }
