@@ -1,8 +1,8 @@
 /**
  * `npm run bench -- <name> [...] [--flag [value]]`: runs benchmarks by
  * name, printing each result as JSON on stdout and a short table on
- * stderr. Flags go to every named benchmark (only `cpu` reads any:
- * `--baseline <rev>`, `--runs N`, `--quick`).
+ * stderr. Flags go to every named benchmark (`queues` reads `--quick`,
+ * `--runs N`; `cpu` reads those and `--baseline <rev>`).
  */
 import { cacheTable, runCacheBench } from './cache.js'
 import { coreTable, runCoreBench } from './core.js'
@@ -10,6 +10,7 @@ import { cpuTable, runCpuBench } from './cpu.js'
 import { gossipTable, runGossipBench } from './gossip.js'
 import { kvTable, runKvBench } from './kv.js'
 import { pauseTable, runPauseBench } from './leader-pause.js'
+import { queuesTable, runQueuesBench } from './queues.js'
 import { locksTable, runLocksBench } from './locks.js'
 import { rpcTable, runRpcBench } from './rpc.js'
 import { runTransportBench, transportTable } from './transport.js'
@@ -25,6 +26,7 @@ const benches: Record<string, (flags: string[]) => Promise<{ json: unknown, tabl
   rpc: async () => { const r = await runRpcBench(); return { json: r, table: rpcTable(r) } },
   pause: async () => { const r = await runPauseBench(); return { json: r, table: pauseTable(r) } },
   cache: async () => { const r = await runCacheBench(); return { json: r, table: cacheTable(r) } },
+  queues: async flags => { const r = await runQueuesBench(flags); return { json: r, table: queuesTable(r) } },
   cpu: async flags => { const r = await runCpuBench(flags); return { json: r, table: cpuTable(r) } }
 }
 

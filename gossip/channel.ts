@@ -237,9 +237,13 @@ export class GossipChannel extends EventEmitter<ChannelEvents> {
       return
     }
     if (st === undefined || b.incarnation !== st.incarnation) {
-      // First word from this start of the publisher: it sets the baseline.
+      // First word from this start of the publisher. If we heard its previous
+      // start, we were listening when this one began: its sequence is ours
+      // from 1, and a first batch lost on the way is a gap like any other.
+      // Never heard of it: what it sent before we listened is not ours, and
+      // this batch sets the baseline.
       if (st?.timer != null) clearTimeout(st.timer)
-      st = { incarnation: b.incarnation, next: b.firstSeq, held: new Map(), timer: null }
+      st = { incarnation: b.incarnation, next: st === undefined ? b.firstSeq : 1, held: new Map(), timer: null }
       this.publishers.set(b.publisher, st)
     }
     const last = b.firstSeq + b.items.length - 1

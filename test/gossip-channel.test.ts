@@ -126,6 +126,16 @@ t.test('gossip channel', async t => {
     await t.rejects(raw('ghost', 'inc-2', 1, ['same header']), /Duplicate/, 'gossipsub itself drops a second message with the same id')
   })
 
+  t.test('a restarted publisher whose first batch was lost is reported from 1: a receiver that heard its previous start was listening', async t => {
+    reset()
+    await raw('ghost', 'inc-3', 3, ['r3'])
+    await until('the gap is reported and r3 delivered', () => [n2, n3].every(n => n.gaps.length === 1 && from(n, 'ghost').length === 1))
+    for (const n of [n2, n3]) t.same(n.gaps, [{ publisher: 'ghost', from: 1, to: 2 }], `${n.mesh.nodeId} names the lost first batch`)
+    await raw('stranger', 'inc-1', 7, ['s7'])
+    await until('a never-heard publisher\'s batch delivered', () => from(n2, 'stranger').length === 1)
+    t.same(n2.gaps.filter(g => g.publisher === 'stranger'), [], 'a publisher never heard before sets the baseline')
+  })
+
   t.test('oversized payloads are refused at publish', async t => {
     t.throws(() => n1.channel.publish(new Uint8Array(256 * 1024 + 1)), InvalidArgumentError)
     t.throws(() => n1.mesh.channel('', {}), InvalidArgumentError)

@@ -228,6 +228,10 @@ function replay (plan: Step[]): void {
       if (!held.some(h => h.id === item.id && h.fence === c.fence)) held.push({ c: who, id: item.id, fence: c.fence })
       if (c.fence > log.index) throw new Error(`claim of ${item.id} has fence ${c.fence} beyond the log`)
     }
+    const indexed = new Set([...log.sm.queues.claims()].map(c => c.item.id))
+    for (const id of new Set([...enqueued, ...held.map(h => h.id)])) {
+      if ((log.sm.queues.item('q', id)?.claim ?? null) !== null && !indexed.has(id)) throw new Error(`item ${id} is claimed but missing from the claims the leader expires`)
+    }
     const dead = new Set(log.sm.queues.deadLetters('q').map(d => d.id))
     for (const id of enqueued) {
       if (log.sm.queues.item('q', id) === undefined && !dead.has(id)) throw new Error(`item ${id} was enqueued, never acked, and is gone`)

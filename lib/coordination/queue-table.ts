@@ -14,6 +14,7 @@
  * herd of workers racing for one item.
  */
 import { EventEmitter } from 'node:events'
+import { ReadyLine } from './ready-line.js'
 
 /** Items (ready, delayed and claimed) one queue may hold; an enqueue beyond is refused. */
 export const MAX_QUEUE_ITEMS = 1_000_000
@@ -71,7 +72,9 @@ interface QueueRecord {
   readonly name: string
   readonly items: Map<string, QueueItem>
   /** Ids ready to claim, in the order they became ready. */
-  readonly ready: Set<string>
+  readonly ready: ReadyLine
+  /** Ids with a live claim: what the leader's expiry clock walks. */
+  readonly claimed: Set<string>
   /** Ids waiting for their availableAt, sorted by it. */
   delayed: string[]
   readonly dead: Map<string, DeadLetter>
@@ -114,7 +117,10 @@ export class QueueTable extends EventEmitter<QueueEvents> {
   /** Every live claim, for the leader's expiry clock. */
   * claims (): IterableIterator<{ queue: string, item: Readonly<QueueItem>, claim: Readonly<Claim> }> {
     for (const q of this.queues.values()) {
-      for (const item of q.items.values()) if (item.claim !== null) yield { queue: q.name, item, claim: item.claim }
+      for (const id of q.claimed) {
+        const item = q.items.get(id) as QueueItem
+        yield { queue: q.name, item, claim: item.claim as Claim }
+      }
     }
   }
 
@@ -144,7 +150,7 @@ export class QueueTable extends EventEmitter<QueueEvents> {
     // A read must not move items: only applied entries may change the state.
     const due = q.delayed.filter(id => (q.items.get(id) as QueueItem).availableAt <= now)
     let oldest: number | null = null
-    for (const id of [...q.ready, ...due]) {
+    for (const id of [...q.ready.toArray(), ...due]) {
       const at = (q.items.get(id) as QueueItem).enqueuedAt
       if (oldest === null || at < oldest) oldest = at
     }
@@ -152,7 +158,7 @@ export class QueueTable extends EventEmitter<QueueEvents> {
       depth: q.ready.size + q.delayed.length,
       ready: q.ready.size + due.length,
       delayed: q.delayed.length - due.length,
-      inFlight: q.items.size - q.ready.size - q.delayed.length,
+      inFlight: q.claimed.size,
       deadLetters: q.dead.size,
       waiters: q.waiters.reduce((n, w) => n + w.capacity, 0),
       acked: q.acked,
@@ -184,7 +190,7 @@ export class QueueTable extends EventEmitter<QueueEvents> {
     const items: GrantedItem[] = []
     // Waiters came first: a claim does not jump the line.
     if (q.waiters.length === 0) {
-      while (items.length < req.max && q.ready.size > 0) items.push(this.grant(q, this.firstReady(q), ctx.session, req.owner, req.visibilityMs, req.maxAttempts, false, ctx))
+      while (items.length < req.max && q.ready.size > 0) items.push(this.grant(q, this.takeReady(q), ctx.session, req.owner, req.visibilityMs, req.maxAttempts, false, ctx))
     }
     const rest = req.max - items.length
     if (req.wait && rest > 0) {
@@ -208,6 +214,7 @@ export class QueueTable extends EventEmitter<QueueEvents> {
     const bad = this.checkClaim(queue, id, item, fence, ctx)
     if (bad !== null) return bad
     ;(q as QueueRecord).items.delete(id)
+    ;(q as QueueRecord).claimed.delete(id)
     ;(q as QueueRecord).acked++
     return { ok: true }
   }
@@ -235,12 +242,10 @@ export class QueueTable extends EventEmitter<QueueEvents> {
     const qr = q as QueueRecord
     const claim = it.claim as Claim
     it.claim = null
+    qr.claimed.delete(id)
     it.attempt = Math.max(0, it.attempt - 1)
     it.availableAt = ctx.stamp
-    const rest = [...qr.ready]
-    qr.ready.clear()
-    qr.ready.add(id)
-    for (const r of rest) qr.ready.add(r)
+    qr.ready.unshift(id)
     this.emit('claim-ended', { queue, id, fence: claim.fence, session: claim.session, reason: 'returned' })
     this.serveWaiters(qr, ctx)
     return { ok: true }
@@ -317,7 +322,7 @@ export class QueueTable extends EventEmitter<QueueEvents> {
     return [...this.queues.values()].map(q => ({
       name: q.name,
       items: [...q.items.values()],
-      ready: [...q.ready],
+      ready: q.ready.toArray(),
       delayed: q.delayed,
       dead: [...q.dead.values()],
       waiters: q.waiters,
@@ -332,7 +337,8 @@ export class QueueTable extends EventEmitter<QueueEvents> {
       this.queues.set(r.name, {
         name: r.name,
         items: new Map(r.items.map(i => [i.id, i])),
-        ready: new Set(r.ready),
+        ready: new ReadyLine(r.ready),
+        claimed: new Set(r.items.filter(i => i.claim !== null).map(i => i.id)),
         delayed: r.delayed,
         dead: new Map(r.dead.map(d => [d.id, d])),
         waiters: r.waiters,
@@ -345,7 +351,7 @@ export class QueueTable extends EventEmitter<QueueEvents> {
   private record (name: string): QueueRecord {
     let q = this.queues.get(name)
     if (q === undefined) {
-      q = { name, items: new Map(), ready: new Set(), delayed: [], dead: new Map(), waiters: [], acked: 0, nextAuto: 0 }
+      q = { name, items: new Map(), ready: new ReadyLine(), claimed: new Set(), delayed: [], dead: new Map(), waiters: [], acked: 0, nextAuto: 0 }
       this.queues.set(name, q)
     }
     return q
@@ -359,13 +365,12 @@ export class QueueTable extends EventEmitter<QueueEvents> {
     return null
   }
 
-  private firstReady (q: QueueRecord): QueueItem {
-    const id = q.ready.values().next().value as string
-    return q.items.get(id) as QueueItem
+  private takeReady (q: QueueRecord): QueueItem {
+    return q.items.get(q.ready.shift() as string) as QueueItem
   }
 
   private grant (q: QueueRecord, item: QueueItem, session: string, owner: string, visibilityMs: number, maxAttempts: number | null, waited: boolean, ctx: ApplyContext): GrantedItem {
-    q.ready.delete(item.id)
+    q.claimed.add(item.id)
     item.attempt++
     if (maxAttempts !== null) item.maxAttempts = maxAttempts
     item.claim = { session, owner, fence: ctx.index, claimedAt: ctx.stamp, visibilityMs, waited }
@@ -380,7 +385,7 @@ export class QueueTable extends EventEmitter<QueueEvents> {
       const w = q.waiters[0]
       const items: GrantedItem[] = []
       while (w.capacity > 0 && q.ready.size > 0) {
-        items.push(this.grant(q, this.firstReady(q), w.session, w.owner, w.visibilityMs, w.maxAttempts, true, ctx))
+        items.push(this.grant(q, this.takeReady(q), w.session, w.owner, w.visibilityMs, w.maxAttempts, true, ctx))
         w.capacity--
       }
       if (w.capacity === 0) q.waiters.shift()
@@ -391,6 +396,7 @@ export class QueueTable extends EventEmitter<QueueEvents> {
   private endClaim (q: QueueRecord, item: QueueItem, reason: 'nack' | 'expired' | 'session-ended', delayMs: number, ctx: ApplyContext): void {
     const claim = item.claim as Claim
     item.claim = null
+    q.claimed.delete(item.id)
     if (item.attempt >= item.maxAttempts) {
       q.items.delete(item.id)
       q.dead.set(item.id, { id: item.id, payload: item.payload, enqueuedAt: item.enqueuedAt, deadAt: ctx.stamp, attempts: item.attempt, lastError: item.lastError })
@@ -403,7 +409,7 @@ export class QueueTable extends EventEmitter<QueueEvents> {
 
   private makeAvailable (q: QueueRecord, item: QueueItem, now: number): void {
     if (item.availableAt <= now && q.delayed.length === 0) {
-      q.ready.add(item.id)
+      q.ready.push(item.id)
       return
     }
     // Sorted insert, after items due at the same time (FIFO among equals).
@@ -420,7 +426,7 @@ export class QueueTable extends EventEmitter<QueueEvents> {
 
   private promote (q: QueueRecord, now: number): void {
     let n = 0
-    while (n < q.delayed.length && (q.items.get(q.delayed[n]) as QueueItem).availableAt <= now) q.ready.add(q.delayed[n++])
+    while (n < q.delayed.length && (q.items.get(q.delayed[n]) as QueueItem).availableAt <= now) q.ready.push(q.delayed[n++])
     if (n > 0) q.delayed.splice(0, n)
   }
 }

@@ -32,6 +32,10 @@ export interface Job<T> {
   extend(visibilityMs?: number): Promise<void>
 }
 
+// One reason for every job that ends normally: a new Error per ack (with its stack trace) cost more than the ack's own apply.
+const ACKED = new ClaimExpiredError('the item was acked')
+const GIVEN_BACK = new ClaimExpiredError('the item was given back')
+
 export interface JobSubmit {
   /** Sends a queue command for this claim; resolves with its answer and when it was sent (monotonic). */
   (cmd: { op: 'ack' } | { op: 'nack', delayMs: number, error: string | null } | { op: 'extend', visibilityMs: number } | { op: 'give-back' }): Promise<{ ok: boolean, message?: string, sentAt: number }>
@@ -118,7 +122,7 @@ export class ClaimedJob<T> implements Job<T> {
 
   private async finish (cmd: Parameters<JobSubmit>[0]): Promise<void> {
     const r = await this.submit(cmd)
-    this.end(new ClaimExpiredError(`item ${this.id} was ${cmd.op === 'ack' ? 'acked' : 'given back'}`))
+    this.end(cmd.op === 'ack' ? ACKED : GIVEN_BACK)
     if (!r.ok) throw new ClaimExpiredError(r.message ?? `the claim of item ${this.id} expired`)
   }
 

@@ -13,6 +13,7 @@ import { errorFields } from '../../gossip/logger.js'
 import type { GrantedItem } from '../coordination/queue-table.js'
 import { ClusterStoppedError, InvalidArgumentError } from '../errors.js'
 import type { ClaimedJob, Job } from './job.js'
+import { LEASE_MARGIN } from '../session.js'
 import type { QueueService } from './queue-service.js'
 
 export interface ProcessOptions {
@@ -47,6 +48,8 @@ export class Processor<T> {
   private busy = 0
   /** Items the log still owes this processor under `session`. */
   private asked = 0
+  /** When the latest claim request whose answer this node applied was sent (see start()). */
+  private anchor = -Infinity
   private session: string | null = null
   private retry: NodeJS.Timeout | null = null
   private stopping: Promise<void> | null = null
@@ -67,7 +70,7 @@ export class Processor<T> {
     if (!Number.isInteger(this.visibilityMs) || this.visibilityMs < 300 || this.visibilityMs > 24 * 3600_000) throw new InvalidArgumentError('visibilityMs must be an integer from 300 ms to a day')
     this.owner = svc.newOwner()
     this.log = svc.o.log
-    this.unroute = svc.route(this.owner, (items, session) => { this.arrived(items, session, true, 0) })
+    this.unroute = svc.route(this.owner, (items, session) => { this.arrived(items, session, true, session === this.session ? this.anchor : -Infinity) })
     this.offStop = svc.onStop(async () => { await this.stop() })
     svc.o.keeper.on('opened', this.onOpened)
     this.topUp()
@@ -110,12 +113,14 @@ export class Processor<T> {
     if (session !== this.session) {
       this.session = session
       this.asked = 0
+      this.anchor = -Infinity
     }
     const want = this.concurrency - this.busy - this.asked
     if (want <= 0) return
     this.asked += want
     this.svc.submit(session, { op: 'claim', queue: this.queue, owner: this.owner, visibilityMs: this.visibilityMs, max: want, wait: true, maxAttempts: this.maxAttempts }).then(({ result, sentAt }) => {
       if (!result.ok) throw new Error(result.message)
+      if (this.session === session) this.anchor = Math.max(this.anchor, sentAt)
       this.arrived((result.value as { items: GrantedItem[] }).items, session, false, sentAt)
     }).catch((err: unknown) => {
       if (this.session === session) this.asked = Math.max(0, this.asked - want)
@@ -150,8 +155,12 @@ export class Processor<T> {
 
   private async start (item: GrantedItem, session: string, waited: boolean, sentAt: number, free: () => void): Promise<void> {
     let anchoredAt = sentAt
-    if (waited) {
-      // Handed over in a later entry than our request: confirm before starting, and count visibility from the confirmation.
+    // Handed over in a later entry than our requests. The leader starts the
+    // claim's visibility when it applies that entry, after it applied every
+    // request of ours that this node had applied: one sent at `sentAt` (the
+    // latest such) is a safe anchor. If that leaves less than half the
+    // visibility, confirm first and count from the confirmation.
+    if (waited && sentAt + this.visibilityMs * (1 - LEASE_MARGIN) - this.svc.o.clock.monotonic() < this.visibilityMs / 2) {
       const confirm = await this.svc.submit(session, { op: 'extend', queue: this.queue, id: item.id, fence: item.fence, visibilityMs: this.visibilityMs }).catch(() => null)
       if (confirm === null || !confirm.result.ok) return
       anchoredAt = confirm.sentAt

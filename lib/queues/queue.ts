@@ -12,6 +12,7 @@ import { MAX_QUEUE_PAYLOAD_BYTES, type CommandResult } from '../coordination/com
 import type { DeadLetter, GrantedItem } from '../coordination/queue-table.js'
 import type { CoordinationState } from '../coordination/state.js'
 import { ClusterStoppedError, InvalidArgumentError, QueueFullError, QueueItemTooLargeError, SessionLostError, TimeoutError } from '../errors.js'
+import { LEASE_MARGIN } from '../session.js'
 import type { Job } from './job.js'
 import { Processor, type ProcessOptions } from './processor.js'
 import type { QueueService } from './queue-service.js'
@@ -177,7 +178,11 @@ export class Queue<T> {
           waiting = true
           const [item] = await abortable(granted, signal)
           waiting = false
-          // A waiter's grant came in a later entry: confirm it, and start its visibility from the confirmation.
+          // The grant came in a later entry than our claim, which the leader applied first: the claim's send time is
+          // a safe anchor. After a long wait it leaves little visibility, so confirm and count from the confirmation.
+          if (sentAt + visibilityMs * (1 - LEASE_MARGIN) - this.svc.o.clock.monotonic() >= visibilityMs / 2) {
+            return this.svc.job(this.name, session, item, this.decode(item.payload), visibilityMs, sentAt)
+          }
           const confirm = await this.svc.submit(session, { op: 'extend', queue: this.name, id: item.id, fence: item.fence, visibilityMs })
           if (confirm.result.ok) return this.svc.job(this.name, session, item, this.decode(item.payload), visibilityMs, confirm.sentAt)
         } finally {

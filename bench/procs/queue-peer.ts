@@ -1,0 +1,68 @@
+/**
+ * One raftmesh process of `npm run bench -- queues`: embeds one Cluster as
+ * a server would (expect: 3, its own data directory, the log fsynced) and
+ * drives `cluster.queue()` for bench/queue-workload.ts (the requests are in
+ * bench/procs/queue-driver.ts).
+ *
+ * Usage (spawned with an IPC channel, structured-clone serialization):
+ *   node --import tsx bench/procs/queue-peer.ts '<{"nodeId","dataDir","listen","bootstrap","sessionTtlMs"}>'
+ * The cluster secret comes in RAFTMESH_BENCH_SECRET. With
+ * QUEUES_BENCH_CPU_PROF=<dir>, a CPU profile from the join to a clean
+ * stop is written there as <nodeId>-<pid>.cpuprofile.
+ */
+import { writeFile } from 'node:fs/promises'
+import { Session } from 'node:inspector/promises'
+import { join } from 'node:path'
+import { ClaimExpiredError, Cluster } from '../../lib/index.js'
+import { serveQueueBench, type BenchPayload } from './queue-driver.js'
+
+interface PeerArgs { nodeId: string, dataDir: string, listen: string, bootstrap: string[], sessionTtlMs: number }
+
+const args = JSON.parse(process.argv[2] ?? '{}') as PeerArgs
+const cluster = await Cluster.start({
+  name: 'bench-queues',
+  secret: process.env.RAFTMESH_BENCH_SECRET,
+  dataDir: args.dataDir,
+  nodeId: args.nodeId,
+  listen: [args.listen],
+  bootstrap: args.bootstrap,
+  expect: 3,
+  sessionTtlMs: args.sessionTtlMs,
+  // A server's own handler: stay up, so a slow moment on a loaded machine does not end the run.
+  onPanic: () => {}
+})
+
+const profDir = process.env.QUEUES_BENCH_CPU_PROF
+const profiler = profDir === undefined ? null : new Session()
+if (profiler !== null) {
+  profiler.connect()
+  await profiler.post('Profiler.enable')
+  await profiler.post('Profiler.start')
+}
+
+serveQueueBench({
+  enqueue: async (queue, payload) => { await cluster.queue<BenchPayload>(queue).enqueue(payload) },
+  work: (queue, o, hooks) => {
+    const processor = cluster.queue<BenchPayload>(queue).process(async job => {
+      hooks.started(job.payload)
+      // The signal fires once the ack is applied here (and for every other end of the claim).
+      job.signal.addEventListener('abort', () => {
+        const r: unknown = job.signal.reason
+        if (r instanceof ClaimExpiredError && r.message.endsWith('was acked')) hooks.acked()
+      }, { once: true })
+      if (o.hold) await new Promise(resolve => { job.signal.addEventListener('abort', resolve, { once: true }) })
+    }, { concurrency: o.concurrency, visibilityMs: o.visibilityMs })
+    return { stop: async () => { await processor.stop() } }
+  },
+  status: async () => {
+    const s = cluster.status()
+    return { node: cluster.id, leader: s.raft.leader, session: s.session.id !== null, panic: s.panic !== null, applied: s.raft.appliedIndex }
+  },
+  close: async () => {
+    if (profiler !== null && profDir !== undefined) {
+      const { profile } = await profiler.post('Profiler.stop')
+      await writeFile(join(profDir, `${args.nodeId}-${process.pid}.cpuprofile`), JSON.stringify(profile))
+    }
+    await cluster.stop()
+  }
+})
