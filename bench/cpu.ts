@@ -164,7 +164,7 @@ export async function runCpuBench (flagArgs: string[] = []): Promise<CpuBenchRes
         for (const b of inFlight === LOADS[0] ? running : [...running].reverse()) {
           const block = await measureBlock(b, run, inFlight, blockSeconds)
           blocks.push(block)
-          process.stderr.write(`cpu: run ${run + 1}/${runs} ${b.name} ${inFlight} in flight: ${block.entriesPerSecond} entries/s, leader ${block.leader.busyUs} µs busy/entry, ${block.leader.userUs + block.leader.systemUs} µs CPU/entry\n`)
+          process.stderr.write(`cpu: run ${run + 1}/${runs} ${b.name} ${inFlight} in flight: ${block.entriesPerSecond} entries/s, leader ${block.leader.busyUs} µs busy/entry, ${Math.round((block.leader.userUs + block.leader.systemUs) * 10) / 10} µs CPU/entry\n`)
         }
       }
       if (run === runs - 1) {
