@@ -1,5 +1,5 @@
 /**
- * `npm run bench -- cpu [--baseline <rev>] [--runs N] [--quick]` (issue 15):
+ * `npm run bench -- cpu [--baseline <rev>] [--runs N] [--quick] [--current-env NAME=value]` (issue 15):
  * what one committed entry costs the leader and a follower of a 3-process
  * kv cluster (examples/kv-node.ts, started as `npm run bench -- kv` starts
  * it), for a baseline revision (default `main`, extracted to a temporary
@@ -54,7 +54,7 @@ export interface RatioSeries { perRun: number[], median: number, runsAtMostHalf:
 export interface CpuBenchResult {
   bench: 'cpu'
   baseline: { rev: string, commit: string }
-  current: { commit: string, dirty: boolean }
+  current: { commit: string, dirty: boolean, env: Record<string, string> }
   settings: { runs: number, blockSeconds: number, warmupSeconds: number, profileSeconds: number, loads: number[] }
   blocks: CpuBlock[]
   /** Per build and load: the median over runs of each figure. */
@@ -69,12 +69,16 @@ export interface CpuBenchResult {
   profiles: Array<{ build: Build['name'], role: 'leader' | 'follower', file: string, summary: ProfileSummary }>
 }
 
-function parseFlags (flags: string[]): { baseline: string, runs: number, quick: boolean } {
+function parseFlags (flags: string[]): { baseline: string, runs: number, quick: boolean, currentEnv: Record<string, string> } {
   const value = (name: string): string | undefined => { const i = flags.indexOf(name); return i < 0 ? undefined : flags[i + 1] }
   const quick = flags.includes('--quick')
   const runs = Number(value('--runs') ?? (quick ? 1 : 5))
   if (!Number.isInteger(runs) || runs < 1 || runs > 50) throw new Error('--runs takes a whole number from 1 to 50')
-  return { baseline: value('--baseline') ?? 'main', runs, quick }
+  // A setting tried on the current build's nodes only (`--current-env RAFTMESH_FSYNC=threadpool`): an A/B of the setting.
+  const env = value('--current-env')
+  const m = env === undefined ? null : /^([A-Z_][A-Z0-9_]*)=(.*)$/.exec(env)
+  if (env !== undefined && m === null) throw new Error('--current-env takes NAME=value')
+  return { baseline: value('--baseline') ?? 'main', runs, quick, currentEnv: m === null ? {} : { [m[1]]: m[2] } }
 }
 
 async function roles (c: LocalKvCluster): Promise<{ leader: LocalNode, follower: LocalNode, term: number }> {
@@ -130,21 +134,21 @@ function medianOf (blocks: CpuBlock[], role: 'leader' | 'follower'): PerEntry {
   return Object.fromEntries(keys.map(k => [k, m(k)])) as unknown as PerEntry
 }
 
-async function startBuild (name: Build['name'], treeRoot: string, commit: string): Promise<Build> {
+async function startBuild (name: Build['name'], treeRoot: string, commit: string, env: Record<string, string>): Promise<Build> {
   // 256 in flight must reach the leader as 256 requests, not queue in the client's agent.
-  const cluster = await LocalKvCluster.start({ nodes: 3, root: treeRoot, nodeArgs: ['--import', probe], clientSockets: 512 })
+  const cluster = await LocalKvCluster.start({ nodes: 3, root: treeRoot, nodeArgs: ['--import', probe], clientSockets: 512, env })
   const { leader } = await roles(cluster)
   return { name, root: treeRoot, commit, cluster, transportStats: await hasTransportStats(leader) }
 }
 
 export async function runCpuBench (flagArgs: string[] = []): Promise<CpuBenchResult> {
-  const { baseline: rev, runs, quick } = parseFlags(flagArgs)
+  const { baseline: rev, runs, quick, currentEnv } = parseFlags(flagArgs)
   const blockSeconds = quick ? 2 : 5
   const warmupSeconds = quick ? 2 : 10
   const profileSeconds = quick ? 2 : 5
   const { execFileSync } = await import('node:child_process')
   const git = (...args: string[]): string => execFileSync('git', args, { cwd: root, encoding: 'utf8' }).trim()
-  const current = { commit: git('rev-parse', 'HEAD'), dirty: git('status', '--porcelain', '--untracked-files=no').length > 0 }
+  const current = { commit: git('rev-parse', 'HEAD'), dirty: git('status', '--porcelain', '--untracked-files=no').length > 0, env: currentEnv }
   const tree = await extractRevision(root, rev)
   const running: Build[] = []
   try {
@@ -156,7 +160,7 @@ export async function runCpuBench (flagArgs: string[] = []): Promise<CpuBenchRes
       // per entry at 64 in flight, the same way in all five runs (fsyncs
       // took twice as long on one), which a pair per run averages out.
       const order: Array<[Build['name'], string, string]> = [['baseline', tree.dir, tree.commit], ['current', root, current.commit]]
-      for (const [name, dir, commit] of run % 2 === 0 ? order : order.reverse()) running.push(await startBuild(name, dir, commit))
+      for (const [name, dir, commit] of run % 2 === 0 ? order : order.reverse()) running.push(await startBuild(name, dir, commit, name === 'current' ? currentEnv : {}))
       // V8 optimises the hot paths over seconds of traffic (see kv-workload.ts); both builds get the same.
       for (const b of running) await concurrentPuts(clusterPut(b.cluster), LOADS[0], warmupSeconds)
       for (const inFlight of LOADS) {
@@ -208,7 +212,7 @@ const cell = (x: number | null, w: number): string => String(x ?? '-').padStart(
 
 export function cpuTable (r: CpuBenchResult): string {
   const lines = [
-    `baseline ${r.baseline.rev} (${r.baseline.commit.slice(0, 9)}) against current ${r.current.commit.slice(0, 9)}${r.current.dirty ? ' + uncommitted changes' : ''}; ${r.settings.runs} runs of ${r.settings.blockSeconds} s blocks; medians over runs; per committed entry`,
+    `baseline ${r.baseline.rev} (${r.baseline.commit.slice(0, 9)}) against current ${r.current.commit.slice(0, 9)}${r.current.dirty ? ' + uncommitted changes' : ''}${Object.entries(r.current.env ?? {}).map(([k, v]) => ` with ${k}=${v}`).join('')}; ${r.settings.runs} runs of ${r.settings.blockSeconds} s blocks; medians over runs; per committed entry`,
     'in flight build    role      entries/s busy µs   ELU  user µs  sys µs entries/fsync msgs out msgs in bytes out bytes in'
   ]
   for (const m of r.medians) {
