@@ -53,7 +53,8 @@ function label (n: ProfileNode, parent: Map<number, ProfileNode>, root: string):
   const f = n.callFrame
   if (f.functionName.startsWith('(')) return f.functionName
   const where = (c: CallFrame): string => {
-    const m = moduleOf(c.url, root)
+    // The whole builtin's name (node:fs/promises, not node:fs): line numbers refer to it.
+    const m = c.url.startsWith('node:') ? c.url.replace(/^node:internal\//, 'node:') : moduleOf(c.url, root)
     return c.lineNumber > 0 ? `${m}:${c.lineNumber + 1}` : m
   }
   const own = f.url === '' ? f.functionName : `${f.functionName || '(anonymous)'} ${where(f)}`
