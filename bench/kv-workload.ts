@@ -42,6 +42,24 @@ export function median (xs: number[]): number {
   return s.length === 0 ? NaN : s[Math.floor((s.length - 1) / 2)]
 }
 
+/**
+ * `inFlight` writers, each PUTting (100-byte values, 50 keys each) as soon
+ * as its last PUT answered, for `seconds`: a fixed load, closed-loop.
+ */
+export async function concurrentPuts (put: KvTarget['put'], inFlight: number, seconds: number): Promise<{ puts: number, seconds: number }> {
+  const value = 'v'.repeat(100)
+  let puts = 0
+  const start = performance.now()
+  const end = start + seconds * 1000
+  await Promise.all(Array.from({ length: inFlight }, async (_, w) => {
+    for (let i = 0; performance.now() < end && i < 1_000_000; i++) {
+      await put(`c${w}-${i % 50}`, value)
+      puts++
+    }
+  }))
+  return { puts, seconds: (performance.now() - start) / 1000 }
+}
+
 export async function runKvWorkload (t: KvTarget, opts: KvWorkloadOptions = {}): Promise<KvWorkloadResult> {
   const value = 'v'.repeat(100)
   // Steady state, not start-up: V8 takes seconds of traffic to optimise the
@@ -57,17 +75,7 @@ export async function runKvWorkload (t: KvTarget, opts: KvWorkloadOptions = {}):
     seq.since(t0)
   }
   const inFlight = opts.inFlight ?? 64
-  const seconds = opts.seconds ?? 5
-  let puts = 0
-  const start = performance.now()
-  const end = start + seconds * 1000
-  await Promise.all(Array.from({ length: inFlight }, async (_, w) => {
-    for (let i = 0; performance.now() < end && i < 1_000_000; i++) {
-      await t.put(`c${w}-${i % 50}`, value)
-      puts++
-    }
-  }))
-  const elapsed = (performance.now() - start) / 1000
+  const { puts, seconds: elapsed } = await concurrentPuts(t.put.bind(t), inFlight, opts.seconds ?? 5)
   const roundsMs: number[] = []
   for (let r = 0; r < (opts.failoverRounds ?? 5); r++) {
     await t.killLeader()

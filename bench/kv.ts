@@ -10,16 +10,21 @@ import { etcdAvailable, startEtcdCluster } from './etcd-cluster.js'
 import { runPairedSequential, type PairedResult } from './kv-paired.js'
 import { round2, runKvWorkload, type KvTarget, type KvWorkloadOptions, type KvWorkloadResult } from './kv-workload.js'
 
+/** A PUT through the cluster's client, which follows redirects to the leader. */
+export function clusterPut (c: LocalKvCluster): KvTarget['put'] {
+  return async (key, value, timeoutMs = 5000) => {
+    const r = await c.client.send('PUT', `/kv/${key}`, value, { attempts: timeoutMs < 1000 ? 1 : 6, timeoutMs })
+    if (r.status !== 200) throw new Error(`PUT answered ${r.status}`)
+  }
+}
+
 async function raftmeshTarget (): Promise<KvTarget> {
   const c = await LocalKvCluster.start({ nodes: 3 })
   let killed: Awaited<ReturnType<typeof c.waitForLeader>> | null = null
   await c.waitForLeader()
   return {
     name: 'raftmesh kv-node (3 processes)',
-    put: async (key, value, timeoutMs = 5000) => {
-      const r = await c.client.send('PUT', `/kv/${key}`, value, { attempts: timeoutMs < 1000 ? 1 : 6, timeoutMs })
-      if (r.status !== 200) throw new Error(`PUT answered ${r.status}`)
-    },
+    put: clusterPut(c),
     killLeader: async () => {
       killed = await c.waitForLeader()
       await c.kill(killed)

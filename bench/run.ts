@@ -1,11 +1,12 @@
 /**
  * `npm run bench -- <name> [...] [--flag [value]]`: runs benchmarks by
  * name, printing each result as JSON on stdout and a short table on
- * stderr. Flags go to every named benchmark (only `queues` reads any:
- * `--quick`, `--runs N`).
+ * stderr. Flags go to every named benchmark (`queues` reads `--quick`,
+ * `--runs N`; `cpu` reads those and `--baseline <rev>`).
  */
 import { cacheTable, runCacheBench } from './cache.js'
 import { coreTable, runCoreBench } from './core.js'
+import { cpuTable, runCpuBench } from './cpu.js'
 import { gossipTable, runGossipBench } from './gossip.js'
 import { kvTable, runKvBench } from './kv.js'
 import { pauseTable, runPauseBench } from './leader-pause.js'
@@ -25,18 +26,20 @@ const benches: Record<string, (flags: string[]) => Promise<{ json: unknown, tabl
   rpc: async () => { const r = await runRpcBench(); return { json: r, table: rpcTable(r) } },
   pause: async () => { const r = await runPauseBench(); return { json: r, table: pauseTable(r) } },
   cache: async () => { const r = await runCacheBench(); return { json: r, table: cacheTable(r) } },
-  queues: async flags => { const r = await runQueuesBench(flags); return { json: r, table: queuesTable(r) } }
+  queues: async flags => { const r = await runQueuesBench(flags); return { json: r, table: queuesTable(r) } },
+  cpu: async flags => { const r = await runCpuBench(flags); return { json: r, table: cpuTable(r) } }
 }
 
 const names: string[] = []
 const flags: string[] = []
 const argv = process.argv.slice(2)
-for (let i = 0; i < argv.length; i++) {
+for (let i = 0; i < argv.length && i < 100; i++) {
   if (!argv[i].startsWith('--')) names.push(argv[i])
   else {
     flags.push(argv[i])
-    // A flag's value (`--runs 3`) is not a benchmark name.
-    if (/^\d+$/.test(argv[i + 1] ?? '')) flags.push(argv[++i])
+    // A flag's value (`--runs 3`, `--baseline main`) is not a benchmark name.
+    const next = argv[i + 1]
+    if (next !== undefined && !next.startsWith('--') && !(next in benches)) flags.push(argv[++i])
   }
 }
 const unknown = names.filter(n => !(n in benches))

@@ -140,6 +140,10 @@ async function main (): Promise<void> {
       })
     }
   }
+  // For the parent that spawned us (`npm run bench -- cpu` counts Raft messages per entry); not on HTTP, which it would perturb.
+  process.on('message', (m: { type?: unknown, id?: unknown }) => {
+    if (m?.type === 'kv-node:stats') process.send?.({ type: 'kv-node:stats', id: m.id, transport: transport.stats() })
+  })
   const server = createKvHttpServer({ raft, state, httpAddrOf, status })
   const [host, port] = [flags.http.slice(0, flags.http.lastIndexOf(':')), Number(flags.http.slice(flags.http.lastIndexOf(':') + 1))]
   await new Promise<void>((resolve) => {

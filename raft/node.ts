@@ -14,6 +14,7 @@ import { HeldNotices } from './held-notices.js'
 import { silentLogger, type Logger } from './logger.js'
 import type { LogStore } from './log-store.js'
 import { splitLeaderMessages, type Message } from './messages.js'
+import { PendingProposal } from './pending-proposal.js'
 import type { StateMachine } from './state-machine.js'
 import type { Transport } from './transport.js'
 import { EntryType, type ConfChange, type Entry, type NodeId } from './types.js'
@@ -102,7 +103,7 @@ export class RaftNode<R = unknown> extends EventEmitter<RaftNodeEvents> {
   private timer: TimerHandle | null = null
   private running = false
   private stopped = false
-  private readonly proposals = new Map<number, Waiter<R | undefined> & { term: number }>()
+  private readonly proposals = new Map<number, PendingProposal<R | undefined>>()
   private readonly reads = new Map<string, Waiter<number>>()
   /** Tick at which each unanswered read last asked the leader. */
   private readonly readAskedAt = new Map<string, number>()
@@ -339,6 +340,12 @@ export class RaftNode<R = unknown> extends EventEmitter<RaftNodeEvents> {
     })
   }
 
+  private waitApplied (index: number, term: number, opts: ProposeOptions, what: string): Promise<R | undefined> {
+    return new Promise<R | undefined>((resolve, reject) => {
+      this.proposals.set(index, new PendingProposal(index, term, this.proposals, this.clock, resolve, reject, opts.timeoutMs ?? 10000, opts.signal, what))
+    })
+  }
+
   private guard (opts: ProposeOptions): void {
     if (this.stopped) throw new StoppedError()
     opts.signal?.throwIfAborted()
@@ -352,10 +359,7 @@ export class RaftNode<R = unknown> extends EventEmitter<RaftNodeEvents> {
     this.guard(opts)
     const { index, term } = this.core.propose(data)
     this.kick()
-    const result = await this.wait<R | undefined>(
-      w => { this.proposals.set(index, { ...w, term }) },
-      () => { this.proposals.delete(index) },
-      opts, `proposal at index ${index}`)
+    const result = await this.waitApplied(index, term, opts, 'proposal')
     return { index, result }
   }
 
@@ -364,10 +368,7 @@ export class RaftNode<R = unknown> extends EventEmitter<RaftNodeEvents> {
     this.guard(opts)
     const { index, term } = this.core.proposeConfChange(cc)
     this.kick()
-    await this.wait<R | undefined>(
-      w => { this.proposals.set(index, { ...w, term }) },
-      () => { this.proposals.delete(index) },
-      opts, `membership change at index ${index}`)
+    await this.waitApplied(index, term, opts, 'membership change')
     return index
   }
 

@@ -10,13 +10,15 @@ export interface KvResponse {
 }
 
 export class KvClient {
-  private readonly agent = new Agent({ keepAlive: true, maxSockets: 128 })
+  private readonly agent: Agent
   private next = 0
   /** The node that last gave a definitive answer: most likely the leader. */
   private preferred: string | null = null
 
-  /** `nodes` are host:port HTTP addresses. */
-  constructor (private readonly nodes: () => readonly string[]) {}
+  /** `nodes` are host:port HTTP addresses; `maxSockets` caps the requests open to one node at once (default 128). */
+  constructor (private readonly nodes: () => readonly string[], opts: { maxSockets?: number } = {}) {
+    this.agent = new Agent({ keepAlive: true, maxSockets: opts.maxSockets ?? 128 })
+  }
 
   /** One HTTP exchange with one node (bodies are sent as JSON when `json` is set). */
   raw (addr: string, method: string, path: string, body?: string, timeoutMs = 3000, json = false): Promise<KvResponse> {

@@ -6,7 +6,8 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { z } from 'zod'
 import { LeadershipLostError, NotLeaderError, StoppedError, TransferInProgressError } from '../../raft/errors.js'
 import type { RaftNode } from '../../raft/node.js'
-import { encodeCommand, MAX_KEY, MAX_VALUE, type KvApplyResult, type KvCommand, type KvState } from './kv-state.js'
+import { encodeCommand, MAX_KEY, MAX_VALUE, type KvCommand } from './kv-command.js'
+import type { KvApplyResult, KvState } from './kv-state.js'
 
 export interface KvHttpOptions {
   readonly raft: RaftNode<KvApplyResult | null>

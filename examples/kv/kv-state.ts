@@ -6,22 +6,13 @@ import { Packr } from 'msgpackr'
 import { z } from 'zod'
 import type { StateMachine } from '../../raft/state-machine.js'
 import type { Entry } from '../../raft/types.js'
+import { decodeCommand, MAX_KEY, MAX_VALUE } from './kv-command.js'
 
 const packr = new Packr({ useRecords: false, moreTypes: false, mapsAsObjects: true })
 
-/** Longest key and value accepted, in UTF-16 code units. */
-export const MAX_KEY = 1024
-export const MAX_VALUE = 1024 * 1024
-
+// Snapshots are restored rarely, and whole: a schema is cheap enough there.
 const key = z.string().min(1).max(MAX_KEY)
 const value = z.string().max(MAX_VALUE)
-const commandSchema = z.discriminatedUnion('op', [
-  z.strictObject({ op: z.literal('put'), key, value }),
-  z.strictObject({ op: z.literal('delete'), key }),
-  z.strictObject({ op: z.literal('cas'), key, expect: value.nullable(), value })
-])
-
-export type KvCommand = z.infer<typeof commandSchema>
 
 export interface KvValue {
   readonly value: string
@@ -32,10 +23,6 @@ export interface KvValue {
 export type KvApplyResult =
   | { readonly ok: true, readonly index: number }
   | { readonly ok: false, readonly index: number, readonly value: string | null }
-
-export function encodeCommand (c: KvCommand): Uint8Array {
-  return packr.pack(commandSchema.parse(c))
-}
 
 export class KvState implements StateMachine<KvApplyResult | null> {
   private data = new Map<string, KvValue>()
@@ -50,12 +37,8 @@ export class KvState implements StateMachine<KvApplyResult | null> {
 
   /** Applies one committed command; a malformed entry is a no-op on every node alike. */
   apply (e: Entry): KvApplyResult | null {
-    let cmd: KvCommand
-    try {
-      cmd = commandSchema.parse(packr.unpack(e.data))
-    } catch {
-      return null
-    }
+    const cmd = decodeCommand(e.data)
+    if (cmd === null) return null
     const current = this.data.get(cmd.key)
     switch (cmd.op) {
       case 'put':
