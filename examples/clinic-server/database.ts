@@ -67,7 +67,7 @@ export class ClinicDb {
       this.addEncounter(patient.id, 'ADMISSION', `hl7:${controlId}`)
       this.db.prepare('INSERT INTO hl7_messages (control_id, patient_id, fence, node) VALUES (?, ?, ?, ?)').run(controlId, patient.id, String(fence), node)
       return { patient, imported: true }
-    })()
+    }).immediate()
   }
 
   /** Deletes encounters older than `before`, recorded once per run's fence. */
@@ -76,7 +76,7 @@ export class ClinicDb {
       const { changes } = this.db.prepare('DELETE FROM encounters WHERE at < ?').run(before)
       this.db.prepare('INSERT OR IGNORE INTO task_runs (task, fence, node, scheduled_at, removed) VALUES (?, ?, ?, ?, ?)').run(task, String(fence), node, scheduledAt, changes)
       return changes
-    })()
+    }).immediate()
   }
 
   taskRuns (task: string): Array<{ fence: string, node: string, scheduledAt: number, removed: number }> {
