@@ -7,11 +7,11 @@
  * test drops messages explicitly. Nothing here depends on timers.
  */
 import t from 'tap'
-import { RaftCore } from '../raft/core.js'
+import { RaftCore } from '../raft/core/core.js'
 import { NotLeaderError } from '../raft/errors.js'
 import { Prng } from '../sim/prng.js'
 import type { NodeId } from '../raft/types.js'
-import type { Message } from '../raft/messages.js'
+import type { Message } from '../raft/core/messages.js'
 import { bootstrapEntries, bytes, elected, entriesOfTerm, five, four, newNetwork, termAt, three } from './helpers/raft-network.js'
 
 // ---- §3.4 leader election ---------------------------------------------------

@@ -5,8 +5,8 @@
  * and complete.
  */
 import { join } from 'node:path'
-import { assertNever } from './assert-never.js'
-import { CorruptLogError } from './errors.js'
+import { assertNever } from '../assert-never.js'
+import { CorruptLogError } from '../errors.js'
 import { decodeWal, type DecodedRecord } from './wal-codec.js'
 import { pad16, type FileSystem, type StoreFile } from './file-system.js'
 

@@ -4,7 +4,7 @@
  * ignored, so the directory can be shared (the peer key lives there too).
  */
 import { join } from 'node:path'
-import { CorruptLogError } from './errors.js'
+import { CorruptLogError } from '../errors.js'
 import type { FileSystem } from './file-system.js'
 import { parseSegmentFileName, segmentFileName } from './wal-segment.js'
 import { isSnapshotTempFileName, parseSnapshotFileName } from './snapshot-file.js'

@@ -11,7 +11,7 @@
  *   (one tick is lost to phase; clocks are assumed to run at the same rate).
  */
 import { majority } from './quorum.js'
-import type { NodeId } from './types.js'
+import type { NodeId } from '../types.js'
 
 export interface PendingRead {
   readonly round: number

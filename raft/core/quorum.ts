@@ -2,7 +2,7 @@
  * Majority rules, kept apart from the leader so they can be checked against
  * a naive implementation.
  */
-import type { NodeId } from './types.js'
+import type { NodeId } from '../types.js'
 
 /** How many voters make a majority. */
 export function majority (voters: number): number {

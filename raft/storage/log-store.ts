@@ -4,9 +4,9 @@
  * `LogStore`/`StableStore`), plus an in-memory implementation for tests and
  * simulations. The file-backed implementation is FileLogStore in wal.ts.
  */
-import { InvalidArgumentError, StoppedError } from './errors.js'
+import { InvalidArgumentError, StoppedError } from '../errors.js'
 import { LogShape } from './log-shape.js'
-import { emptyHardState, type Entry, type HardState, type Snapshot } from './types.js'
+import { emptyHardState, type Entry, type HardState, type Snapshot } from '../types.js'
 
 /** What a store held durably when it was opened. */
 export interface RecoveredState {

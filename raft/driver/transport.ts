@@ -3,8 +3,8 @@
  * batch and to be told about arrivals; delivery is best-effort (Raft
  * retries), so a transport may drop, delay or reorder.
  */
-import type { Message } from './messages.js'
-import type { NodeId } from './types.js'
+import type { Message } from '../core/messages.js'
+import type { NodeId } from '../types.js'
 
 export interface Transport {
   /** Sends messages to their `to` nodes. Never throws for an unreachable peer. */

@@ -8,16 +8,16 @@
 import { randomInt } from 'node:crypto'
 import { EventEmitter } from 'node:events'
 import { systemClock, type Clock, type TimerHandle } from './clock.js'
-import { RaftCore, type RaftStatus, type Ready, type SoftState } from './core.js'
-import { InvalidArgumentError, LeadershipLostError, NotLeaderError, StoppedError } from './errors.js'
+import { RaftCore, type RaftStatus, type Ready, type SoftState } from '../core/core.js'
+import { InvalidArgumentError, LeadershipLostError, NotLeaderError, StoppedError } from '../errors.js'
 import { HeldNotices } from './held-notices.js'
-import { silentLogger, type Logger } from './logger.js'
-import type { LogStore } from './log-store.js'
-import { splitLeaderMessages, type Message } from './messages.js'
+import { silentLogger, type Logger } from '../logger.js'
+import type { LogStore } from '../storage/log-store.js'
+import { splitLeaderMessages, type Message } from '../core/messages.js'
 import { PendingProposal } from './pending-proposal.js'
 import type { StateMachine } from './state-machine.js'
 import type { Transport } from './transport.js'
-import { EntryType, type ConfChange, type Entry, type NodeId } from './types.js'
+import { EntryType, type ConfChange, type Entry, type NodeId } from '../types.js'
 
 /** How long a commit notice may wait for an Append to carry its commit index instead. */
 const COMMIT_NOTICE_DELAY_MS = 2

@@ -16,8 +16,8 @@
  */
 import { crc32 } from 'node:zlib'
 import { join } from 'node:path'
-import { CorruptLogError } from './errors.js'
-import type { Snapshot } from './types.js'
+import { CorruptLogError } from '../errors.js'
+import type { Snapshot } from '../types.js'
 import { ByteReader, ByteWriter, FormatError, utf8 } from './binary.js'
 import { pad16, type FileSystem } from './file-system.js'
 

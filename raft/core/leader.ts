@@ -7,7 +7,7 @@ import type { RaftCore } from './core.js'
 import type { AppendResponse, Message, SnapshotResponse } from './messages.js'
 import { Progress } from './progress.js'
 import { committedIndex, hasQuorum } from './quorum.js'
-import type { Entry, EntryType, NodeId } from './types.js'
+import type { Entry, EntryType, NodeId } from '../types.js'
 
 export class Leader {
   readonly progress = new Map<NodeId, Progress>()

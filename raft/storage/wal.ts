@@ -27,11 +27,11 @@
  * file) is a CorruptLogError naming the file and byte offset.
  */
 import { join } from 'node:path'
-import { CorruptLogError, InvalidArgumentError, StoppedError, StorageFailedError } from './errors.js'
+import { CorruptLogError, InvalidArgumentError, StoppedError, StorageFailedError } from '../errors.js'
 import { LogShape } from './log-shape.js'
-import { silentLogger, type Logger } from './logger.js'
+import { silentLogger, type Logger } from '../logger.js'
 import type { LogStore, RecoveredState } from './log-store.js'
-import type { Entry, HardState, Snapshot } from './types.js'
+import type { Entry, HardState, Snapshot } from '../types.js'
 import { encodeRecord } from './wal-codec.js'
 import { WalReplay, type Position } from './wal-replay.js'
 import { readSegment, segmentFileName, SegmentWriter } from './wal-segment.js'

@@ -3,7 +3,7 @@
  * records inside it (see core.ts for the order the caller must follow).
  */
 import type { Message } from './messages.js'
-import type { ConfigState, Entry, HardState, NodeId, Snapshot } from './types.js'
+import type { ConfigState, Entry, HardState, NodeId, Snapshot } from '../types.js'
 
 export type Role = 'follower' | 'preCandidate' | 'candidate' | 'leader'
 

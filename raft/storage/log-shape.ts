@@ -6,8 +6,8 @@
  * FileLogStore both validate through this class, so they accept and reject
  * exactly the same calls.
  */
-import { InvalidArgumentError } from './errors.js'
-import type { Entry, HardState, Snapshot } from './types.js'
+import { InvalidArgumentError } from '../errors.js'
+import type { Entry, HardState, Snapshot } from '../types.js'
 import { MAX_ENTRY_DATA_BYTES, MAX_VOTE_BYTES } from './wal-codec.js'
 import { utf8 } from './binary.js'
 

@@ -4,7 +4,7 @@
  * configuration back to the last surviving entry.
  */
 import { applyConfChange, decodeConfChange } from './config.js'
-import { EntryType, type ConfChange, type ConfigState, type Entry } from './types.js'
+import { EntryType, type ConfChange, type ConfigState, type Entry } from '../types.js'
 
 export class ConfigHistory {
   /** Oldest first; [0] is the configuration the snapshot recorded. */

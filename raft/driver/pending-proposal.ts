@@ -5,7 +5,7 @@
  * 15: under tsx each closure also costs a defineProperty for its name).
  */
 import type { Clock, TimerHandle } from './clock.js'
-import { LeadershipLostError } from './errors.js'
+import { LeadershipLostError } from '../errors.js'
 
 export class PendingProposal<T> {
   private readonly timer: TimerHandle

@@ -5,8 +5,8 @@
  * notice waits a little and is dropped when an Append overtakes it. That
  * saves the follower a wakeup per write.
  */
-import type { Message } from './messages.js'
-import type { NodeId } from './types.js'
+import type { Message } from '../core/messages.js'
+import type { NodeId } from '../types.js'
 
 /** Runs `fn` once after `ms`; returns a function that cancels it. */
 export type Schedule = (fn: () => void, ms: number) => () => void

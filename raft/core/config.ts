@@ -5,9 +5,9 @@
  * another is uncommitted, and until the leader has committed an entry of its
  * own term (the fix for the bug described on raft-dev in 2015).
  */
-import { assertNever } from './assert-never.js'
-import { ConfigChangeError } from './errors.js'
-import type { ConfChange, ConfigState, NodeId } from './types.js'
+import { assertNever } from '../assert-never.js'
+import { ConfigChangeError } from '../errors.js'
+import type { ConfChange, ConfigState, NodeId } from '../types.js'
 
 const encoder = new TextEncoder()
 const decoder = new TextDecoder()

@@ -47,8 +47,8 @@
  * over it. Both fail safe (an operator decides), never silently.
  */
 import { crc32 } from 'node:zlib'
-import { assertNever } from './assert-never.js'
-import type { Entry, EntryType, HardState } from './types.js'
+import { assertNever } from '../assert-never.js'
+import type { Entry, EntryType, HardState } from '../types.js'
 import { ByteReader, ByteWriter, FormatError, utf8 } from './binary.js'
 
 /** Bytes of the length and checksum words in front of every record body. */

@@ -39,8 +39,7 @@ export function handleVoteRequest (r: RaftCore, m: VoteRequest): void {
   // A granted pre-vote answers in the proposed term so the candidate counts it (etcd does the same).
   r.send({ type: respType, from: r.id, to: m.from, term: grant ? m.term : r.term, reject: !grant })
   if (grant && m.type === 'Vote') {
-    r.electionElapsed = 0
-    r.vote = m.from
+    r.recordVote(m.from)
   }
 }
 

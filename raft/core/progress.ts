@@ -7,7 +7,7 @@
  * - snapshot: the follower needs entries the leader compacted away and is
  *   receiving a snapshot.
  */
-import { assertNever } from './assert-never.js'
+import { assertNever } from '../assert-never.js'
 
 export type ProgressState = 'probe' | 'replicate' | 'snapshot'
 

@@ -4,7 +4,7 @@
  * leader resends from there (lost or duplicated chunks are harmless).
  */
 import type { SnapshotChunk } from './messages.js'
-import type { Snapshot } from './types.js'
+import type { Snapshot } from '../types.js'
 
 interface Incoming {
   readonly index: number

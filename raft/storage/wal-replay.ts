@@ -20,9 +20,9 @@
  * seen are then accounted for by the snapshot, which {@link WalReplay.finish}
  * checks.
  */
-import { assertNever } from './assert-never.js'
-import { CorruptLogError } from './errors.js'
-import { emptyHardState, type Entry, type HardState, type Snapshot } from './types.js'
+import { assertNever } from '../assert-never.js'
+import { CorruptLogError } from '../errors.js'
+import { emptyHardState, type Entry, type HardState, type Snapshot } from '../types.js'
 import type { DecodedRecord, WalRecord } from './wal-codec.js'
 
 interface Place {

@@ -1,7 +1,7 @@
 /**
  * The application's replicated state machine (hashicorp/raft's FSM).
  */
-import type { Entry } from './types.js'
+import type { Entry } from '../types.js'
 
 export interface StateMachine<R = unknown> {
   /**

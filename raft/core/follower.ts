@@ -4,13 +4,12 @@
  */
 import type { RaftCore } from './core.js'
 import type { AppendRequest, Message, SnapshotChunk } from './messages.js'
-import type { Snapshot } from './types.js'
+import type { Snapshot } from '../types.js'
 
 export function stepFollower (r: RaftCore, m: Message): void {
   if (m.type === 'Append' || m.type === 'Heartbeat' || m.type === 'Commit' || m.type === 'Snapshot') {
-    // Only the leader of our term sends these: it is alive, and it leads.
-    r.electionElapsed = 0
-    r.leader = m.from
+    // Only the leader of our term sends these.
+    r.heardFromLeader(m.from)
   }
   switch (m.type) {
     case 'Append':

@@ -2,7 +2,7 @@
  * Messages exchanged between Raft peers. A discriminated union on `type`,
  * handled by exhaustive switches.
  */
-import type { Entry, NodeId, SnapshotMeta } from './types.js'
+import type { Entry, NodeId, SnapshotMeta } from '../types.js'
 
 interface Envelope {
   readonly from: NodeId

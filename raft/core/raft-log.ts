@@ -4,7 +4,7 @@
  * raftLog + unstable, but in one array: `stable` marks how far the caller
  * has confirmed persistence.
  */
-import type { Entry, SnapshotMeta } from './types.js'
+import type { Entry, SnapshotMeta } from '../types.js'
 
 export class RaftLog {
   /** Index and term of the last entry covered by the snapshot (0/0 when none). */

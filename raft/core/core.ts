@@ -10,14 +10,14 @@ import { emptyConfig, encodeConfChange, isMember, validateConfChange } from './c
 import { ConfigHistory } from './config-history.js'
 import { stepFollower } from './follower.js'
 import { SnapshotReceiver } from './snapshot-receiver.js'
-import { ConfigChangeError, InvalidArgumentError, NotLeaderError, TransferInProgressError } from './errors.js'
+import { ConfigChangeError, InvalidArgumentError, NotLeaderError, TransferInProgressError } from '../errors.js'
 import { Leader } from './leader.js'
 import type { Message } from './messages.js'
 import { handleVoteRequest, requestVotes, stepCandidate } from './election.js'
 import { RaftLog } from './raft-log.js'
 import { HeartbeatRounds } from './read-only.js'
 import { softStateEqual, type RaftStatus, type ReadState, type Ready, type Role, type SoftState } from './ready.js'
-import { EntryType, hardStateEqual, type ConfChange, type ConfigState, type Entry, type HardState, type NodeId, type Snapshot } from './types.js'
+import { EntryType, hardStateEqual, type ConfChange, type ConfigState, type Entry, type HardState, type NodeId, type Snapshot } from '../types.js'
 
 export type { RaftStatus, ReadState, Ready, Role, SoftState } from './ready.js'
 
@@ -55,12 +55,12 @@ export interface RaftOptions {
 export class RaftCore {
   readonly id: NodeId
   readonly opts: Required<Omit<RaftOptions, 'state' | 'bootstrap'>>
-  term = 0
-  vote: NodeId | null = null
-  leader: NodeId | null = null
-  role: Role = 'follower'
+  #term = 0
+  #vote: NodeId | null = null
+  #leader: NodeId | null = null
+  #role: Role = 'follower'
   readonly log: RaftLog
-  config: ConfigState = emptyConfig
+  #config: ConfigState = emptyConfig
   configs: ConfigHistory
   /** Latest snapshot of our own state machine or from the leader (data kept to send to followers). */
   snapshot: Snapshot | null
@@ -115,14 +115,14 @@ export class RaftCore {
     const neverSaved = hs.term === 0 && this.snapshot === null
     this.log = new RaftLog(this.snapshot?.meta ?? null, neverSaved ? [] : state?.entries ?? [], hs.commit)
     this.configs = new ConfigHistory(this.log.snapshotIndex, this.snapshot?.meta.config ?? emptyConfig)
-    this.config = this.configs.current
-    this.term = hs.term
-    this.vote = hs.vote
+    this.#config = this.configs.current
+    this.#term = hs.term
+    this.#vote = hs.vote
     if (this.log.lastTerm() > hs.term) {
       // A torn write kept entries but not the hard state that came with them;
       // our term was at least theirs, and a vote never sent binds nobody.
-      this.term = this.log.lastTerm()
-      this.vote = null
+      this.#term = this.log.lastTerm()
+      this.#vote = null
     }
     if (neverSaved && bootstrap.length > 0) this.bootstrapLog(bootstrap)
     for (let i = this.log.firstIndex(); i <= this.log.lastIndex(); i++) this.noteAppended(this.log.entry(i) as Entry)
@@ -130,6 +130,28 @@ export class RaftCore {
     this.prevHardState = this.log.stable < this.log.lastIndex() ? { term: -1, vote: null, commit: -1 } : hs
     this.becomeFollower(this.term, null)
     this.prevSoftState = this.softState()
+  }
+
+  /** Current term (durable with the vote). */
+  get term (): number { return this.#term }
+  /** Whom we voted for in this term, if anyone. */
+  get vote (): NodeId | null { return this.#vote }
+  /** The leader we know of in this term, or null. */
+  get leader (): NodeId | null { return this.#leader }
+  get role (): Role { return this.#role }
+  /** The membership in effect: the latest config entry in the log, committed or not. */
+  get config (): ConfigState { return this.#config }
+
+  /** A vote granted to `candidate` in this term (the role files decide; only the core holds it). */
+  recordVote (candidate: NodeId): void {
+    this.electionElapsed = 0
+    this.#vote = candidate
+  }
+
+  /** The leader of our term spoke: it is alive, and it leads. */
+  heardFromLeader (leader: NodeId): void {
+    this.electionElapsed = 0
+    this.#leader = leader
   }
 
   /**
@@ -145,7 +167,7 @@ export class RaftCore {
     this.log.append(entries)
     this.log.stable = 0
     this.log.committed = entries.length
-    this.term = 1
+    this.#term = 1
   }
 
   softState (): SoftState {
@@ -192,7 +214,7 @@ export class RaftCore {
   }
 
   setConfig (c: ConfigState): void {
-    this.config = c
+    this.#config = c
     this.leaderState?.syncProgress()
   }
 
@@ -200,10 +222,10 @@ export class RaftCore {
 
   private reset (term: number): void {
     if (this.term !== term) {
-      this.term = term
-      this.vote = null
+      this.#term = term
+      this.#vote = null
     }
-    this.leader = null
+    this.#leader = null
     this.electionElapsed = 0
     this.randomizedTimeout = this.opts.electionTick + Math.floor(this.opts.random() * this.opts.electionTick)
     this.votes = new Map()
@@ -214,30 +236,30 @@ export class RaftCore {
 
   becomeFollower (term: number, leader: NodeId | null): void {
     this.reset(term)
-    this.leader = leader
-    this.role = 'follower'
+    this.#leader = leader
+    this.#role = 'follower'
     this.stepRole = m => { stepFollower(this, m) }
   }
 
   private becomePreCandidate (): void {
     // Pre-vote does not touch term or vote: a partitioned node cannot inflate terms (§9.6).
     this.votes = new Map()
-    this.leader = null
-    this.role = 'preCandidate'
+    this.#leader = null
+    this.#role = 'preCandidate'
     this.stepRole = m => { stepCandidate(this, m) }
   }
 
   becomeCandidate (): void {
     this.reset(this.term + 1)
-    this.vote = this.id
-    this.role = 'candidate'
+    this.#vote = this.id
+    this.#role = 'candidate'
     this.stepRole = m => { stepCandidate(this, m) }
   }
 
   becomeLeader (): void {
     this.reset(this.term)
-    this.leader = this.id
-    this.role = 'leader'
+    this.#leader = this.id
+    this.#role = 'leader'
     this.leaderState = new Leader(this)
     this.stepRole = m => { (this.leaderState as Leader).step(m) }
     // §3.6.2 / §6.4: a no-op of the new term lets the leader learn the commit index.
@@ -286,7 +308,7 @@ export class RaftCore {
    */
   reportUnreachable (id: NodeId): void {
     if (this.opts.leaseRead || this.role !== 'follower' || this.leader !== id) return
-    this.leader = null
+    this.#leader = null
     const rank = Math.max(0, this.config.voters.filter(v => v !== id).indexOf(this.id))
     this.electionElapsed = Math.max(this.electionElapsed, this.randomizedTimeout - 1 - 2 * rank)
   }
