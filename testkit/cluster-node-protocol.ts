@@ -162,8 +162,10 @@ export interface CacheContents {
 
 /**
  * Publishes `{ tag, ordered }` on `${topic}.${node id}` every `gapMs` (one in
- * `orderedEvery` with `{ ordered: true }`), and subscribes to `${topic}.*`,
- * reporting every event received and every gap and overflow the bus reports.
+ * `orderedEvery` with `{ ordered: true }`) until the workloads stop, and
+ * subscribes to `${topic}.*` for the life of the process, reporting every
+ * event received and every gap and overflow the bus reports. One per
+ * process: the checker takes a process's receipts as one subscriber's.
  */
 export interface EventWorkload {
   readonly topic: string

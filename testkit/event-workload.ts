@@ -21,34 +21,27 @@ function errorText (err: unknown): { name: string, message: string } {
 
 /** Runs the workload until `stop`. */
 export async function runEventWorkload (cluster: Cluster, workload: string, w: EventWorkload, stop: AbortSignal, report: Report): Promise<void> {
-  const off = cluster.events.subscribe<Payload>(`${w.topic}.*`, e => {
+  // Never unsubscribed: events still on their way when the workloads stop are recorded too.
+  cluster.events.subscribe<Payload>(`${w.topic}.*`, e => {
     const { tag, ordered } = e.payload
     report({ type: 'event-received', workload, topic: e.topic, publisher: e.publisher, seq: e.seq, tag, ordered })
   })
-  const onGap = (g: EventGap): void => { report({ type: 'event-gap', workload, publisher: g.publisher, from: g.from, to: g.to }) }
-  const onOverflow = (o: EventOverflow): void => { report({ type: 'event-overflow', workload, publisher: o.publisher, seq: o.seq }) }
-  cluster.events.on('gap', onGap)
-  cluster.events.on('overflow', onOverflow)
+  cluster.events.on('gap', (g: EventGap) => { report({ type: 'event-gap', workload, publisher: g.publisher, from: g.from, to: g.to }) })
+  cluster.events.on('overflow', (o: EventOverflow) => { report({ type: 'event-overflow', workload, publisher: o.publisher, seq: o.seq }) })
   const topic = `${w.topic}.${cluster.id}`
   const start = `${cluster.id}.${process.pid}`
   let n = 0
-  try {
-    while (!stop.aborted) {
-      const tag: WriteTag = { w: cluster.id, s: start, n: ++n }
-      const ordered = n % w.orderedEvery === 0
-      try {
-        const { seq } = await cluster.events.publish(topic, { tag, ordered } satisfies Payload, { ordered })
-        report({ type: 'event-published', workload, topic, tag, seq, ordered })
-      } catch (err) {
-        // An ordered event needs a majority; a node cut off says so and goes on.
-        report({ type: 'error', op: `publish ${topic} ${ordered ? 'ordered' : ''}`, ...errorText(err) })
-      }
-      await sleep(w.gapMs, undefined, { signal: stop }).catch(() => {})
+  while (!stop.aborted) {
+    const tag: WriteTag = { w: cluster.id, s: start, n: ++n }
+    const ordered = n % w.orderedEvery === 0
+    try {
+      const { seq } = await cluster.events.publish(topic, { tag, ordered } satisfies Payload, { ordered })
+      report({ type: 'event-published', workload, topic, tag, seq, ordered })
+    } catch (err) {
+      // An ordered event needs a majority; a node cut off says so and goes on.
+      report({ type: 'error', op: `publish ${topic} ${ordered ? 'ordered' : ''}`, ...errorText(err) })
     }
-  } finally {
-    off()
-    cluster.events.off('gap', onGap)
-    cluster.events.off('overflow', onOverflow)
+    await sleep(w.gapMs, undefined, { signal: stop }).catch(() => {})
   }
   report({ type: 'workload-done', workload, grants: n })
 }
