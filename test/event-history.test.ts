@@ -71,6 +71,14 @@ t.test('ordered events: one total order, no holes', async t => {
   t.match(checkEventHistory([...ordered, pub(0, 100, 3, 20, true)], bounds), [/n1#1 missed ordered events at log index 20/, /n2#1 missed ordered events at log index 20/])
 })
 
+t.test('with the buffer\'s size given, a gap for events the publisher still held is reported', async t => {
+  t.same(checkEventHistory(base(), { ...bounds, bufferEvents: 1 }), [])
+  t.match(checkEventHistory(base(), { ...bounds, bufferEvents: 10 }), [/n2#1 was told events 2..2 of n1#1 were lost, but its buffer of 10 still held them \(it had published 3\)/])
+  // A gap after the publisher restarted may be of its previous start, whose buffer died with it.
+  const restarted = [started(0, 100), started(1, 200), pub(0, 100, 1), got(0, 0, 100, 1), got(1, 0, 100, 1), exited(0), started(0, 101), pub(0, 101, 1), got(0, 0, 101, 1), gap(1, 0, 2, 5), got(1, 0, 101, 1)]
+  t.same(checkEventHistory(restarted, { ...bounds, bufferEvents: 10 }), [])
+})
+
 t.test('too few events received is reported', async t => {
   t.match(checkEventHistory(base(), { minReceived: 100 }), [/only 5 events received/])
 })

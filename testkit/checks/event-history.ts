@@ -33,6 +33,12 @@ import { processStarts, startOfTag } from './process-starts.js'
 export interface EventHistoryBounds {
   /** The workload made progress: at least this many events received. */
   readonly minReceived: number
+  /**
+   * The publishers' buffer (EventsOptions.bufferEvents; events small enough
+   * that its byte bound never applies). When given, a gap is also checked
+   * against it: see {@link needlessGaps}.
+   */
+  readonly bufferEvents?: number
 }
 
 type Entry<T extends HistoryEntry['type']> = Extract<HistoryEntry, { type: T }>
@@ -142,6 +148,40 @@ export function checkEventHistory (history: readonly HistoryEntry[], b: EventHis
     }
   }
   if (total < b.minReceived) out.push(`only ${total} events received, expected at least ${b.minReceived}`)
+  if (b.bufferEvents !== undefined) out.push(...needlessGaps(history, b.bufferEvents))
+  return out
+}
+
+/**
+ * Gaps reported for events their publisher's buffer still held: the bus
+ * promises to repair from the buffer and to report as lost only what it no
+ * longer holds. Judged only where the gap can be placed: the publishing node
+ * ran one start from before the subscriber's start until the gap, so the
+ * gap is of that start, and that start had published (by its reports, plus
+ * one in flight) fewer than `bufferEvents` events after the gap's first.
+ */
+export function needlessGaps (history: readonly HistoryEntry[], bufferEvents: number): string[] {
+  const starts = processStarts(history)
+  const out: string[] = []
+  const began = new Map<string, number>()
+  const nodeStarts = new Map<number, Array<{ start: string, at: number }>>()
+  const lastSeq = new Map<string, number>()
+  const nodeOf = new Map<string, number>()
+  for (const e of history) {
+    const start = starts.of.get(e) as string
+    if (e.type === 'event-published') nodeOf.set(e.tag.w, e.node)
+    if (e.type === 'started') {
+      began.set(start, e.at)
+      nodeStarts.set(e.node, [...nodeStarts.get(e.node) ?? [], { start, at: e.at }])
+    }
+    if (e.type === 'event-published' && !e.ordered) lastSeq.set(start, Math.max(lastSeq.get(start) ?? 0, e.seq))
+    if (e.type !== 'event-gap') continue
+    const current = (nodeStarts.get(nodeOf.get(e.publisher) ?? -1) ?? []).filter(p => p.at <= e.at)
+    const source = current[current.length - 1]
+    if (source === undefined || source.at > (began.get(start) ?? Infinity)) continue
+    const published = (lastSeq.get(source.start) ?? 0) + 1
+    if (published - e.from < bufferEvents) out.push(`${start} was told events ${e.from}..${e.to} of ${source.start} were lost, but its buffer of ${bufferEvents} still held them (it had published ${published - 1})`)
+  }
   return out
 }
 
