@@ -128,6 +128,13 @@ t.test('invalidation: nothing is asked of a node before its first notice from a 
   t.match(checkInvalidationCache([...two.slice(0, -1), notice(1, 'a'), invRead(1, 'a', 2)], invBounds), [/read version 2 of a .* older than version 3/])
 })
 
+t.test('invalidation: the one version a writer killed before its report may have written is no forgery', async t => {
+  const h = [started(0, 100), started(1, 200), invWrite(0, 'a', 1), invRead(1, 'a', 2)]
+  t.match(checkInvalidationCache(h, invBounds), [/n2#1 read version 2 of a, which was never written/])
+  t.same(checkInvalidationCache([...h.slice(0, 3), exited(0), h[3]], invBounds), [])
+  t.match(checkInvalidationCache([...h.slice(0, 3), exited(0), invRead(1, 'a', 3)], invBounds), [/read version 3 of a, which was never written/])
+})
+
 t.test('invalidation: a version never written, a key with two writers, and too little work are reported', async t => {
   const h = [started(0, 100), started(1, 200), invWrite(0, 'a', 1), invWrite(1, 'a', 2), invRead(1, 'a', 7)]
   t.match(checkInvalidationCache(h, { cache: I, minReads: 5, minBoundReads: 1 }), [/a was written by n1 and n2/, /n2#1 read version 7 of a, which was never written/, /only 1 reads/, /only 0 reads .* were bound/])
