@@ -2,9 +2,10 @@
  * N processes on 127.0.0.1, each embedding one Cluster (testkit/cluster-node.ts),
  * for the multi-process tests and the lock benchmark: start them (expect: N,
  * each with its own data directory and port, bootstrapping through the
- * first), run lock workloads in them, SIGKILL, restart, SIGSTOP and SIGCONT
- * them, and keep one history of everything: the children's events and the
- * faults this harness injected, on one machine-wide time line.
+ * first), run lock, queue, schedule, cache and event workloads in them,
+ * SIGKILL, restart, SIGSTOP and SIGCONT them, and keep one history of
+ * everything: the children's events and the faults this harness injected, on
+ * one machine-wide time line. The checkers in testkit/checks/ judge it.
  *
  * Only the children this harness spawned are ever signalled, by their own
  * process objects; they exit by themselves when this process dies (IPC).

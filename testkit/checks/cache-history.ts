@@ -67,7 +67,7 @@ export function checkReplicatedCache (history: readonly HistoryEntry[], finals: 
   for (const e of history) {
     if ((e.type !== 'cache-write' && e.type !== 'cache-read' && e.type !== 'cache-change') || e.cache !== b.cache) continue
     const start = starts.of.get(e) as string
-    steps.set(start, [...steps.get(start) ?? [], e])
+    append(steps, start, e)
     if (e.type === 'cache-change') remoteChanges++
     if (e.type === 'cache-write') writes.set(id(e.tag), { tag: e.tag, key: e.key, op: e.op, start, before: new Map() })
   }
@@ -79,7 +79,7 @@ export function checkReplicatedCache (history: readonly HistoryEntry[], finals: 
       const t = e.type === 'cache-write' ? null : e.value
       if (t === null) continue
       if (!writes.has(id(t))) out.push(`${start} ${e.type === 'cache-read' ? 'read' : 'applied'} ${show(t)} for ${e.key}, which no node wrote`)
-      else seenBy.set(id(t), new Set([...seenBy.get(id(t)) ?? [], start]))
+      else seenBy.set(id(t), (seenBy.get(id(t)) ?? new Set()).add(start))
     }
   }
   const survives = (w: Write): boolean => starts.alive.has(w.start) || [...seenBy.get(id(w.tag)) ?? []].some(s => starts.alive.has(s))
@@ -92,23 +92,24 @@ export function checkReplicatedCache (history: readonly HistoryEntry[], finals: 
       if (t === null || !writes.has(id(t))) continue
       const later = (known.get(e.key) ?? []).find(u => precedes(t, u))
       if (later !== undefined && e.type !== 'cache-write') out.push(`${start} ${e.type === 'cache-read' ? 'read' : 'applied'} ${show(t)} for ${e.key} after it had made or seen ${show(later)}, which supersedes it`)
-      known.set(e.key, [...known.get(e.key) ?? [], t])
+      append(known, e.key, t)
     }
   }
 
   // Converged.
-  const text = (f: FinalCache): string => JSON.stringify(f.entries.map(([k, t]) => [k, t === null || typeof t !== 'object' ? t : id(t)]))
+  const label = (t: unknown): string => typeof t === 'object' && t !== null ? id(t as WriteTag) : JSON.stringify(t)
+  const text = (f: FinalCache): string => JSON.stringify(f.entries.map(([k, t]) => [k, label(t)]))
   for (const f of finals.slice(1)) {
     if (text(f) === text(finals[0])) continue
-    const a = new Map(finals[0].entries.map(([k, t]) => [k, id(t)]))
-    const c = new Map(f.entries.map(([k, t]) => [k, id(t)]))
+    const a = new Map(finals[0].entries.map(([k, t]) => [k, label(t)]))
+    const c = new Map(f.entries.map(([k, t]) => [k, label(t)]))
     const keys = [...new Set([...a.keys(), ...c.keys()])].filter(k => a.get(k) !== c.get(k))
     out.push(`n${finals[0].node + 1} and n${f.node + 1} did not converge: ${keys.slice(0, 5).map(k => `${k} is ${a.get(k) ?? 'absent'} against ${c.get(k) ?? 'absent'}`).join(', ')}${keys.length > 5 ? ` (and ${keys.length - 5} more keys)` : ''}`)
   }
 
   // Provenance and last writer wins, on each live node's entries.
   const byKey = new Map<string, Write[]>()
-  for (const w of writes.values()) if (survives(w)) byKey.set(w.key, [...byKey.get(w.key) ?? [], w])
+  for (const w of writes.values()) if (survives(w)) append(byKey, w.key, w)
   for (const f of finals) {
     const held = new Map(f.entries)
     for (const [key, t] of held) {
@@ -209,7 +210,7 @@ export function checkInvalidationCache (history: readonly HistoryEntry[], b: Inv
     if (e.type !== 'inv-write' || e.cache !== b.cache) continue
     if (owner.has(e.key) && owner.get(e.key) !== e.node) out.push(`${e.key} was written by n${(owner.get(e.key) as number) + 1} and n${e.node + 1}: the workload gives each key one writer`)
     owner.set(e.key, e.node)
-    sequence.set(e.node, [...sequence.get(e.node) ?? [], e])
+    append(sequence, e.node, e)
   }
   // A writer killed between its database write and its report leaves that one version unreported.
   const topVersion = new Map<string, number>()
@@ -222,7 +223,7 @@ export function checkInvalidationCache (history: readonly HistoryEntry[], b: Inv
   for (const e of history) {
     if ((e.type !== 'inv-read' && e.type !== 'cache-change') || e.cache !== b.cache) continue
     const start = starts.of.get(e) as string
-    perStart.set(start, [...perStart.get(start) ?? [], e])
+    append(perStart, start, e)
   }
   let reads = 0
   let bound = 0
@@ -293,4 +294,11 @@ function embed (notices: ReadonlyArray<Entry<'cache-change'>>, seq: ReadonlyArra
     if (p >= 0) limit = p - 1
   }
   return notices.map((c, i) => ({ at: c.at, earliest: earliest[i], latest: latest[i] })).filter(p => p.earliest >= 0 && p.latest >= 0)
+}
+
+/** Adds `v` to the list under `k`. */
+function append<K, V> (m: Map<K, V[]>, k: K, v: V): void {
+  const list = m.get(k)
+  if (list === undefined) m.set(k, [v])
+  else list.push(v)
 }

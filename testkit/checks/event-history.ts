@@ -76,14 +76,14 @@ export function checkEventHistory (history: readonly HistoryEntry[], b: EventHis
         }
         break
       case 'event-received':
-        received.set(start, [...received.get(start) ?? [], e])
+        append(received, start, e)
         if (e.ordered) agree(e.seq, `${e.tag.s}/${e.tag.n}`, `received by ${start}`)
         break
       case 'event-gap':
-        lost.set(`${start}/${e.publisher}`, [...lost.get(`${start}/${e.publisher}`) ?? [], { from: e.from, to: e.to }])
+        append(lost, `${start}/${e.publisher}`, { from: e.from, to: e.to })
         break
       case 'event-overflow':
-        lost.set(`${start}/${e.publisher}`, [...lost.get(`${start}/${e.publisher}`) ?? [], { from: e.seq, to: e.seq }])
+        append(lost, `${start}/${e.publisher}`, { from: e.seq, to: e.seq })
         break
     }
   }
@@ -97,7 +97,8 @@ export function checkEventHistory (history: readonly HistoryEntry[], b: EventHis
       for (let s = from; s <= to && missing.length < 1000; s++) if (!told(publisher, s)) missing.push(s)
       return missing
     }
-    const bySource = new Map<string, number[]>()
+    /** Per publisher start: the seqs received, and the latest. */
+    const bySource = new Map<string, { all: Set<number>, last: number }>()
     const latestStart = new Map<string, string>()
     for (const e of list.filter(x => !x.ordered)) {
       if (e.publisher !== e.tag.w) out.push(`${sub} received an event from ${e.publisher} that ${e.tag.w} published (${e.tag.s}, seq ${e.seq})`)
@@ -113,26 +114,27 @@ export function checkEventHistory (history: readonly HistoryEntry[], b: EventHis
       if (seqs === undefined) {
         // Listening to the publisher's previous start: this start is owed from its first event.
         const followed = source !== undefined && newest !== undefined && newest !== source
-        bySource.set(e.tag.s, [e.seq])
+        bySource.set(e.tag.s, { all: new Set([e.seq]), last: e.seq })
         const missing = followed ? skipped(e.publisher, 1, e.seq - 1) : []
         if (missing.length > 0) out.push(`${sub} followed ${e.publisher} across its restart, but its new start ${e.tag.s} began for it at seq ${e.seq}: ${range(missing)} neither received nor reported lost`)
         continue
       }
-      const prev = seqs[seqs.length - 1]
-      if (seqs.includes(e.seq)) out.push(`${sub} received seq ${e.seq} of ${e.tag.s} twice`)
+      const prev = seqs.last
+      if (seqs.all.has(e.seq)) out.push(`${sub} received seq ${e.seq} of ${e.tag.s} twice`)
       else if (e.seq < prev) out.push(`${sub} received seq ${e.seq} of ${e.tag.s} after seq ${prev}`)
       else {
         const missing = skipped(e.publisher, prev + 1, e.seq - 1)
         if (missing.length > 0) out.push(`${sub} received seq ${prev} then ${e.seq} of ${e.tag.s}: ${range(missing)} neither received nor reported lost`)
       }
-      seqs.push(e.seq)
+      seqs.all.add(e.seq)
+      seqs.last = e.seq
     }
     if (starts.alive.has(sub)) {
       for (const [s, { seq: last, publisher }] of lastSeq) {
         const source = startOfTag(starts, s)
         if (source === undefined || !starts.alive.has(source)) continue
-        const got = bySource.get(s) ?? []
-        if (!got.includes(last) && !told(publisher, last)) out.push(`${sub}, alive at the end, never received seq ${last}, the last event of ${s} (alive too)${got.length === 0 ? ', nor any other of that start' : `; the last it got was seq ${Math.max(...got)}`}`)
+        const got = bySource.get(s)
+        if (got?.all.has(last) !== true && !told(publisher, last)) out.push(`${sub}, alive at the end, never received seq ${last}, the last event of ${s} (alive too)${got === undefined ? ', nor any other of that start' : `; the last it got was seq ${Math.max(...got.all)}`}`)
       }
     }
 
@@ -172,7 +174,7 @@ export function needlessGaps (history: readonly HistoryEntry[], bufferEvents: nu
     if (e.type === 'event-published') nodeOf.set(e.tag.w, e.node)
     if (e.type === 'started') {
       began.set(start, e.at)
-      nodeStarts.set(e.node, [...nodeStarts.get(e.node) ?? [], { start, at: e.at }])
+      append(nodeStarts, e.node, { start, at: e.at })
     }
     if (e.type === 'event-published' && !e.ordered) lastSeq.set(start, Math.max(lastSeq.get(start) ?? 0, e.seq))
     if (e.type !== 'event-gap') continue
@@ -195,4 +197,11 @@ function range (xs: readonly number[]): string {
     i = j + 1
   }
   return parts.join(', ')
+}
+
+/** Adds `v` to the list under `k`. */
+function append<K, V> (m: Map<K, V[]>, k: K, v: V): void {
+  const list = m.get(k)
+  if (list === undefined) m.set(k, [v])
+  else list.push(v)
 }
