@@ -110,6 +110,18 @@ t.test('event bus', async t => {
     t.same(gaps, [])
   })
 
+  t.test('a lost last event, which no later one reveals, is found by the periodic head check and fetched', async t => {
+    const { topic, bus: [b1, , b3] } = await open({ headCheckMs: 200 })
+    const got = collect(b3, '#')
+    await b1.publish('a', 1)
+    await until('first', () => got.length === 1)
+    lose(n3, topic, 'n1', [2])
+    await b1.publish('a', 2)
+    await until('the last event, fetched', () => got.length === 2)
+    t.same(got.map(e => e.payload), [1, 2])
+    t.equal(b3.stats().repaired, 1, 'it came by fetch, not gossip')
+  })
+
   t.test('what the publisher\'s buffer no longer holds is reported as a gap', async t => {
     const { topic, bus: [b1, , b3] } = await open({ bufferEvents: 5 })
     const got = collect(b3, '#')

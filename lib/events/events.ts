@@ -10,8 +10,10 @@
  * missing events from the publisher's bounded buffer over a direct call
  * before going on (inbound.ts). When a member subscribes or (re)connects,
  * this node asks for its last sequence number: events after it are this
- * node's to get, and what it missed while they were apart is fetched. What the buffer no longer holds is reported as a `gap` event:
- * never left behind silently.
+ * node's to get, and what it missed while they were apart is fetched. It
+ * asks every member again every `headCheckMs`, which finds a lost last
+ * event (no later one reveals it). What the buffer no longer holds is
+ * reported as a `gap` event: never left behind silently.
  *
  * `{ ordered: true }` events go through the Raft log instead, for one total
  * order on every node: the Cluster passes `orderedPublish` (which appends
@@ -51,6 +53,12 @@ export interface EventsOptions {
   readonly maxQueue?: number
   /** Deadline of a fetch from a publisher. Default 5 s. */
   readonly fetchTimeoutMs?: number
+  /**
+   * How often to ask every member for its last sequence number. A lost
+   * gossip message is found by the next event from its publisher; a lost
+   * last event has no next one, so this is how it is found. Default 2 s.
+   */
+  readonly headCheckMs?: number
 }
 
 /** Events `from`..`to` of `publisher` are lost for this node. */
@@ -125,6 +133,7 @@ export class EventBus extends EventEmitter<EventBusEvents> {
   private readonly maxQueue: number
   private readonly fetchTimeoutMs: number
   private readonly offReconnect: () => void
+  private readonly headCheck: NodeJS.Timeout
   private seq = 0
   /** The last sequence number in the buffer (signed and sent); what `head` reports. */
   private sent = 0
@@ -165,6 +174,8 @@ export class EventBus extends EventEmitter<EventBusEvents> {
     host.calls.handle(`${this.topic}/head`, async () => encodeHead({ incarnation: this.incarnation, seq: this.sent }))
     this.offReconnect = onPeerReconnect(host.mesh, this.topic, id => { this.catchUp(id) })
     for (const id of this.channel.peers()) this.catchUp(id)
+    this.headCheck = setInterval(() => { for (const id of this.channel.peers()) this.catchUp(id) }, option('headCheckMs', opts.headCheckMs, 2000, 3_600_000))
+    this.headCheck.unref()
   }
 
   /**
@@ -248,6 +259,7 @@ export class EventBus extends EventEmitter<EventBusEvents> {
     if (this.closed) return
     await this.publishing
     this.closed = true
+    clearInterval(this.headCheck)
     this.offReconnect()
     for (const s of this.subscriptions) s.closed = true
     this.subscriptions.clear()
