@@ -113,11 +113,19 @@ export class RaftNode<R = unknown> extends EventEmitter<RaftNodeEvents> {
   private readonly notices: HeldNotices
   private lastState: SoftState
   private readSeq = 0
+  /**
+   * Drawn at each start and put in every read's ctx: a leader may answer a
+   * read this node asked before it crashed, and that answer must not match
+   * a read asked after the restart (its index can predate writes
+   * acknowledged before the new read began).
+   */
+  private readonly boot: string
   private persistedTerm = -1
   private persistedVote: NodeId | null = null
 
-  private constructor (opts: RaftNodeOptions<R>, core: RaftCore) {
+  private constructor (opts: RaftNodeOptions<R>, core: RaftCore, random: () => number) {
     super()
+    this.boot = Math.floor(random() * 2 ** 30).toString(36)
     this.id = opts.id
     this.opts = opts
     this.core = core
@@ -136,9 +144,10 @@ export class RaftNode<R = unknown> extends EventEmitter<RaftNodeEvents> {
     for (const k of ['tickMs', 'electionTick', 'heartbeatTick', 'snapshotEvery', 'snapshotChunkBytes', 'maxInflight', 'maxEntriesPerMsg', 'maxBytesPerMsg'] as const) assertPositive(k, opts[k])
     const state = await opts.store.open()
     if (state.snapshot !== null) await opts.stateMachine.restore(state.snapshot.data)
+    const random = opts.random ?? (() => randomInt(0, 2 ** 30) / 2 ** 30)
     const core = new RaftCore({
       id: opts.id,
-      random: opts.random ?? (() => randomInt(0, 2 ** 30) / 2 ** 30),
+      random,
       electionTick: opts.electionTick,
       heartbeatTick: opts.heartbeatTick,
       leaseRead: opts.leaseRead,
@@ -151,7 +160,7 @@ export class RaftNode<R = unknown> extends EventEmitter<RaftNodeEvents> {
       state,
       bootstrap: opts.bootstrap
     })
-    const node = new RaftNode(opts, core)
+    const node = new RaftNode(opts, core, random)
     node.log.info({ term: core.term, commit: core.log.committed, lastIndex: core.log.lastIndex(), snapshotIndex: core.log.snapshotIndex }, 'raft node started')
     opts.transport.onMessage(m => { node.receive(m) })
     node.timer = node.clock.setInterval(() => { node.onTick() }, opts.tickMs ?? 50)
@@ -389,7 +398,7 @@ export class RaftNode<R = unknown> extends EventEmitter<RaftNodeEvents> {
    */
   async readBarrier (opts: ProposeOptions = {}): Promise<number> {
     this.guard(opts)
-    const ctx = `${this.id}:${++this.readSeq}`
+    const ctx = `${this.id}:${this.boot}:${++this.readSeq}`
     this.core.readIndex(ctx)
     this.kick()
     let mine: Waiter<number> | undefined
