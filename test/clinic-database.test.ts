@@ -9,7 +9,7 @@
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import t from 'tap'
+import t, { type Test } from 'tap'
 import { openClinicDb, StaleWriteError, type ClinicDb } from '../examples/clinic-server/database.js'
 import type { Admission } from '../examples/clinic-server/hl7.js'
 import { postgresBin, startPostgres } from './helpers/postgres.js'
@@ -20,7 +20,7 @@ const valid = (): boolean => true
 /** Two handles on one database, as two nodes have. */
 type Open = () => Promise<ClinicDb>
 
-function backendTests (t: Tap.Test, open: Open): void {
+function backendTests (t: Test, open: Open): void {
   t.test('an admission is imported once, and the attempts are recorded with their fences', async t => {
     const db = await open()
     t.teardown(async () => { await db.close() })
@@ -108,13 +108,9 @@ t.test('sqlite', async t => {
   backendTests(t, async () => await openClinicDb({ file: join(dir, 'clinic.db') }))
 })
 
-t.test('postgresql', async t => {
-  const bin = postgresBin()
-  if (bin === null) {
-    t.skip('PostgreSQL is not installed (apt-get install postgresql): the PostgreSQL backend is untested here')
-    return
-  }
-  const pg = await startPostgres(bin)
+const bin = postgresBin()
+t.test('postgresql', { skip: bin === null ? 'PostgreSQL is not installed (apt-get install postgresql): its backend is untested here' : false }, async t => {
+  const pg = await startPostgres(bin as string)
   t.teardown(pg.stop)
   backendTests(t, async () => await openClinicDb({ url: pg.url }))
 })
