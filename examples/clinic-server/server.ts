@@ -58,6 +58,10 @@ const dataDir = required('data-dir')
 const secret = process.env.CLUSTER_SECRET ?? ''
 if (secret.length < 32) { console.error('CLUSTER_SECRET must hold at least 32 bytes'); process.exit(2) }
 
+// Started with an IPC channel (as `npm start` does), the node goes when its parent does, also while it starts.
+let parentGone = (): void => { process.exit(0) }
+process.on('disconnect', () => { parentGone() })
+
 const db = await openClinicDb({ url: process.env.DATABASE_URL, file: args.db }).catch((err: Error) => {
   console.error(err.message)
   process.exit(2)
@@ -263,4 +267,4 @@ async function shutdown (code: number): Promise<void> {
 }
 process.on('SIGTERM', () => { void shutdown(0) })
 process.on('SIGINT', () => { void shutdown(0) })
-process.on('disconnect', () => { void shutdown(0) })
+parentGone = () => { void shutdown(0) }
