@@ -6,9 +6,9 @@
  * and it listens on its namespace's address instead of 127.0.0.1.
  *
  * Only processes this launcher spawned are signalled, by their PIDs.
- * Children are spawned with an IPC channel and stop when it closes, so they
- * also go when this process dies; `killAllNow()` is synchronous for a
- * process 'exit' handler.
+ * Children run in their own process group, with an IPC channel, and stop
+ * when it closes, so they also go when this process dies; `killAllNow()`
+ * is synchronous for a process 'exit' handler.
  */
 import { spawn, type ChildProcess } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
@@ -119,7 +119,8 @@ export class ClinicProcesses extends EventEmitter<ClinicProcessesEvents> {
       ...('file' in this.database ? ['--db', this.database.file] : [])]
     const [cmd, ...prefix] = [...n.placement.wrap, process.execPath]
     const env = { ...process.env, CLUSTER_SECRET: this.secret, ...('url' in this.database ? { DATABASE_URL: this.database.url } : {}) }
-    const proc = spawn(cmd, [...prefix, ...args], { cwd: root, env, stdio: ['ignore', 'pipe', 'pipe', 'ipc'] })
+    // Its own process group: a Ctrl-C in the terminal reaches the launcher, which decides when the nodes stop.
+    const proc = spawn(cmd, [...prefix, ...args], { cwd: root, env, stdio: ['ignore', 'pipe', 'pipe', 'ipc'], detached: true })
     n.proc = proc
     n.paused = false
     n.stderr.length = 0
