@@ -18,6 +18,7 @@ import { PANIC_EXIT_CODE } from '../lib/index.js'
 import { ClinicProcesses } from '../testkit/clinic-processes.js'
 import { openClinicDb } from './clinic-server/database.js'
 import { Faults } from './cluster-demo/faults.js'
+import { createRunSchema, type RunSchema } from './cluster-demo/postgres-schema.js'
 import { checkSafety } from './cluster-demo/safety.js'
 import { QUEUE, statusTable, TASK } from './cluster-demo/status-table.js'
 import { Workload } from './cluster-demo/workload.js'
@@ -129,10 +130,12 @@ async function drained (faults: Faults, ms: number): Promise<ClusterStatus | nul
 
 async function main (): Promise<number> {
   console.log(`raftmesh local cluster: ${nodeCount} clinic servers (examples/clinic-server), each embedding a Cluster, ${duration === null ? 'until Ctrl-C' : `for ${duration} s`}`)
-  const p = await ClinicProcesses.prepare({ nodes: nodeCount, databaseUrl: process.env.DATABASE_URL, purgeEveryMs: PURGE_EVERY_MS })
+  const databaseUrl = process.env.DATABASE_URL ?? ''
+  const schema: RunSchema | null = databaseUrl === '' ? null : await createRunSchema(databaseUrl, t0.toString(36))
+  const p = await ClinicProcesses.prepare({ nodes: nodeCount, databaseUrl: schema?.url, purgeEveryMs: PURGE_EVERY_MS })
   procs = p
   await p.start()
-  const where = 'file' in p.database ? `SQLite ${p.database.file}` : 'PostgreSQL (DATABASE_URL)'
+  const where = 'file' in p.database ? `SQLite ${p.database.file}` : `PostgreSQL (DATABASE_URL, ${new URL(p.database.url).searchParams.get('options')?.replace('-c search_path=', 'schema ') ?? ''})`
   for (const n of p.nodes) console.log(`  ${n.id}  ${n.http}   dashboard ${n.http}/cluster/`)
   console.log(`  shared database: ${where}`)
   if (keys) console.log(`  ${KEY_HELP}`)
@@ -205,10 +208,11 @@ async function main (): Promise<number> {
   console.log(`  safety       ${safety.violations.length === 0 ? 'each accepted HL7 message imported exactly once, accepted fences increase per message, no identifier on two patients, each purge tick once with increasing fences' : `${safety.violations.length} VIOLATIONS`}`)
   for (const v of safety.violations.slice(0, 20)) console.log(`    ${v}`)
   if (safety.violations.length > 0) {
-    console.log(`  data kept in ${p.dir}`)
+    console.log(`  data kept in ${p.dir}${schema === null ? '' : ' and the schema above'}`)
     return 1
   }
   await p.stop()
+  await schema?.drop()
   return 0
 }
 

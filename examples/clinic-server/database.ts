@@ -9,7 +9,9 @@
  *   done;
  * - writes from queue items and scheduled runs carry their fence, and the
  *   database refuses one whose fence is not above every fence it accepted
- *   for that message or task, so a stale worker's late write changes nothing;
+ *   for that message or task, so a stale worker's late write changes nothing
+ *   (fences are log indices of one cluster: a cluster started afresh, with
+ *   new data directories, needs a fresh database or schema);
  * - every import attempt that reaches the database is recorded with its
  *   fence and outcome, and every purge run with its fence, so the history
  *   can be checked afterwards (`npm start` does).
