@@ -162,7 +162,7 @@ async function main (): Promise<number> {
     const { ok, errors } = workload.total
     if (live) logUpdate(`${statusTable(p.nodes, statuses)}\n\n${ok} operations, ${errors} errors; ${workload.counts.accepted.size} HL7 messages accepted${keys ? `\n${KEY_HELP}` : ''}\n\n${events.slice(-12).join('\n')}`)
   }
-  const ticker = setInterval(() => { void refresh() }, live ? 500 : 5000)
+  const ticker = live ? setInterval(() => { void refresh() }, 500) : undefined
   const unkey = keys ? listenToKeys(faults) : () => {}
   const stopFaults = new AbortController()
   const schedule = scheduledFaults(faults, duration === null ? 30_000 : duration * 1000, stopFaults.signal)

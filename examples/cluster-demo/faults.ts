@@ -90,12 +90,14 @@ export class Faults {
     const at = Date.now()
     this.note(`SIGSTOP ${id}, the leader`)
     this.procs.pause(victim)
-    if (this.procs.nodes.length < 3) return victim
-    const ms = await this.newLeader(victim, at)
-    this.failovers.push({ fault: 'SIGSTOP', victim: id, ms })
-    this.note(ms === null ? `no new leader within 15 s of freezing ${id}` : `new leader ${ms} ms after ${id} froze`)
+    // Without three nodes there is no majority left to elect another leader.
+    const ms = this.procs.nodes.length < 3 ? undefined : await this.newLeader(victim, at)
+    if (ms !== undefined) {
+      this.failovers.push({ fault: 'SIGSTOP', victim: id, ms })
+      this.note(ms === null ? `no new leader within 15 s of freezing ${id}` : `new leader ${ms} ms after ${id} froze`)
+    }
     if (resumeAfterMs !== undefined) {
-      await new Promise(resolve => setTimeout(resolve, resumeAfterMs))
+      await new Promise(resolve => setTimeout(resolve, ms == null ? 1000 : resumeAfterMs))
       this.procs.resume(victim)
       this.note(`SIGCONT ${id}, ${Date.now() - at} ms after it froze`)
     }
