@@ -4,7 +4,7 @@
  * HeartbeatResp carrying the same readSeq.
  */
 import type { Libp2pRaftTransport } from '../gossip/raft-transport.js'
-import type { Message } from '../raft/messages.js'
+import type { Message } from '../raft/core/messages.js'
 
 const ROUND_TRIP_TIMEOUT_MS = 5000
 

@@ -16,7 +16,7 @@ import { cpus, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { pathToFileURL } from 'node:url'
 import * as hdr from 'hdr-histogram-js'
-import { FileLogStore } from '../raft/wal.js'
+import { FileLogStore } from '../raft/storage/wal.js'
 import { EntryType, type Entry } from '../raft/types.js'
 
 /** Options for {@link runWalBench}; every field has a default. */

@@ -2,7 +2,11 @@
  * The wire format of a gossip channel message: one gossipsub message holds
  * a batch of payloads from one publisher with consecutive sequence numbers.
  *
- *   u8 version | uvarint len, publisher | uvarint len, incarnation | uvarint firstSeq | msgpack [bin, ...]
+ *   u8 version | uvarint len, publisher | uvarint len, incarnation | uvarint firstSeq
+ *     | uvarint count, (uvarint len, receiver, uvarint start) * count | msgpack [bin, ...]
+ *
+ * The starts tell receivers that subscribed recently where their share of
+ * this publisher's stream begins (see ChannelBatch.starts).
  *
  * The header up to firstSeq identifies the batch, so the gossipsub message
  * id is the topic plus those header bytes: cheap to compute, and two
@@ -14,7 +18,9 @@ import { Packr } from 'msgpackr'
 import { ProtocolFrameError } from './errors.js'
 import { readUvarint, uvarint } from './length-prefix.js'
 
-export const CHANNEL_FRAME_VERSION = 1
+export const CHANNEL_FRAME_VERSION = 2
+/** Receivers' starts one batch may carry. */
+export const MAX_BATCH_STARTS = 64
 const MAX_PUBLISHER_BYTES = 256
 const MAX_INCARNATION_BYTES = 64
 /** Largest batch a receiver decodes. */
@@ -28,6 +34,14 @@ export interface ChannelBatch {
   readonly incarnation: string
   /** Sequence number of items[0]; the rest follow consecutively. */
   readonly firstSeq: number
+  /**
+   * Receivers whose subscription the publisher learned recently, each with
+   * the first sequence number published after it did: everything from there
+   * on reached (or was owed to) that receiver. A receiver hearing this
+   * publisher for the first time starts there, so a lost first batch is a
+   * gap rather than a silent new baseline.
+   */
+  readonly starts?: ReadonlyArray<readonly [receiver: string, start: number]>
   readonly items: readonly Uint8Array[]
 }
 
@@ -38,7 +52,13 @@ const dec = new TextDecoder('utf-8', { fatal: true })
 function header (b: Omit<ChannelBatch, 'items'>): Uint8Array {
   const pub = enc.encode(b.publisher)
   const inc = enc.encode(b.incarnation)
-  const parts = [Uint8Array.of(CHANNEL_FRAME_VERSION), uvarint(pub.byteLength), pub, uvarint(inc.byteLength), inc, uvarint(b.firstSeq)]
+  const starts = b.starts ?? []
+  if (starts.length > MAX_BATCH_STARTS) throw new ProtocolFrameError(`a batch carries at most ${MAX_BATCH_STARTS} starts, got ${starts.length}`)
+  const parts = [Uint8Array.of(CHANNEL_FRAME_VERSION), uvarint(pub.byteLength), pub, uvarint(inc.byteLength), inc, uvarint(b.firstSeq), uvarint(starts.length)]
+  for (const [receiver, start] of starts) {
+    const r = enc.encode(receiver)
+    parts.push(uvarint(r.byteLength), r, uvarint(start))
+  }
   return Buffer.concat(parts)
 }
 
@@ -50,6 +70,7 @@ interface Header {
   readonly publisher: string
   readonly incarnation: string
   readonly firstSeq: number
+  readonly starts: ReadonlyArray<readonly [string, number]>
   /** Where the body starts. */
   readonly end: number
 }
@@ -65,9 +86,20 @@ function readHeader (data: Uint8Array): Header {
     if (data.byteLength < 1 || data[0] !== CHANNEL_FRAME_VERSION) throw new ProtocolFrameError(`unknown channel frame version ${data[0]}`)
     const [publisher, a] = readString(data, 1, MAX_PUBLISHER_BYTES, 'publisher')
     const [incarnation, b] = readString(data, a, MAX_INCARNATION_BYTES, 'incarnation')
-    const [firstSeq, end] = readUvarint(data, b)
+    const [firstSeq, c] = readUvarint(data, b)
     if (firstSeq < 1) throw new ProtocolFrameError('sequence numbers start at 1')
-    return { publisher, incarnation, firstSeq, end }
+    const [count, startsAt] = readUvarint(data, c)
+    let end = startsAt
+    if (count > MAX_BATCH_STARTS) throw new ProtocolFrameError(`${count} starts exceed ${MAX_BATCH_STARTS}`)
+    const starts: Array<[string, number]> = []
+    for (let i = 0; i < count; i++) {
+      const [receiver, d] = readString(data, end, MAX_PUBLISHER_BYTES, 'receiver')
+      const [start, e] = readUvarint(data, d)
+      if (start < 1 || start > firstSeq) throw new ProtocolFrameError(`a start of ${start} is outside 1..${firstSeq}`)
+      starts.push([receiver, start])
+      end = e
+    }
+    return { publisher, incarnation, firstSeq, starts, end }
   } catch (err) {
     if (err instanceof ProtocolFrameError) throw err
     throw new ProtocolFrameError(`malformed channel header: ${(err as Error).message}`)
@@ -87,7 +119,7 @@ export function decodeChannelBatch (data: Uint8Array, maxBytes = MAX_CHANNEL_MES
   if (!Array.isArray(items) || items.length === 0 || items.length > MAX_BATCH_ITEMS) throw new ProtocolFrameError('channel body must be a non-empty array of payloads')
   for (const it of items) if (!(it instanceof Uint8Array)) throw new ProtocolFrameError('channel payloads must be byte strings')
   if (!Number.isSafeInteger(h.firstSeq + items.length)) throw new ProtocolFrameError('sequence number overflow')
-  return { publisher: h.publisher, incarnation: h.incarnation, firstSeq: h.firstSeq, items: items as Uint8Array[] }
+  return { publisher: h.publisher, incarnation: h.incarnation, firstSeq: h.firstSeq, starts: h.starts, items: items as Uint8Array[] }
 }
 
 /**

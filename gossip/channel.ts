@@ -20,11 +20,11 @@
  * field is trusted as far as the members themselves are.
  */
 import './polyfill.js'
-import { TopicValidatorResult, type Message as PubsubMessage } from '@libp2p/gossipsub'
+import { TopicValidatorResult, type Message as PubsubMessage, type SubscriptionChangeData } from '@libp2p/gossipsub'
 import type { PeerId } from '@libp2p/interface'
 import { randomBytes } from 'node:crypto'
 import { EventEmitter } from 'node:events'
-import { MAX_BATCH_ITEMS, MAX_CHANNEL_MESSAGE_BYTES, decodeChannelBatch, encodeChannelBatch, type ChannelBatch } from './channel-codec.js'
+import { MAX_BATCH_ITEMS, MAX_BATCH_STARTS, MAX_CHANNEL_MESSAGE_BYTES, decodeChannelBatch, encodeChannelBatch, type ChannelBatch } from './channel-codec.js'
 import { InvalidArgumentError, NotStartedError } from './errors.js'
 import { errorFields, type Logger } from './logger.js'
 import type { MeshNode } from './node.js'
@@ -71,6 +71,8 @@ export interface ChannelStats {
 
 /** Batches held per publisher while waiting for a missing one; more forces the gap at once. */
 const MAX_HELD_BATCHES = 1024
+/** How long the batches of a publisher tell a newly subscribed receiver where its share starts. */
+const ANNOUNCE_START_MS = 10_000
 
 interface PublisherState {
   readonly incarnation: string
@@ -101,6 +103,10 @@ export class GossipChannel extends EventEmitter<ChannelEvents> {
   private readonly reorderWindowMs: number
   private readonly incarnation = newIncarnation()
   private seq = 0
+  /** Last sequence number handed to gossipsub. */
+  private handed = 0
+  /** Peers (by peer id) that subscribed recently: their first sequence number, told until `until`. */
+  private readonly starts = new Map<string, { seq: number, until: number }>()
   private pending: Uint8Array[] = []
   private pendingBytes = 0
   private flushTimer: NodeJS.Timeout | null = null
@@ -110,6 +116,13 @@ export class GossipChannel extends EventEmitter<ChannelEvents> {
   private closed = false
   private readonly counts = { published: 0, batchesSent: 0, delivered: 0, duplicates: 0, gaps: 0, badMessages: 0, notMember: 0 }
   private readonly onPubsubMessage = (evt: CustomEvent<PubsubMessage>): void => { this.onMessage(evt.detail) }
+  private readonly onSubscriptionChange = (evt: CustomEvent<SubscriptionChangeData>): void => {
+    // From now on our publishes reach this peer (gossipsub floods a
+    // publisher's own messages to every subscriber it knows of).
+    if (evt.detail.subscriptions.some(s => s.topic === this.topic && s.subscribe)) {
+      this.starts.set(evt.detail.peerId.toString(), { seq: this.handed + 1, until: Date.now() + ANNOUNCE_START_MS })
+    }
+  }
 
   constructor (mesh: MeshNode, topic: string, opts: ChannelOptions = {}) {
     super()
@@ -126,6 +139,7 @@ export class GossipChannel extends EventEmitter<ChannelEvents> {
     const pubsub = mesh.libp2p.services.pubsub
     pubsub.topicValidators.set(topic, (peer, msg) => this.validate(peer, msg))
     pubsub.addEventListener('message', this.onPubsubMessage)
+    pubsub.addEventListener('subscription-change', this.onSubscriptionChange)
     pubsub.subscribe(topic)
   }
 
@@ -174,6 +188,7 @@ export class GossipChannel extends EventEmitter<ChannelEvents> {
     for (const st of this.publishers.values()) if (st.timer !== null) clearTimeout(st.timer)
     const pubsub = this.mesh.libp2p.services.pubsub
     pubsub.removeEventListener('message', this.onPubsubMessage)
+    pubsub.removeEventListener('subscription-change', this.onSubscriptionChange)
     if (pubsub.topicValidators.get(this.topic) !== undefined) pubsub.topicValidators.delete(this.topic)
     if (this.mesh.libp2p.status === 'started') pubsub.unsubscribe(this.topic)
   }
@@ -183,13 +198,16 @@ export class GossipChannel extends EventEmitter<ChannelEvents> {
     this.flushTimer = null
     if (this.pending.length === 0) return
     const items = this.pending
-    const batch: ChannelBatch = { publisher: this.mesh.nodeId, incarnation: this.incarnation, firstSeq: this.seq - items.length + 1, items }
+    const firstSeq = this.seq - items.length + 1
+    const last = this.seq
     this.pending = []
     this.pendingBytes = 0
-    const data = encodeChannelBatch(batch)
     const pubsub = this.mesh.libp2p.services.pubsub
     // One publish at a time, so batches leave in sequence order.
     this.publishing = this.publishing.then(async () => {
+      const batch: ChannelBatch = { publisher: this.mesh.nodeId, incarnation: this.incarnation, firstSeq, starts: this.startsToTell(firstSeq), items }
+      const data = encodeChannelBatch(batch)
+      this.handed = last
       try {
         await pubsub.publish(this.topic, data)
         this.counts.batchesSent++
@@ -198,6 +216,21 @@ export class GossipChannel extends EventEmitter<ChannelEvents> {
         this.log.warn({ firstSeq: batch.firstSeq, items: items.length, ...errorFields(err) }, 'publish failed')
       }
     })
+  }
+
+  /** The starts of receivers that subscribed recently, by node id (peers not yet admitted wait for a later batch). */
+  private startsToTell (firstSeq: number): Array<[string, number]> {
+    const now = Date.now()
+    const out: Array<[string, number]> = []
+    for (const [peer, s] of this.starts) {
+      if (s.until < now) {
+        this.starts.delete(peer)
+        continue
+      }
+      const node = this.mesh.membership.nodeIdOfPeer(peer)
+      if (node !== null && out.length < MAX_BATCH_STARTS) out.push([node, Math.min(s.seq, firstSeq)])
+    }
+    return out
   }
 
   private validate (peer: PeerId, msg: PubsubMessage): TopicValidatorResult {
@@ -240,10 +273,12 @@ export class GossipChannel extends EventEmitter<ChannelEvents> {
       // First word from this start of the publisher. If we heard its previous
       // start, we were listening when this one began: its sequence is ours
       // from 1, and a first batch lost on the way is a gap like any other.
-      // Never heard of it: what it sent before we listened is not ours, and
-      // this batch sets the baseline.
+      // Never heard of it: what it sent before it knew we listen is not ours.
+      // It tells a receiver that subscribed recently where its share begins;
+      // otherwise this batch sets the baseline.
       if (st?.timer != null) clearTimeout(st.timer)
-      st = { incarnation: b.incarnation, next: st === undefined ? b.firstSeq : 1, held: new Map(), timer: null }
+      const told = b.starts?.find(([receiver]) => receiver === this.mesh.nodeId)?.[1]
+      st = { incarnation: b.incarnation, next: st === undefined ? told ?? b.firstSeq : 1, held: new Map(), timer: null }
       this.publishers.set(b.publisher, st)
     }
     const last = b.firstSeq + b.items.length - 1

@@ -4,11 +4,8 @@
  * operator reading one log line knows what to fix.
  */
 
-/** A caller passed options the mesh does not accept (e.g. no cluster secret). */
-export class InvalidArgumentError extends Error {
-  override readonly name: string = 'InvalidArgumentError'
-  readonly code: string = 'ERR_INVALID_ARGUMENT'
-}
+/** A caller passed options the mesh does not accept (e.g. no cluster secret): the one class of the package, raft's. */
+export { InvalidArgumentError } from '../raft/index.js'
 
 /** The peer key file in the data directory exists but cannot be used. */
 export class PeerKeyError extends Error {

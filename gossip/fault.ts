@@ -9,7 +9,7 @@
  * - Raft frame faults on the transports: drop (with a seeded probability or
  *   a predicate), delay, and one-way cuts between node ids.
  */
-import type { Message } from '../raft/messages.js'
+import type { Message } from '../raft/index.js'
 import { InvalidArgumentError } from './errors.js'
 import type { MeshNode } from './node.js'
 import type { Libp2pRaftTransport } from './raft-transport.js'

@@ -5,7 +5,7 @@
  */
 import { Packr } from 'msgpackr'
 import { z } from 'zod'
-import type { Message } from '../raft/messages.js'
+import type { Message } from '../raft/index.js'
 
 /** Largest frame accepted from a peer. */
 export const MAX_FRAME_BYTES = 64 * 1024 * 1024

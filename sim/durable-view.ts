@@ -5,7 +5,7 @@
  * yardstick the invariants hold the store and the driver to: a node may only
  * vouch for state in this view, and a restart must recover at least this.
  */
-import type { LogStore, RecoveredState } from '../raft/log-store.js'
+import type { LogStore, RecoveredState } from '../raft/storage/log-store.js'
 import type { Entry, HardState, NodeId, Snapshot } from '../raft/types.js'
 
 export class DurableView {

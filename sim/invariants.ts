@@ -14,9 +14,9 @@
  * - membership: at most one uncommitted config entry in a leader's log, and
  *   none of a leader's own term before it committed an entry of that term.
  */
-import type { RaftCore } from '../raft/core.js'
-import type { RecoveredState } from '../raft/log-store.js'
-import type { Message } from '../raft/messages.js'
+import type { RaftCore } from '../raft/core/core.js'
+import type { RecoveredState } from '../raft/storage/log-store.js'
+import type { Message } from '../raft/core/messages.js'
 import { EntryType, type Entry, type NodeId } from '../raft/types.js'
 import type { DurableView } from './durable-view.js'
 

@@ -4,7 +4,7 @@
  * apart a little, as real ones do), and stop for good when the incarnation
  * crashes.
  */
-import type { Clock, TimerHandle } from '../raft/clock.js'
+import type { Clock, TimerHandle } from '../raft/driver/clock.js'
 
 /** The simulator's event queue, as a clock needs it. */
 export interface Scheduler {

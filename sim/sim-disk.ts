@@ -13,7 +13,7 @@
  * goes dead: its calls never settle, as in a process that no longer exists.
  */
 import { basename, dirname } from 'node:path'
-import type { FileSystem, OpenMode, StoreFile } from '../raft/file-system.js'
+import type { FileSystem, OpenMode, StoreFile } from '../raft/storage/file-system.js'
 import type { Prng } from './prng.js'
 
 /** Where a storage call may be cut short by a crash. */

@@ -5,8 +5,8 @@
  * incarnation neither sends nor receives; its restarted successor takes over
  * its address.
  */
-import type { Message } from '../raft/messages.js'
-import type { Transport } from '../raft/transport.js'
+import type { Message } from '../raft/core/messages.js'
+import type { Transport } from '../raft/driver/transport.js'
 import type { NodeId } from '../raft/types.js'
 import type { Prng } from './prng.js'
 import type { Scheduler } from './sim-clock.js'

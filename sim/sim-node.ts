@@ -4,10 +4,10 @@
  * ends the current incarnation at once (its timers, transport and disk
  * calls go dead) and a restart recovers through the real recovery path.
  */
-import { inspectCore, RaftNode, type RaftNodeOptions } from '../raft/node.js'
-import type { RaftCore } from '../raft/core.js'
+import { inspectCore, RaftNode, type RaftNodeOptions } from '../raft/driver/node.js'
+import type { RaftCore } from '../raft/core/core.js'
 import type { NodeId } from '../raft/types.js'
-import { FileLogStore } from '../raft/wal.js'
+import { FileLogStore } from '../raft/storage/wal.js'
 import { DurableView, WatchedStore } from './durable-view.js'
 import type { InvariantChecker } from './invariants.js'
 import type { KvResult } from './kv-machine.js'

@@ -7,7 +7,7 @@
  */
 import { crc32 } from 'node:zlib'
 import { CoordinationState } from '../lib/coordination/state.js'
-import type { StateMachine } from '../raft/state-machine.js'
+import type { StateMachine } from '../raft/driver/state-machine.js'
 import type { Entry } from '../raft/types.js'
 import { decodeKv, KvMachine, type KvResult } from './kv-machine.js'
 

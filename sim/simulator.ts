@@ -19,7 +19,7 @@
  * cluster must elect a leader and commit within a bound.
  */
 import { ConfigChangeError } from '../raft/errors.js'
-import type { Message } from '../raft/messages.js'
+import type { Message } from '../raft/core/messages.js'
 import type { ConfChange, NodeId } from '../raft/types.js'
 import { EventQueue } from './event-queue.js'
 import { InvariantChecker } from './invariants.js'

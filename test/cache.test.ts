@@ -122,7 +122,7 @@ t.test('caches', async t => {
   })
 
   for (const mode of ['invalidation', 'replicated'] as const) {
-    t.test(`getOrLoad (${mode}): a value loaded while an invalidation arrived is returned, not cached`, async t => {
+    t.test(`getOrLoad (${mode}): a value loaded while an invalidation arrived is returned, not cached, and not handed to a caller that came after`, async t => {
       const [a, b] = await open<string>(mode, [n1, n2])
       let release!: () => void
       const gate = new Promise<void>(resolve => { release = resolve })
@@ -130,9 +130,11 @@ t.test('caches', async t => {
       const received = a.stats().updatesReceived
       await b.set('k', 'written on n2')
       await until('n1 heard of the write', () => a.stats().updatesReceived > received)
+      const after = a.getOrLoad('k', async () => 'read after the write')
       release()
       t.equal(await loading, 'read before the write', 'the caller gets its value')
-      t.equal(a.get('k'), mode === 'replicated' ? 'written on n2' : undefined, 'the loaded value was not cached')
+      t.equal(await after, mode === 'replicated' ? 'written on n2' : 'read after the write', 'a caller that came after the invalidation did not share the stale load')
+      t.equal(a.get('k'), mode === 'replicated' ? 'written on n2' : 'read after the write', 'the value loaded before the write was not cached')
       t.equal(a.stats().loadsDiscarded, 1)
     })
   }

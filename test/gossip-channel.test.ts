@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import t from 'tap'
 import type { ChannelGap, ChannelMessage, GossipChannel } from '../gossip/channel.js'
-import { encodeChannelBatch } from '../gossip/channel-codec.js'
+import { decodeChannelBatch, encodeChannelBatch, type ChannelBatch } from '../gossip/channel-codec.js'
 import { InvalidArgumentError } from '../gossip/errors.js'
 import { createMeshNode, type MeshNode } from '../gossip/node.js'
 
@@ -82,8 +82,8 @@ t.test('gossip channel', async t => {
   })
 
   // Batches crafted by hand and published raw, as a publisher would send them.
-  async function raw (publisher: string, incarnation: string, firstSeq: number, items: string[]): Promise<void> {
-    await n1.mesh.libp2p.services.pubsub.publish(TOPIC, encodeChannelBatch({ publisher, incarnation, firstSeq, items: items.map(s => enc.encode(s)) }))
+  async function raw (publisher: string, incarnation: string, firstSeq: number, items: string[], starts?: Array<[string, number]>): Promise<void> {
+    await n1.mesh.libp2p.services.pubsub.publish(TOPIC, encodeChannelBatch({ publisher, incarnation, firstSeq, starts, items: items.map(s => enc.encode(s)) }))
   }
 
   t.test('a skipped sequence number is reported as a gap, then delivery goes on', async t => {
@@ -134,6 +134,37 @@ t.test('gossip channel', async t => {
     await raw('stranger', 'inc-1', 7, ['s7'])
     await until('a never-heard publisher\'s batch delivered', () => from(n2, 'stranger').length === 1)
     t.same(n2.gaps.filter(g => g.publisher === 'stranger'), [], 'a publisher never heard before sets the baseline')
+  })
+
+  t.test('a never-heard publisher that names a receiver\'s start: that receiver reports what it missed since then as a gap', async t => {
+    reset()
+    await raw('newcomer', 'inc-1', 5, ['c5'], [['n2', 3]])
+    await until('c5 delivered to both', () => from(n2, 'newcomer').length === 1 && from(n3, 'newcomer').length === 1)
+    t.same(n2.gaps, [{ publisher: 'newcomer', from: 3, to: 4 }], 'n2 was owed 3 and 4')
+    t.same(n3.gaps, [], 'n3, not named, takes 5 as its baseline')
+  })
+
+  t.test('a publisher tells a receiver that subscribes while it publishes where its share starts', async t => {
+    reset()
+    const seen: ChannelBatch[] = []
+    const pubsub = n3.mesh.libp2p.services.pubsub
+    const onRaw = (evt: CustomEvent<{ topic: string, data: Uint8Array }>): void => { if (evt.detail.topic === TOPIC) seen.push(decodeChannelBatch(evt.detail.data)) }
+    pubsub.addEventListener('message', onRaw)
+    t.teardown(() => { pubsub.removeEventListener('message', onRaw) })
+    const before = n1.channel.publish(enc.encode('before n4'))
+    await n1.channel.flush()
+    const mesh = await createMeshNode({ nodeId: 'n4', clusterName: 'chan', appVersion: '1', secret: SECRET, dataDir: join(root, 'n4'), bootstrap: [n1.mesh.multiaddrs[0]] })
+    const n4: Node = { mesh, channel: mesh.channel(TOPIC, { reorderWindowMs: 200 }), got: [], gaps: [] }
+    n4.channel.on('message', m => n4.got.push(m))
+    n4.channel.on('gap', g => n4.gaps.push(g))
+    nodes.push(n4)
+    await until('n1 sees n4 subscribed', () => n1.channel.peers().includes('n4'))
+    const after = n1.channel.publish(enc.encode('after n4'))
+    await until('n4 received the publish made after it subscribed', () => from(n4, 'n1').some(m => m.seq === after))
+    const told = seen.filter(b => b.publisher === 'n1' && b.firstSeq >= after).flatMap(b => b.starts ?? []).filter(([r]) => r === 'n4')
+    t.ok(told.length > 0, 'n1\'s batches name n4')
+    t.ok(told.every(([, start]) => start > before && start <= after), `n4's share starts after the earlier publish (${before}) and no later than ${after}: ${JSON.stringify(told)}`)
+    t.same(n4.gaps, [], 'nothing owed to n4 was lost')
   })
 
   t.test('oversized payloads are refused at publish', async t => {

@@ -1,6 +1,6 @@
 import t from 'tap'
-import { HeldNotices, type Schedule } from '../raft/held-notices.js'
-import type { Message } from '../raft/messages.js'
+import { HeldNotices, type Schedule } from '../raft/driver/held-notices.js'
+import type { Message } from '../raft/core/messages.js'
 
 const notice = (to: string, commit: number): Message => ({ type: 'Commit', from: 'a', to, term: 1, commit })
 const append = (to: string, commit: number): Message => ({ type: 'Append', from: 'a', to, term: 1, prevIndex: commit - 1, prevTerm: 1, entries: [], commit })

@@ -1,7 +1,7 @@
 import t from 'tap'
-import { MemoryDisk, MemoryLogStore } from '../raft/log-store.js'
+import { MemoryDisk, MemoryLogStore } from '../raft/storage/log-store.js'
 import { EntryType } from '../raft/types.js'
-import { FileLogStore } from '../raft/wal.js'
+import { FileLogStore } from '../raft/storage/wal.js'
 import { runLogStoreCompliance } from './helpers/log-store-compliance.js'
 
 t.test('MemoryLogStore', async t => {

@@ -4,8 +4,8 @@
  * named for the rule of the Raft thesis it covers.
  */
 import t from 'tap'
-import { RaftCore } from '../raft/core.js'
-import { encodeConfChange } from '../raft/config.js'
+import { RaftCore } from '../raft/core/core.js'
+import { encodeConfChange } from '../raft/core/config.js'
 import { EntryType } from '../raft/types.js'
 import { ConfigChangeError, InvalidArgumentError, TransferInProgressError } from '../raft/errors.js'
 import { bootstrapEntries, bytes, elected, entriesOfTerm, four, newNetwork, three } from './helpers/raft-network.js'

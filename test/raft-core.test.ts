@@ -7,11 +7,11 @@
  * test drops messages explicitly. Nothing here depends on timers.
  */
 import t from 'tap'
-import { RaftCore } from '../raft/core.js'
+import { RaftCore } from '../raft/core/core.js'
 import { NotLeaderError } from '../raft/errors.js'
 import { Prng } from '../sim/prng.js'
 import type { NodeId } from '../raft/types.js'
-import type { Message } from '../raft/messages.js'
+import type { Message } from '../raft/core/messages.js'
 import { bootstrapEntries, bytes, elected, entriesOfTerm, five, four, newNetwork, termAt, three } from './helpers/raft-network.js'
 
 // ---- §3.4 leader election ---------------------------------------------------
@@ -349,6 +349,30 @@ t.test('§3.5 a follower commits no further than the last entry the Append vouch
   core.step({ type: 'Append', from: 'n1', to: 'n2', term: 3, prevIndex: 3, prevTerm: 1, entries: entriesOfTerm(4, 1, 2), commit: 6 })
   t.equal(core.log.committed, 4, 'min(leaderCommit, prevIndex + entries) = 4, not the stale 6')
   t.match(core.ready().messages.at(-1), { type: 'AppendResp', reject: false, index: 4 }, 'and it acknowledges 4 = prevIndex + entries, not its last index 6')
+  t.end()
+})
+
+t.test('a follower told that (index, term) is committed commits up to it only when its own entry there has that term', t => {
+  // n2 holds 4..6 of term 2; the leader of term 3 has its own 5..6 of term 3, committed.
+  const entries = [...bootstrapEntries(three), ...entriesOfTerm(4, 3, 2)]
+  const core = new RaftCore({ id: 'n2', random: () => 0.5, state: { hardState: { term: 3, vote: null, commit: 3 }, snapshot: null, entries } })
+  core.learnCommitted(6, 3)
+  t.equal(core.log.committed, 3, 'a stale entry 6 of term 2 is not the committed entry 6 of term 3')
+  core.learnCommitted(9, 2)
+  t.equal(core.log.committed, 3, 'an entry it does not hold commits nothing')
+  core.learnCommitted(5, 2)
+  t.equal(core.log.committed, 5, 'the same (index, term) here: by log matching everything up to it is the leader\'s, so it commits')
+  core.learnCommitted(4, 2)
+  t.equal(core.log.committed, 5, 'and never goes back')
+  t.end()
+})
+
+t.test('a leader ignores word of a commit from outside: it counts its own', t => {
+  const leader = elected(three).core('n1')
+  const { index, term } = leader.propose(bytes('x'))
+  const before = leader.log.committed
+  leader.learnCommitted(index, term)
+  t.equal(leader.log.committed, before, 'an uncommitted entry of its own stays uncommitted until a majority has it')
   t.end()
 })
 

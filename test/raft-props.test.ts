@@ -7,10 +7,10 @@
  */
 import fc from 'fast-check'
 import t, { type Test } from 'tap'
-import { applyConfChange, decodeConfChange, validateConfChange } from '../raft/config.js'
+import { applyConfChange, decodeConfChange, validateConfChange } from '../raft/core/config.js'
 import { ConfigChangeError } from '../raft/errors.js'
-import { committedIndex, voteOutcome } from '../raft/quorum.js'
-import { RaftLog } from '../raft/raft-log.js'
+import { committedIndex, voteOutcome } from '../raft/core/quorum.js'
+import { RaftLog } from '../raft/core/raft-log.js'
 import { EntryType, type ConfChange, type ConfigState, type Entry, type NodeId } from '../raft/types.js'
 
 const seed = 20261126

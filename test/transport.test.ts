@@ -4,7 +4,7 @@ import { join } from 'node:path'
 import t from 'tap'
 import { createMeshNode } from '../gossip/node.js'
 import { Libp2pRaftTransport } from '../gossip/raft-transport.js'
-import { MemoryNetwork } from '../raft/transport.js'
+import { MemoryNetwork } from '../raft/driver/transport.js'
 import { runTransportCompliance } from './helpers/transport-compliance.js'
 
 runTransportCompliance(t, 'MemoryNetwork', async () => {

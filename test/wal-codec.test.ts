@@ -7,8 +7,8 @@ import { randomBytes } from 'node:crypto'
 import { join } from 'node:path'
 import { CorruptLogError } from '../raft/errors.js'
 import { emptyHardState, type Entry, type EntryType, type HardState } from '../raft/types.js'
-import { decodeBody, decodeWal, encodeRecord, MAX_RECORD_BODY_BYTES, type WalRecord } from '../raft/wal-codec.js'
-import { FileLogStore } from '../raft/wal.js'
+import { decodeBody, decodeWal, encodeRecord, MAX_RECORD_BODY_BYTES, type WalRecord } from '../raft/storage/wal-codec.js'
+import { FileLogStore } from '../raft/storage/wal.js'
 import { expectState, plainState } from './helpers/log-store-compliance.js'
 
 const entryArb = fc.record({

@@ -119,6 +119,60 @@ export interface ScheduleWorkload {
   readonly workMs: number
 }
 
+/**
+ * What a cache or event workload writes, so that a value seen anywhere names
+ * its write: the writing node, its start (`${node}.${pid}`), and the place of
+ * the write in that start's sequence (1, 2, 3 ...).
+ */
+export interface WriteTag {
+  readonly w: string
+  readonly s: string
+  readonly n: number
+}
+
+/**
+ * Two caches under one loop (testkit/cache-workload.ts). `replicated`: every
+ * step reads one of `keys` shared keys, then writes it (a delete every
+ * `deleteEvery` steps) with a {@link WriteTag}. `invalidation`: in front of a
+ * "database" of one file per key under `dbDir` holding a version number; each
+ * step this node bumps one of its own `ownKeys` keys in the database, then
+ * invalidates it (set and delete alternately), while `readers` loops read
+ * every node's keys through getOrLoad.
+ */
+export interface CacheWorkload {
+  readonly replicated: string
+  readonly invalidation: string
+  readonly keys: number
+  readonly ownKeys: number
+  /** Every node's id: the invalidation keys read are `${id}.${j}` for each. */
+  readonly nodes: readonly string[]
+  readonly dbDir: string
+  readonly gapMs: number
+  readonly deleteEvery: number
+  readonly readers: number
+  /** How long the loader takes after reading the database, so loads overlap invalidations. */
+  readonly loadMs: number
+  readonly antiEntropyIntervalMs: number
+}
+
+/** A replicated cache's entries on one node, sorted by key (see {@link CacheWorkload}). */
+export interface CacheContents {
+  readonly entries: ReadonlyArray<readonly [string, WriteTag]>
+}
+
+/**
+ * Publishes `{ tag, ordered }` on `${topic}.${node id}` every `gapMs` (one in
+ * `orderedEvery` with `{ ordered: true }`) until the workloads stop, and
+ * subscribes to `${topic}.*` for the life of the process, reporting every
+ * event received and every gap and overflow the bus reports. One per
+ * process: the checker takes a process's receipts as one subscriber's.
+ */
+export interface EventWorkload {
+  readonly topic: string
+  readonly gapMs: number
+  readonly orderedEvery: number
+}
+
 /** A queue as one node's applied state shows it: what the checker needs at the end. */
 export interface QueueState {
   readonly stats: { readonly depth: number, readonly inFlight: number, readonly deadLetters: number, readonly acked: number }
@@ -195,6 +249,24 @@ export type NodeEventBody =
   }
   /** A run of a scheduled task: `heldUntil` is its last passing `valid()`, checked every 10 ms while it works. */
   | { readonly type: 'task-run', readonly workload: string, readonly task: string, readonly fence: bigint, readonly scheduledAt: number, readonly startedAt: number, readonly heldUntil: number, readonly endedAt: number, readonly outcome: 'ok' | 'aborted' }
+  /** About to write (set or delete) a key of a replicated cache: the write is applied here as the call is made. */
+  | { readonly type: 'cache-write', readonly workload: string, readonly cache: string, readonly key: string, readonly op: 'set' | 'delete', readonly tag: WriteTag }
+  /** `get` on a replicated cache; null: no value. */
+  | { readonly type: 'cache-read', readonly workload: string, readonly cache: string, readonly key: string, readonly value: WriteTag | null }
+  /** A remote change of a cache (replicated: the value now held, null for a delete; invalidation: always a delete). */
+  | { readonly type: 'cache-change', readonly workload: string, readonly cache: string, readonly key: string, readonly op: 'set' | 'delete', readonly value: WriteTag | null }
+  /** The database holds `version` for `key` (written by this node alone); the invalidation is sent next. */
+  | { readonly type: 'inv-write', readonly workload: string, readonly cache: string, readonly key: string, readonly version: number }
+  /** getOrLoad of an invalidation cache called at `startedAt` resolved with `version`. */
+  | { readonly type: 'inv-read', readonly workload: string, readonly cache: string, readonly key: string, readonly version: number, readonly startedAt: number }
+  /** publish() resolved with `seq` (for an ordered event: its log index). */
+  | { readonly type: 'event-published', readonly workload: string, readonly topic: string, readonly tag: WriteTag, readonly seq: number, readonly ordered: boolean }
+  /** The subscription's handler was called. */
+  | { readonly type: 'event-received', readonly workload: string, readonly topic: string, readonly publisher: string, readonly seq: number, readonly tag: WriteTag, readonly ordered: boolean }
+  /** The bus reported events `from`..`to` of `publisher` lost. */
+  | { readonly type: 'event-gap', readonly workload: string, readonly publisher: string, readonly from: number, readonly to: number }
+  /** The bus dropped an event for the subscription (its queue was full). */
+  | { readonly type: 'event-overflow', readonly workload: string, readonly publisher: string, readonly seq: number }
   | { readonly type: 'panic', readonly reason: string, readonly sinceMs: number }
   | { readonly type: 'leader', readonly leader: string | null, readonly term: number }
   | { readonly type: 'member-up', readonly id: string }
@@ -215,6 +287,9 @@ export type RequestBody =
   | { readonly op: 'process', readonly workload: ProcessWorkload }
   | { readonly op: 'queue-state', readonly queue: string }
   | { readonly op: 'schedule', readonly workload: ScheduleWorkload }
+  | { readonly op: 'cache', readonly workload: CacheWorkload }
+  | { readonly op: 'cache-contents', readonly cache: string }
+  | { readonly op: 'events', readonly workload: EventWorkload }
   /**
    * Every job this node's workers hold acts once now, if `valid()` passes (its
    * `heldUntil` moves to now); answers how many did. A request sent while the

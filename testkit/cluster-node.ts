@@ -1,6 +1,7 @@
 /**
  * One process embedding one Cluster, as a server would, driven by its
- * parent (testkit/cluster-processes.ts) over IPC: lock workloads, status,
+ * parent (testkit/cluster-processes.ts) over IPC: lock, queue, schedule,
+ * cache and event workloads, status,
  * a clean stop. Every event is reported to the parent as it happens, with a
  * machine-wide timestamp (see cluster-node-protocol.ts).
  *
@@ -12,7 +13,9 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 import { pino } from 'pino'
 import { Cluster, type Job, type LockHandle } from '../lib/index.js'
+import { cacheContents, runCacheWorkload } from './cache-workload.js'
 import { machineNow, type ChildMessage, type CycleLoop, type CycleTimes, type LockWorkload, type NodeConfig, type NodeEventBody, type ProcessWorkload, type ProduceWorkload, type QueueState, type Request, type ScheduleWorkload } from './cluster-node-protocol.js'
+import { runEventWorkload } from './event-workload.js'
 
 function report (event: NodeEventBody, at = machineNow()): void {
   send({ kind: 'event', event: { ...event, at } })
@@ -265,6 +268,12 @@ async function main (): Promise<void> {
         return await queueState(cluster, req.queue)
       case 'schedule':
         return begin(async (id, stop) => { await runSchedule(cluster, id, req.workload, stop) })
+      case 'cache':
+        return begin(async (id, stop) => { await runCacheWorkload(cluster, id, req.workload, stop, report) })
+      case 'cache-contents':
+        return cacheContents(cluster, req.cache)
+      case 'events':
+        return begin(async (id, stop) => { await runEventWorkload(cluster, id, req.workload, stop, report) })
       case 'touch-jobs':
         return [...heldJobs].filter(h => h.act()).length
       case 'stop-workloads':

@@ -2,9 +2,10 @@
  * N processes on 127.0.0.1, each embedding one Cluster (testkit/cluster-node.ts),
  * for the multi-process tests and the lock benchmark: start them (expect: N,
  * each with its own data directory and port, bootstrapping through the
- * first), run lock workloads in them, SIGKILL, restart, SIGSTOP and SIGCONT
- * them, and keep one history of everything: the children's events and the
- * faults this harness injected, on one machine-wide time line.
+ * first), run lock, queue, schedule, cache and event workloads in them,
+ * SIGKILL, restart, SIGSTOP and SIGCONT them, and keep one history of
+ * everything: the children's events and the faults this harness injected, on
+ * one machine-wide time line. The checkers in testkit/checks/ judge it.
  *
  * Only the children this harness spawned are ever signalled, by their own
  * process objects; they exit by themselves when this process dies (IPC).
@@ -20,10 +21,10 @@ import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { silentLogger } from '../gossip/logger.js'
 import { loadOrCreatePeerKey } from '../gossip/peer-key.js'
 import type { ClusterStatus } from '../lib/index.js'
-import { machineNow, type ChildMessage, type CycleLoop, type CycleTimes, type LockWorkload, type NodeConfig, type NodeEvent, type ProcessWorkload, type ProduceWorkload, type QueueState, type Request, type RequestBody, type ScheduleWorkload } from './cluster-node-protocol.js'
+import { machineNow, type CacheContents, type CacheWorkload, type ChildMessage, type CycleLoop, type CycleTimes, type EventWorkload, type LockWorkload, type NodeConfig, type NodeEvent, type ProcessWorkload, type ProduceWorkload, type QueueState, type Request, type RequestBody, type ScheduleWorkload } from './cluster-node-protocol.js'
 import { freePort } from './local-cluster.js'
 
-export { machineNow, type CycleLoop, type CycleTimes, type LockWorkload, type NodeEvent, type ProcessWorkload, type ProduceWorkload, type QueueState, type ScheduleWorkload } from './cluster-node-protocol.js'
+export { machineNow, type CacheContents, type CacheWorkload, type CycleLoop, type CycleTimes, type EventWorkload, type LockWorkload, type NodeEvent, type ProcessWorkload, type ProduceWorkload, type QueueState, type ScheduleWorkload, type WriteTag } from './cluster-node-protocol.js'
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..')
 const entry = join(root, 'testkit', 'cluster-node.ts')
@@ -145,6 +146,24 @@ export class ClusterProcesses extends EventEmitter<ClusterProcessesEvents> {
   /** Registers a scheduled task on node `i` (stopped by {@link stopWorkloads}); resolves with the id its events carry. */
   async startSchedule (i: number, workload: ScheduleWorkload): Promise<string> {
     return await this.request(i, { op: 'schedule', workload }) as string
+  }
+
+  /**
+   * Starts the cache workload on node `i` (stopped by {@link stopWorkloads}); resolves with the id its events carry.
+   * Give every node the same `dbDir` (e.g. under {@link dir}): it is the database the invalidation cache fronts.
+   */
+  async startCacheWorkload (i: number, workload: CacheWorkload): Promise<string> {
+    return await this.request(i, { op: 'cache', workload }) as string
+  }
+
+  /** Node `i`'s entries of a replicated cache, sorted by key. */
+  async cacheContents (i: number, cache: string): Promise<CacheContents> {
+    return await this.request(i, { op: 'cache-contents', cache }) as CacheContents
+  }
+
+  /** Starts the event workload on node `i` (stopped by {@link stopWorkloads}); resolves with the id its events carry. */
+  async startEventWorkload (i: number, workload: EventWorkload): Promise<string> {
+    return await this.request(i, { op: 'events', workload }) as string
   }
 
   /** Node `i`'s applied view of a queue: stats and dead letters. */

@@ -11,7 +11,7 @@
  * multiaddrs}; it answers {id, type:'stats'} with its counters and CPU time,
  * and stops when the IPC channel closes (the bench ended or died).
  */
-import type { Message } from '../../raft/messages.js'
+import type { Message } from '../../raft/core/messages.js'
 import { createMeshNode } from '../../gossip/node.js'
 import { Libp2pRaftTransport } from '../../gossip/raft-transport.js'
 import { MeshRpc } from '../../gossip/rpc.js'

@@ -5,7 +5,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import { z } from 'zod'
 import { LeadershipLostError, NotLeaderError, StoppedError, TransferInProgressError } from '../../raft/errors.js'
-import type { RaftNode } from '../../raft/node.js'
+import type { RaftNode } from '../../raft/index.js'
 import { encodeCommand, MAX_KEY, MAX_VALUE, type KvCommand } from './kv-command.js'
 import type { KvApplyResult, KvState } from './kv-state.js'
 

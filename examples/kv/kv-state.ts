@@ -4,7 +4,7 @@
  */
 import { Packr } from 'msgpackr'
 import { z } from 'zod'
-import type { StateMachine } from '../../raft/state-machine.js'
+import type { StateMachine } from '../../raft/index.js'
 import type { Entry } from '../../raft/types.js'
 import { decodeCommand, MAX_KEY, MAX_VALUE } from './kv-command.js'
 

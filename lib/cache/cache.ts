@@ -74,8 +74,8 @@ function option (name: string, v: number | undefined, dflt: number, max = Number
 
 interface Flight<V> {
   readonly promise: Promise<V>
-  /** Set when the key is invalidated while the loader runs. */
-  invalidated: boolean
+  /** `invalidated` is set when the key is invalidated while the loader runs; the flight then takes no more callers. */
+  readonly state: { invalidated: boolean }
 }
 
 /** A named cache; see CacheOptions for its modes and limits. */
@@ -163,8 +163,11 @@ export class Cache<K, V> extends EventEmitter<CacheEvents<K, V>> {
    * The held value, or the loader's. One load per key per node at a time:
    * concurrent callers share it. The loaded value is cached unless the key
    * was written, deleted or invalidated (here or anywhere) while it loaded,
-   * since the load may have read what that write replaced. A loader that
-   * returns undefined caches nothing; one that throws rejects every caller.
+   * since the load may have read what that write replaced; a caller that
+   * comes after such an invalidation starts a load of its own rather than
+   * share that one, which could hand it a value older than a write this node
+   * already knows of. A loader that returns undefined caches nothing; one
+   * that throws rejects every caller.
    */
   async getOrLoad (key: K, loader: (key: K) => Promise<V>): Promise<V> {
     this.open()
@@ -178,8 +181,8 @@ export class Cache<K, V> extends EventEmitter<CacheEvents<K, V>> {
     let flight = this.flights.get(id)
     if (flight === undefined) {
       this.counts.loads++
-      const promise = this.load(id, key, keyBytes, loader)
-      flight = { promise, invalidated: false }
+      const state = { invalidated: false }
+      flight = { promise: this.load(id, state, key, keyBytes, loader), state }
       this.flights.set(id, flight)
     }
     return await flight.promise
@@ -215,13 +218,13 @@ export class Cache<K, V> extends EventEmitter<CacheEvents<K, V>> {
     await this.backend.close()
   }
 
-  private async load (id: string, key: K, keyBytes: Uint8Array, loader: (key: K) => Promise<V>): Promise<V> {
+  private async load (id: string, state: Flight<V>['state'], key: K, keyBytes: Uint8Array, loader: (key: K) => Promise<V>): Promise<V> {
     // Waits a turn so the flight is registered before the loader can run (and invalidate it).
     await Promise.resolve()
     try {
       const value = await loader(key)
       if (value === undefined || this.closed) return value
-      if (this.flights.get(id)?.invalidated === true) {
+      if (state.invalidated) {
         this.counts.loadsDiscarded++
         return value
       }
@@ -237,15 +240,16 @@ export class Cache<K, V> extends EventEmitter<CacheEvents<K, V>> {
       this.backend.setLoaded(id, key, keyBytes, value, valueBytes)
       return value
     } finally {
-      this.flights.delete(id)
+      if (this.flights.get(id)?.state === state) this.flights.delete(id)
     }
   }
 
   private invalidate (id: string | null): void {
-    if (id === null) for (const f of this.flights.values()) f.invalidated = true
-    else {
-      const f = this.flights.get(id)
-      if (f !== undefined) f.invalidated = true
+    for (const fid of id === null ? [...this.flights.keys()] : [id]) {
+      const f = this.flights.get(fid)
+      if (f === undefined) continue
+      f.state.invalidated = true
+      this.flights.delete(fid)
     }
   }
 

@@ -3,7 +3,7 @@
  * interface, for driver tests and benchmarks.
  */
 import { decodeKv, KvMachine, type KvResult } from '../../sim/kv-machine.js'
-import type { StateMachine } from '../../raft/state-machine.js'
+import type { StateMachine } from '../../raft/driver/state-machine.js'
 import type { Entry } from '../../raft/types.js'
 
 export class KvStateMachine implements StateMachine<KvResult | null> {

@@ -6,7 +6,7 @@
  */
 import type { Test } from 'tap'
 import { InvalidArgumentError, StoppedError } from '../../raft/errors.js'
-import type { LogStore, RecoveredState } from '../../raft/log-store.js'
+import type { LogStore, RecoveredState } from '../../raft/storage/log-store.js'
 import { EntryType, type Entry, type HardState, type Snapshot } from '../../raft/types.js'
 
 /** An implementation under test. */

@@ -6,9 +6,9 @@
  * `drop`). Every delivered or dropped message can be logged as one line
  * (`n1->n2 Vote term=2 last=1/3`) so a failing scenario reads as a story.
  */
-import { RaftCore, type InitialState, type RaftOptions, type ReadState } from '../../raft/core.js'
-import { encodeConfChange } from '../../raft/config.js'
-import type { Message } from '../../raft/messages.js'
+import { RaftCore, type InitialState, type RaftOptions, type ReadState } from '../../raft/core/core.js'
+import { encodeConfChange } from '../../raft/core/config.js'
+import type { Message } from '../../raft/core/messages.js'
 import { Prng } from '../../sim/prng.js'
 import { EntryType, type Entry, type HardState, type NodeId, type Snapshot } from '../../raft/types.js'
 

@@ -4,8 +4,8 @@
  * an unknown node never throws, and a closed transport delivers nothing.
  */
 import type { Test } from 'tap'
-import type { Message } from '../../raft/messages.js'
-import type { Transport } from '../../raft/transport.js'
+import type { Message } from '../../raft/core/messages.js'
+import type { Transport } from '../../raft/driver/transport.js'
 import { EntryType } from '../../raft/types.js'
 
 export interface TransportPair {
