@@ -99,7 +99,7 @@ t.test('three processes write caches and publish events through a SIGKILL and re
   const invalidation = checkInvalidationCache(c.history, { cache: INVALIDATION, minReads: 150, minBoundReads: 30 })
   t.same(invalidation.slice(0, 20), [], `invalidation cache: ${count('inv-write')} database writes, ${count('inv-read')} reads`)
   t.same(events.slice(0, 20), [], `events: ${count('event-published')} published, ${count('event-received')} received, ${count('event-gap')} gaps reported`)
-  // Not asserted yet: a subscriber whose fetch from the publisher fails (the publisher unreachable for a moment
-  // after a pause) reports the events lost, though the publisher's buffer still holds them.
-  for (const gap of needlessGaps(c.history, 10_000)) t.comment(`needless gap: ${gap}`)
+  // A fetch that fails while the publisher's connection is replaced (after the pause) is tried again,
+  // so nothing the publisher's buffer still holds is reported lost.
+  t.same(needlessGaps(c.history, 10_000).slice(0, 20), [], 'no gap reported for events the publisher still had')
 })

@@ -20,7 +20,8 @@ interface Harness {
   fetches: FetchRequest[]
   /** What the publisher's buffer holds, by incarnation. */
   buffer: Map<string, number[]>
-  failFetch: boolean
+  /** Fetches still to fail (Infinity: all). */
+  failFetch: number
   settle: () => Promise<void>
 }
 
@@ -30,14 +31,17 @@ function harness (): Harness {
     gaps: [],
     fetches: [],
     buffer: new Map(),
-    failFetch: false,
+    failFetch: 0,
     settle: async () => { for (let i = 0; i < 20; i++) await new Promise(resolve => setImmediate(resolve)) },
     inbound: undefined as unknown as InboundOrder
   }
   h.inbound = new InboundOrder({
     fetch: async (_publisher, req): Promise<FetchResponse> => {
       h.fetches.push(req)
-      if (h.failFetch) throw new Error('unreachable')
+      if (h.failFetch > 0) {
+        h.failFetch--
+        throw new Error('unreachable')
+      }
       const [incarnation, seqs] = [...h.buffer.entries()].at(-1) ?? ['none', []]
       return { incarnation, events: incarnation === req.incarnation ? seqs.filter(s => s >= req.from && s <= req.to).map(s => enc.encode(`${incarnation}:${s}`)) : [] }
     },
@@ -47,9 +51,19 @@ function harness (): Harness {
     },
     deliver: (publisher, b) => { h.delivered.push(`${publisher}:${b.incarnation}:${b.seq}`) },
     gap: (publisher, from, to) => { h.gaps.push(`${publisher}:${from}-${to}`) },
-    log: silentLogger
+    log: silentLogger,
+    fetchAttempts: 3,
+    fetchRetryMs: 1
   })
   return h
+}
+
+async function until (what: string, cond: () => boolean, ms = 5000): Promise<void> {
+  const end = Date.now() + ms
+  while (!cond()) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`)
+    await new Promise(resolve => setTimeout(resolve, 2))
+  }
 }
 
 const body = (incarnation: string, seq: number): EventBody => ({ incarnation, seq, topic: 't', payload: null })
@@ -81,7 +95,7 @@ t.test('a skip fetches the missing events first; an event fetched and then gossi
   t.ok(h.delivered.includes('q:j1:1'), 'another publisher is not held up')
 })
 
-t.test('what the buffer lacks, or a fetch that fails, is reported as a gap and delivery goes on', async t => {
+t.test('what the buffer lacks, or a fetch that fails every try, is reported as a gap and delivery goes on', async t => {
   const h = harness()
   h.buffer.set('i1', [4, 5, 6])
   receive(h, 'p', body('i1', 1))
@@ -89,11 +103,26 @@ t.test('what the buffer lacks, or a fetch that fails, is reported as a gap and d
   await h.settle()
   t.same(h.gaps, ['p:2-3'])
   t.same(h.delivered, ['p:i1:1', 'p:i1:4', 'p:i1:5', 'p:i1:6', 'p:i1:7'])
-  h.failFetch = true
+  h.failFetch = Infinity
+  h.fetches.length = 0
   receive(h, 'p', body('i1', 10))
-  await h.settle()
+  await until('the gap is reported', () => h.gaps.length === 2)
   t.same(h.gaps, ['p:2-3', 'p:8-9'])
+  t.equal(h.fetches.length, 3, 'after three tries')
+  await h.settle()
   t.same(h.delivered.at(-1), 'p:i1:10')
+})
+
+t.test('a fetch that fails while the publisher\'s connection is replaced is tried again: nothing is reported lost that its buffer still holds', async t => {
+  const h = harness()
+  h.buffer.set('i1', [1, 2, 3, 4, 5])
+  receive(h, 'p', body('i1', 1))
+  h.failFetch = 2
+  receive(h, 'p', body('i1', 5))
+  receive(h, 'p', body('i1', 6))
+  await until('6 is delivered', () => h.delivered.includes('p:i1:6'))
+  t.same(h.gaps, [])
+  t.same(h.delivered, ['p:i1:1', 'p:i1:2', 'p:i1:3', 'p:i1:4', 'p:i1:5', 'p:i1:6'], 'in order: 6 waited behind the retried fetch')
 })
 
 t.test('a restarted publisher starts again from 1; an older start is ignored', async t => {

@@ -24,6 +24,10 @@ export interface InboundOptions {
   readonly deliver: (publisher: string, body: EventBody) => void
   readonly gap: (publisher: string, from: number, to: number) => void
   readonly log: Logger
+  /** Tries of a failing fetch before its range is reported lost. Default 6. */
+  readonly fetchAttempts?: number
+  /** Wait before the second try, doubling after each. Default 100 ms (about 3 s over 6 tries). */
+  readonly fetchRetryMs?: number
 }
 
 interface Stream {
@@ -106,12 +110,33 @@ export class InboundOrder {
     st.next = body.seq + 1
   }
 
+  /**
+   * A fetch fails mostly because the publisher's connection is being
+   * replaced (this node was paused, or cut off, and is back): the events
+   * are still in its buffer, so try again for a few seconds before calling
+   * them lost. Later events of this publisher wait meanwhile, in order.
+   */
+  private async fetch (publisher: string, req: FetchRequest): Promise<FetchResponse> {
+    const attempts = this.opts.fetchAttempts ?? 6
+    let wait = this.opts.fetchRetryMs ?? 100
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.opts.fetch(publisher, req)
+      } catch (err) {
+        if (attempt >= attempts) throw err
+        this.opts.log.debug({ publisher, attempt, ...errorFields(err) }, 'fetching missed events failed; trying again')
+        await new Promise(resolve => setTimeout(resolve, wait).unref())
+        wait *= 2
+      }
+    }
+  }
+
   /** Fetches st.next..to from the publisher and delivers them; reports what it cannot get. */
   private async repair (publisher: string, st: Stream, to: number): Promise<void> {
     let from = st.next
     try {
       while (from <= to) {
-        const res = await this.opts.fetch(publisher, { incarnation: st.incarnation, from, to })
+        const res = await this.fetch(publisher, { incarnation: st.incarnation, from, to })
         // Another incarnation answered: the publisher restarted and what was missed is gone with it.
         if (res.incarnation !== st.incarnation) break
         let progressed = false
