@@ -20,11 +20,9 @@ async function reaches (lab: NetnsLab, from: number, addr: string): Promise<bool
   return stdout === 'open'
 }
 
-t.test('a partition cuts hosts off from each other and heal joins them again', async t => {
-  if (!await netnsAvailable()) {
-    t.skip('needs root and iproute2 (ip netns) for network namespaces')
-    return
-  }
+const skip = await netnsAvailable() ? false : 'needs root and iproute2 (ip netns) for network namespaces'
+
+t.test('a partition cuts hosts off from each other and heal joins them again', { skip }, async t => {
   const lab = await NetnsLab.create({ hosts: 3 })
   t.teardown(async () => { await lab.destroy() })
   const servers = lab.hosts.map((h, i) => {
@@ -45,11 +43,7 @@ t.test('a partition cuts hosts off from each other and heal joins them again', a
   await t.rejects(lab.partition([[0], [0, 1]]), RangeError, 'a host in two groups')
 })
 
-t.test('destroy removes every namespace the lab made', async t => {
-  if (!await netnsAvailable()) {
-    t.skip('needs root and iproute2 (ip netns) for network namespaces')
-    return
-  }
+t.test('destroy removes every namespace the lab made', { skip }, async t => {
   const lab = await NetnsLab.create({ hosts: 2 })
   const names = [...lab.hosts.map(h => h.ns)]
   const listed = async (): Promise<string> => (await run('ip', ['netns', 'list'])).stdout
