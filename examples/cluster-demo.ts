@@ -16,6 +16,7 @@ import { parseArgs } from 'node:util'
 import type { ClusterStatus } from '../lib/index.js'
 import { PANIC_EXIT_CODE } from '../lib/index.js'
 import { ClinicProcesses } from '../testkit/clinic-processes.js'
+import { NetnsLab, netnsAvailable } from '../testkit/netns.js'
 import { openClinicDb } from './clinic-server/database.js'
 import { Faults } from './cluster-demo/faults.js'
 import { createRunSchema, type RunSchema } from './cluster-demo/postgres-schema.js'
@@ -43,6 +44,7 @@ const note = (msg: string): void => {
 const sleep = async (ms: number): Promise<void> => { await new Promise(resolve => setTimeout(resolve, ms)) }
 
 let procs: ClinicProcesses | null = null
+let lab: NetnsLab | null = null
 let quitRequested = false
 let quit: () => void = () => {}
 const quitting = new Promise<void>(resolve => { quit = () => { quitRequested = true; resolve() } })
@@ -85,6 +87,17 @@ async function scheduledFaults (faults: Faults, roundMs: number, stop: AbortSign
     // Resumed soon after the new leader is seen, so that (unless the election took long) it was frozen for
     // less than panicAfterMs: it steps down and follows. Frozen longer, it panics on SIGCONT, as a node should.
     await fault(async () => { await faults.pauseLeader(200) })
+    if (!faults.canPartition) continue
+    if (!await at(0.85)) return
+    let cut: number | null = null
+    await fault(async () => { cut = await faults.partition() })
+    // Cut off for longer than panicAfterMs: the old leader panics (it stops serving at once and exits once its
+    // clean stop gives up or the network is back); healed, it is restarted.
+    if (!await wait(3000)) return
+    await faults.serial(async () => {
+      await faults.heal()
+      if (cut !== null && await faults.exitWithin(cut, 10_000)) await faults.restartDown()
+    })
     if (!await at(1)) return
   }
 }
@@ -99,8 +112,8 @@ function listenToKeys (faults: Faults): () => void {
       r: async () => { await faults.restartDown() },
       p: async () => { await faults.pauseLeader() },
       c: () => { faults.resumeAll() },
-      s: () => { faults.partition() },
-      h: () => { faults.heal() },
+      s: async () => { await faults.partition() },
+      h: async () => { await faults.heal() },
       q: () => { quit() }
     }
     const action = actions[s ?? '']
@@ -132,12 +145,23 @@ async function main (): Promise<number> {
   console.log(`raftmesh local cluster: ${nodeCount} clinic servers (examples/clinic-server), each embedding a Cluster, ${duration === null ? 'until Ctrl-C' : `for ${duration} s`}`)
   const databaseUrl = process.env.DATABASE_URL ?? ''
   const schema: RunSchema | null = databaseUrl === '' ? null : await createRunSchema(databaseUrl, t0.toString(36))
-  const p = await ClinicProcesses.prepare({ nodes: nodeCount, databaseUrl: schema?.url, purgeEveryMs: PURGE_EVERY_MS })
+  // Namespaces give real partitions; a PostgreSQL on this machine's loopback would be out of their reach.
+  if (schema === null && await netnsAvailable()) lab = await NetnsLab.create({ hosts: nodeCount, hostLink: true })
+  const nodesLab = lab
+  const p = await ClinicProcesses.prepare({
+    nodes: nodeCount,
+    databaseUrl: schema?.url,
+    purgeEveryMs: PURGE_EVERY_MS,
+    placement: nodesLab === null ? undefined : i => ({ host: nodesLab.hosts[i].addr, wrap: nodesLab.exec(i) })
+  })
   procs = p
   await p.start()
   const where = 'file' in p.database ? `SQLite ${p.database.file}` : `PostgreSQL (DATABASE_URL, ${new URL(p.database.url).searchParams.get('options')?.replace('-c search_path=', 'schema ') ?? ''})`
   for (const n of p.nodes) console.log(`  ${n.id}  ${n.http}   dashboard ${n.http}/cluster/`)
   console.log(`  shared database: ${where}`)
+  console.log(lab === null
+    ? `  partitions: off (${schema === null ? 'network namespaces need root and iproute2' : 'the nodes would run in network namespaces, out of reach of a PostgreSQL on this machine'})`
+    : `  partitions: real; each node runs in a network namespace of its own (${lab.hosts.map(h => h.ns).join(', ')})`)
   if (keys) console.log(`  ${KEY_HELP}`)
   note(`${nodeCount} servers ready`)
   p.on('exit', ({ node, code, signal }) => {
@@ -146,7 +170,7 @@ async function main (): Promise<number> {
     else if (signal !== 'SIGKILL' && signal !== 'SIGTERM' && code !== 0) note(`${id} exited (${signal ?? `code ${String(code)}`})`)
   })
 
-  const faults = new Faults(p, note)
+  const faults = new Faults(p, note, lab)
   const workload = new Workload({ live: () => p.nodes.filter(n => n.ready && !n.paused).map(n => n.http) }, `R${t0.toString(36)}`)
   const workStart = Date.now()
   workload.start(3, 20)
@@ -177,6 +201,7 @@ async function main (): Promise<number> {
   const workSeconds = (Date.now() - workStart) / 1000
   note('workload stopped; resuming paused nodes and waiting for the HL7 queue to drain')
   faults.resumeAll()
+  if (faults.partitioned) await faults.heal()
   const end = await drained(faults, 30_000)
   clearInterval(ticker)
   await refresh()
@@ -197,9 +222,9 @@ async function main (): Promise<number> {
   console.log(`  nodes        ${nodeCount} clinic servers on ${where}`)
   console.log(`  operations   ${ok} ok, ${errors} errors in ${workSeconds.toFixed(0)} s (${(ok / workSeconds).toFixed(0)}/s; ok/errors: ${kinds})`)
   if (c.causes.size > 0) console.log(`  errors       ${[...c.causes].sort((a, b) => b[1] - a[1]).map(([k, n]) => `${k}: ${n}`).join(', ')}`)
+  const label = { SIGKILL: 'failover    ', SIGSTOP: 'frozen leader', partition: 'cut leader  ' }
   for (const f of faults.failovers) {
-    const what = f.fault === 'SIGKILL' ? 'failover    ' : 'frozen leader'
-    console.log(`  ${what} ${f.ms === null ? 'NO new leader within 15 s' : `${f.ms} ms`} from leader ${f.fault} (${f.victim}) to a new leader`)
+    console.log(`  ${label[f.fault]} ${f.ms === null ? 'NO new leader within 15 s' : `${f.ms} ms`} from leader ${f.fault} (${f.victim}) to a new leader`)
   }
   if (faults.failovers.length === 0) console.log('  failover     none measured (a failover needs at least 3 nodes and a leader kill)')
   console.log(`  hl7          ${c.accepted.size} accepted, ${safety.messages} imported, ${safety.merged} merged into a known patient; ${safety.attempts} attempts (${safety.retries} retries or duplicates, ${safety.stale} refused as stale); queue at the end: depth ${q?.depth ?? '?'}, in flight ${q?.inFlight ?? '?'}, dead letters ${q?.deadLetters ?? '?'}`)
@@ -209,14 +234,16 @@ async function main (): Promise<number> {
   for (const v of safety.violations.slice(0, 20)) console.log(`    ${v}`)
   if (safety.violations.length > 0) {
     console.log(`  data kept in ${p.dir}${schema === null ? '' : ' and the schema above'}`)
+    await lab?.destroy()
     return 1
   }
   await p.stop()
+  await lab?.destroy()
   await schema?.drop()
   return 0
 }
 
-// Whatever way this process ends, no server outlives it.
+// Whatever way this process ends, no server outlives it. (Namespaces a hard exit leaves are removed by the next run.)
 process.on('exit', () => { procs?.killAllNow() })
 const interrupted = (): void => {
   // The first Ctrl-C (or q) ends the run with its summary; another one leaves at once.
@@ -229,5 +256,6 @@ main().then(code => { process.exit(code) }, async (err: unknown) => {
   if (live) logUpdate.done()
   console.error(`npm start failed: ${(err as Error).message}`)
   await procs?.stop({ graceMs: 1000 }).catch(() => {})
+  await lab?.destroy()
   process.exit(1)
 })

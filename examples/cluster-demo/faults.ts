@@ -2,13 +2,15 @@
  * The faults `npm start` injects into its clinic servers, on a schedule or
  * from the keyboard, one at a time: SIGKILL the Raft leader, restart the
  * nodes that are down, SIGSTOP the leader or a follower and SIGCONT them,
- * and partitions (which need network namespaces). Failover is timed from
- * the fault until a surviving node reports a new leader in its status.
+ * and cut the leader off from the others and heal (when the nodes run in
+ * network namespaces). Failover is timed from the fault until a surviving
+ * node reports a new leader in its status.
  */
 import type { ClusterStatus } from '../../lib/index.js'
 import type { ClinicProcesses } from '../../testkit/clinic-processes.js'
+import type { NetnsLab } from '../../testkit/netns.js'
 
-export interface Failover { readonly fault: 'SIGKILL' | 'SIGSTOP', readonly victim: string, readonly ms: number | null }
+export interface Failover { readonly fault: 'SIGKILL' | 'SIGSTOP' | 'partition', readonly victim: string, readonly ms: number | null }
 
 export const PARTITION_UNAVAILABLE = 'partition: needs network namespaces (root)'
 
@@ -16,7 +18,10 @@ export class Faults {
   readonly failovers: Failover[] = []
   private queue: Promise<void> = Promise.resolve()
 
-  constructor (private readonly procs: ClinicProcesses, private readonly note: (line: string) => void) {}
+  private cut = false
+
+  /** `lab`: the namespaces the nodes run in (node i in host i), or null when partitions are unavailable. */
+  constructor (private readonly procs: ClinicProcesses, private readonly note: (line: string) => void, private readonly lab: NetnsLab | null) {}
 
   /** Runs `fn` after every fault already asked for, so a keypress and the schedule never interleave. */
   async serial (fn: () => Promise<void>): Promise<void> {
@@ -128,7 +133,32 @@ export class Faults {
     }
   }
 
-  partition (): void { this.note(PARTITION_UNAVAILABLE) }
+  /** Cuts the leader off from the other nodes (and from this process, whose link stays with the majority); returns it. */
+  async partition (): Promise<number | null> {
+    if (this.lab === null) { this.note(PARTITION_UNAVAILABLE); return null }
+    const victim = await this.leader()
+    if (victim === null) { this.note('partition: no leader to cut off right now'); return null }
+    const id = this.procs.nodes[victim].id
+    const at = Date.now()
+    await this.lab.partition([this.procs.nodes.map(n => n.index).filter(i => i !== victim), [victim]])
+    this.cut = true
+    this.note(`partition: ${id}, the leader, cut off from the others`)
+    if (this.procs.nodes.length < 3) return victim
+    const ms = await this.newLeader(victim, at)
+    this.failovers.push({ fault: 'partition', victim: id, ms })
+    this.note(ms === null ? `no new leader within 15 s of cutting ${id} off` : `new leader ${ms} ms after ${id} was cut off`)
+    return victim
+  }
 
-  heal (): void { this.note(PARTITION_UNAVAILABLE) }
+  get partitioned (): boolean { return this.cut }
+
+  get canPartition (): boolean { return this.lab !== null }
+
+  async heal (): Promise<void> {
+    if (this.lab === null) { this.note(PARTITION_UNAVAILABLE); return }
+    if (!this.cut) { this.note('heal: there is no partition'); return }
+    await this.lab.heal()
+    this.cut = false
+    this.note('heal: every node reaches every other again')
+  }
 }
