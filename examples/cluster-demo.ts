@@ -51,8 +51,9 @@ const quitting = new Promise<void>(resolve => { quit = () => { quitRequested = t
 
 /**
  * A kill, a follower frozen past the panic timeout, and a leader frozen
- * briefly, spread over `roundMs`. Each fault waits for every node to be up
- * again (restarting those that are down), so that one fault at a time can
+ * briefly, spread over `roundMs`. Each fault first makes the cluster whole
+ * again (heals a partition, resumes paused nodes, restarts those that are
+ * down: whatever the keyboard did too), so that one fault at a time can
  * cost the cluster a node but never its majority.
  */
 async function scheduledFaults (faults: Faults, roundMs: number, stop: AbortSignal): Promise<void> {
@@ -64,7 +65,8 @@ async function scheduledFaults (faults: Faults, roundMs: number, stop: AbortSign
   }
   const fault = async (fn: () => Promise<void>): Promise<void> => {
     await faults.serial(async () => {
-      if (faults.down() > 0) await faults.restartDown()
+      if (stop.aborted) return
+      if (!await faults.whole(30_000)) { faults.note('the cluster is not whole after 30 s: this fault is skipped'); return }
       if (!stop.aborted) await fn()
     })
   }
@@ -73,7 +75,7 @@ async function scheduledFaults (faults: Faults, roundMs: number, stop: AbortSign
     const at = async (fraction: number): Promise<boolean> => await wait(Math.max(0, start + roundMs * fraction - Date.now()))
     if (!await at(0.2)) return
     await fault(async () => { await faults.killLeader() })
-    await faults.serial(async () => { await faults.restartDown() })
+    await faults.serial(async () => { if (!stop.aborted) await faults.restartDown() })
     if (!await at(0.45)) return
     let frozen: number | null = null
     await fault(async () => { frozen = await faults.pauseFollower() })

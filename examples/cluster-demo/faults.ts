@@ -21,7 +21,7 @@ export class Faults {
   private cut = false
 
   /** `lab`: the namespaces the nodes run in (node i in host i), or null when partitions are unavailable. */
-  constructor (private readonly procs: ClinicProcesses, private readonly note: (line: string) => void, private readonly lab: NetnsLab | null) {}
+  constructor (private readonly procs: ClinicProcesses, readonly note: (line: string) => void, private readonly lab: NetnsLab | null) {}
 
   /** Runs `fn` after every fault already asked for, so a keypress and the schedule never interleave. */
   async serial (fn: () => Promise<void>): Promise<void> {
@@ -75,6 +75,29 @@ export class Faults {
 
   /** How many nodes are down. */
   down (): number { return this.procs.nodes.filter(n => n.proc === null).length }
+
+  /**
+   * Makes the cluster whole: heals a partition, resumes paused nodes, and
+   * restarts nodes that are down until every node answers /health/ready (a
+   * node that panicked answers 503 until it has exited, and is then
+   * restarted). False if that did not happen within `ms`.
+   */
+  async whole (ms: number): Promise<boolean> {
+    const end = Date.now() + ms
+    if (this.cut) await this.heal()
+    if (this.procs.nodes.some(n => n.paused)) this.resumeAll()
+    while (Date.now() < end) {
+      if (this.down() > 0) await this.restartDown()
+      const ready = await Promise.all(this.procs.nodes.map(async n => {
+        if (n.proc === null || n.paused) return false
+        const res = await fetch(`${n.http}/health/ready`, { signal: AbortSignal.timeout(1000) }).catch(() => null)
+        return res?.status === 200
+      }))
+      if (ready.every(Boolean)) return true
+      await new Promise(resolve => setTimeout(resolve, 250))
+    }
+    return false
+  }
 
   async restartDown (): Promise<void> {
     const down = this.procs.nodes.filter(n => n.proc === null)
