@@ -45,6 +45,9 @@ const sleep = async (ms: number): Promise<void> => { await new Promise(resolve =
 
 let procs: ClinicProcesses | null = null
 let lab: NetnsLab | null = null
+let labGone: Promise<void> | null = null
+/** One deletion of the namespaces, which every exit path waits for (a second call must not exit before the first ends). */
+const destroyLab = async (): Promise<void> => { labGone ??= lab?.destroy() ?? Promise.resolve(); await labGone }
 let quitRequested = false
 let quit: () => void = () => {}
 const quitting = new Promise<void>(resolve => { quit = () => { quitRequested = true; resolve() } })
@@ -236,28 +239,36 @@ async function main (): Promise<number> {
   for (const v of safety.violations.slice(0, 20)) console.log(`    ${v}`)
   if (safety.violations.length > 0) {
     console.log(`  data kept in ${p.dir}${schema === null ? '' : ' and the schema above'}`)
-    await lab?.destroy()
+    await destroyLab()
     return 1
   }
   await p.stop()
-  await lab?.destroy()
+  await destroyLab()
   await schema?.drop()
   return 0
 }
 
 // Whatever way this process ends, no server outlives it. (Namespaces a hard exit leaves are removed by the next run.)
 process.on('exit', () => { procs?.killAllNow() })
+/** Leaves at once: the servers are killed by PID (the 'exit' handler), the namespaces deleted, within 3 s. */
+const leaveNow = (code: number): void => {
+  procs?.killAllNow()
+  setTimeout(() => { process.exit(code) }, 3000)
+  void destroyLab().finally(() => { process.exit(code) })
+}
 const interrupted = (): void => {
   // The first Ctrl-C (or q) ends the run with its summary; another one leaves at once.
-  if (quitRequested) process.exit(130)
-  quit()
+  if (quitRequested) leaveNow(130)
+  else quit()
 }
 process.on('SIGINT', interrupted)
 process.on('SIGTERM', interrupted)
+// The terminal went away: leave now.
+process.on('SIGHUP', () => { leaveNow(129) })
 main().then(code => { process.exit(code) }, async (err: unknown) => {
   if (live) logUpdate.done()
   console.error(`npm start failed: ${(err as Error).message}`)
   await procs?.stop({ graceMs: 1000 }).catch(() => {})
-  await lab?.destroy()
+  await destroyLab()
   process.exit(1)
 })
