@@ -1,210 +1,274 @@
 /**
- * `npm start`: the local multi-node simulation. Spawns N processes on
- * 127.0.0.1, each embedding one `Cluster` as a server would, and has every
- * one of them loop on the same lock (acquire, hold, release), so the lock
- * moves between nodes; enqueue HL7-like messages on one durable queue and
- * work them off with `process()`; and register the same scheduled task,
- * whose ticks the log hands to one node each. Meanwhile it SIGKILLs the Raft leader and restarts
- * it, SIGSTOPs the lock's holder past its session TTL, and SIGSTOPs the
- * leader, showing where the lock goes each time; it ends with a summary
- * that checks the recorded grants (fences only increase, no two holders at
- * once) and reports the failover times.
+ * `npm start`: the local multi-node simulation. Starts N example clinic
+ * servers (examples/clinic-server/), one process each, sharing one
+ * database; prints each node's URL and dashboard; runs a workload through
+ * their HTTP API; injects faults on a schedule and, on a terminal, from the
+ * keyboard; shows a live table of every node's /cluster/status; and ends
+ * with a summary: failover times, operations and errors, and safety checks
+ * on the shared database. Runs until Ctrl-C (or q), or for --duration
+ * seconds, and leaves no process behind.
  *
  *   npm start -- [--nodes 3] [--duration 20]
  */
 import logUpdate from 'log-update'
+import { emitKeypressEvents } from 'node:readline'
 import { parseArgs } from 'node:util'
-import { ClusterProcesses, machineNow, type HistoryEntry, type LockWorkload, type ProcessWorkload, type ProduceWorkload, type ScheduleWorkload } from '../testkit/cluster-processes.js'
+import type { ClusterStatus } from '../lib/index.js'
+import { PANIC_EXIT_CODE } from '../lib/index.js'
+import { ClinicProcesses } from '../testkit/clinic-processes.js'
+import { NetnsLab, netnsAvailable } from '../testkit/netns.js'
+import { openClinicDb } from './clinic-server/database.js'
+import { Faults } from './cluster-demo/faults.js'
+import { createRunSchema, type RunSchema } from './cluster-demo/postgres-schema.js'
+import { checkSafety } from './cluster-demo/safety.js'
+import { QUEUE, statusTable, TASK } from './cluster-demo/status-table.js'
+import { Workload } from './cluster-demo/workload.js'
 
-const { values } = parseArgs({ options: { nodes: { type: 'string', default: '3' }, duration: { type: 'string', default: '20' } } })
+const { values } = parseArgs({ options: { nodes: { type: 'string', default: '3' }, duration: { type: 'string' } } })
 const nodeCount = Number(values.nodes)
-const duration = Number(values.duration)
+const duration = values.duration === undefined ? null : Number(values.duration)
 if (!Number.isInteger(nodeCount) || nodeCount < 1 || nodeCount > 7) { console.error('--nodes must be an integer from 1 to 7'); process.exit(2) }
-if (!Number.isFinite(duration) || duration < 12) { console.error('--duration must be at least 12 (seconds)'); process.exit(2) }
+if (duration !== null && (!Number.isFinite(duration) || duration < 12)) { console.error('--duration must be at least 12 (seconds); without it the run goes on until Ctrl-C'); process.exit(2) }
 
-const LOCK = 'nightly-report'
-const TTL_MS = 3000
-const workload: LockWorkload = { lock: LOCK, holdMs: 150, gapMs: 30, acquireTimeoutMs: 15_000 }
-const QUEUE = 'hl7-in'
-const TASK = 'purge-sessions'
-const produce = (node: number, round: number): ProduceWorkload => ({ queue: QUEUE, idPrefix: `n${node + 1}.r${round}`, count: 100_000, inFlight: 2, maxAttempts: 5, gapMs: 40 })
-const worker: ProcessWorkload = { queue: QUEUE, maxAttempts: 5, concurrency: 2, visibilityMs: 10_000, workMs: 15 }
-const task: ScheduleWorkload = { task: TASK, everyMs: 1000, workMs: 50 }
+const PURGE_EVERY_MS = 1000
 const live = process.stdout.isTTY === true
+const keys = process.stdin.isTTY === true
+const KEY_HELP = 'keys: k kill leader  r restart down nodes  p pause leader  c resume  s partition  h heal  q quit'
+const t0 = Date.now()
 const events: string[] = []
-const t0 = machineNow()
-const stamp = (at = machineNow()): string => `${((at - t0) / 1000).toFixed(1).padStart(5)}s`
-const note = (msg: string, at?: number): void => {
-  const line = `${stamp(at)}  ${msg}`
+const note = (msg: string): void => {
+  const line = `${((Date.now() - t0) / 1000).toFixed(1).padStart(6)}s  ${msg}`
   events.push(line)
   if (!live) console.log(line)
 }
 const sleep = async (ms: number): Promise<void> => { await new Promise(resolve => setTimeout(resolve, ms)) }
-let procs: ClusterProcesses | null = null
 
-interface Hold { node: number, fence: bigint, from: number, to: number | null }
-const holds: Hold[] = []
-const grantsBy = new Map<number, number>()
-const ticks: Array<{ node: number, scheduledAt: number, fence: bigint }> = []
-let processed = 0
-let enqueued = 0
-const lastHold = (match: (h: Hold) => boolean): Hold | undefined => [...holds].reverse().find(match)
+let procs: ClinicProcesses | null = null
+let lab: NetnsLab | null = null
+let labGone: Promise<void> | null = null
+/** One deletion of the namespaces, which every exit path waits for (a second call must not exit before the first ends). */
+const destroyLab = async (): Promise<void> => { labGone ??= lab?.destroy() ?? Promise.resolve(); await labGone }
+let quitRequested = false
+let quit: () => void = () => {}
+const quitting = new Promise<void>(resolve => { quit = () => { quitRequested = true; resolve() } })
 
-function track (e: HistoryEntry): void {
-  if (e.type === 'granted') {
-    holds.push({ node: e.node, fence: e.fence, from: e.at, to: null })
-    grantsBy.set(e.node, (grantsBy.get(e.node) ?? 0) + 1)
-  } else if (e.type === 'released' || e.type === 'lost') {
-    const h = lastHold(x => x.node === e.node && x.fence === e.fence)
-    if (h !== undefined && h.to === null) h.to = e.type === 'lost' ? (e.heldUntil ?? h.from) : e.at
-    if (e.type === 'lost') note(`n${e.node + 1} lost ${LOCK} (fence ${e.fence}): ${e.reason}`, e.at)
-  } else if (e.type === 'killed' || e.type === 'exited') {
-    const h = lastHold(x => x.node === e.node && x.to === null)
-    if (h !== undefined) h.to = e.at
-  } else if (e.type === 'task-run') {
-    ticks.push({ node: e.node, scheduledAt: e.scheduledAt, fence: e.fence })
-    note(`n${e.node + 1} ran ${TASK} for the tick of ${new Date(e.scheduledAt).toISOString().slice(11, 19)} (fence ${e.fence})`, e.startedAt)
-  } else if (e.type === 'job-acked') {
-    processed++
-  } else if (e.type === 'enqueued') {
-    enqueued++
-  } else if (e.type === 'panic') {
-    note(`n${e.node + 1} panicked: ${e.reason}`, e.at)
+/**
+ * A kill, a follower frozen past the panic timeout, and a leader frozen
+ * briefly, spread over `roundMs`. Each fault first makes the cluster whole
+ * again (heals a partition, resumes paused nodes, restarts those that are
+ * down: whatever the keyboard did too), so that one fault at a time can
+ * cost the cluster a node but never its majority.
+ */
+async function scheduledFaults (faults: Faults, roundMs: number, stop: AbortSignal): Promise<void> {
+  const wait = async (ms: number): Promise<boolean> => {
+    let onAbort = (): void => {}
+    await Promise.race([sleep(ms), new Promise<void>(resolve => { onAbort = resolve; stop.addEventListener('abort', onAbort, { once: true }) })])
+    stop.removeEventListener('abort', onAbort)
+    return !stop.aborted
+  }
+  const fault = async (fn: () => Promise<void>): Promise<void> => {
+    await faults.serial(async () => {
+      if (stop.aborted) return
+      if (!await faults.whole(30_000)) { faults.note('the cluster is not whole after 30 s: this fault is skipped'); return }
+      if (!stop.aborted) await fn()
+    })
+  }
+  while (!stop.aborted) {
+    const start = Date.now()
+    const at = async (fraction: number): Promise<boolean> => await wait(Math.max(0, start + roundMs * fraction - Date.now()))
+    if (!await at(0.2)) return
+    await fault(async () => { await faults.killLeader() })
+    await faults.serial(async () => { if (!stop.aborted) await faults.restartDown() })
+    if (!await at(0.45)) return
+    let frozen: number | null = null
+    await fault(async () => { frozen = await faults.pauseFollower() })
+    // Longer than the servers' panicAfterMs (2 s): on SIGCONT it panics at once and exits, and is restarted.
+    if (frozen !== null && !await wait(3000)) return
+    await faults.serial(async () => {
+      faults.resumeAll()
+      if (frozen !== null && await faults.exitWithin(frozen, 5000)) await faults.restartDown()
+    })
+    if (!await at(0.7)) return
+    // Resumed soon after the new leader is seen, so that (unless the election took long) it was frozen for
+    // less than panicAfterMs: it steps down and follows. Frozen longer, it panics on SIGCONT, as a node should.
+    await fault(async () => { await faults.pauseLeader(200) })
+    if (!faults.canPartition) continue
+    if (!await at(0.85)) return
+    let cut: number | null = null
+    await fault(async () => { cut = await faults.partition() })
+    // Cut off for longer than panicAfterMs: the old leader panics (it stops serving at once and exits once its
+    // clean stop gives up or the network is back); healed, it is restarted.
+    if (!await wait(3000)) return
+    await faults.serial(async () => {
+      await faults.heal()
+      if (cut !== null && await faults.exitWithin(cut, 10_000)) await faults.restartDown()
+    })
+    if (!await at(1)) return
   }
 }
 
-async function table (p: ClusterProcesses): Promise<string> {
-  const rows = await Promise.all(p.nodes.map(async n => {
-    if (n.proc === null) return `${n.id.padEnd(4)} down`
-    if (n.paused) return `${n.id.padEnd(4)} paused (SIGSTOP)`
-    const s = await p.status(n.index).catch(() => null)
-    if (s === null) return `${n.id.padEnd(4)} no answer`
-    const lock = s.locks.find(l => l.kind === 'lock' && l.name === LOCK)
-    const holder = lock?.holder === null || lock === undefined ? '-' : `${lock.holder.node ?? '?'} #${lock.holder.fence}`
-    const q = s.queues.find(x => x.name === QUEUE)
-    const t = s.schedules.find(x => x.task === TASK)
-    const lastTick = t?.lastRun == null ? '-' : `${t.lastRun.node} #${t.lastRun.fence}`
-    return `${n.id.padEnd(4)} ${s.raft.role.padEnd(10)} ${String(s.raft.term).padStart(5)} ${String(s.raft.commitIndex).padStart(8)} ${String(s.raft.appliedIndex).padStart(8)}  ${holder.padEnd(12)} ${String(grantsBy.get(n.index) ?? 0).padStart(6)}  ${String(q?.depth ?? 0).padStart(5)} ${String(q?.inFlight ?? 0).padStart(6)}  ${lastTick.padEnd(10)} ${String(ticks.filter(x => x.node === n.index).length).padStart(5)}`
-  }))
-  return [`node role        term   commit  applied  ${LOCK.padEnd(12)} grants  depth flight  last tick  ticks`, ...rows].join('\n')
+function listenToKeys (faults: Faults): () => void {
+  emitKeypressEvents(process.stdin)
+  process.stdin.setRawMode(true)
+  const onKey = (s: string | undefined, key: { ctrl?: boolean, name?: string } | undefined): void => {
+    if (key?.ctrl === true && key.name === 'c') { quit(); return }
+    const actions: Record<string, () => Promise<void> | void> = {
+      k: async () => { await faults.killLeader() },
+      r: async () => { await faults.restartDown() },
+      p: async () => { await faults.pauseLeader() },
+      c: () => { faults.resumeAll() },
+      s: async () => { await faults.partition() },
+      h: async () => { await faults.heal() },
+      q: () => { quit() }
+    }
+    const action = actions[s ?? '']
+    if (action !== undefined) void faults.serial(async () => { await action() })
+  }
+  process.stdin.on('keypress', onKey)
+  process.stdin.resume()
+  return () => {
+    process.stdin.off('keypress', onKey)
+    process.stdin.setRawMode(false)
+    process.stdin.pause()
+  }
 }
 
-async function refresh (p: ClusterProcesses): Promise<void> {
-  if (!live) return
-  logUpdate(`${await table(p)}\n\n${holds.length} grants of ${LOCK}; ${QUEUE}: ${enqueued} enqueued, ${processed} processed; ${ticks.length} ticks of ${TASK}\n\n${events.slice(-12).join('\n')}`)
+/** Waits until some live node sees the HL7 queue empty, for at most `ms`. */
+async function drained (faults: Faults, ms: number): Promise<ClusterStatus | null> {
+  const end = Date.now() + ms
+  let last: ClusterStatus | null = null
+  while (Date.now() < end) {
+    last = (await faults.statuses()).find(s => s !== null) ?? last
+    const q = last?.queues.find(x => x.name === QUEUE)
+    if (q !== undefined && q.depth === 0 && q.inFlight === 0) return last
+    await sleep(250)
+  }
+  return last
 }
 
-/** Time from `since` until any node other than `except` is granted the lock. */
-async function nextGrant (p: ClusterProcesses, since: number, except: number): Promise<HistoryEntry> {
-  const seen = p.history.find(e => e.type === 'granted' && e.at > since && e.node !== except)
-  return seen ?? await p.waitFor(e => e.type === 'granted' && e.node !== except, 30_000, 'grant on another node')
-}
-
-async function main (): Promise<void> {
-  console.log(`raftmesh local cluster: ${nodeCount} processes on 127.0.0.1, each embedding a Cluster, for ${duration} s`)
-  const p = await ClusterProcesses.start({ nodes: nodeCount, sessionTtlMs: TTL_MS, panicAfterMs: TTL_MS / 2 })
+async function main (): Promise<number> {
+  console.log(`raftmesh local cluster: ${nodeCount} clinic servers (examples/clinic-server), each embedding a Cluster, ${duration === null ? 'until Ctrl-C' : `for ${duration} s`}`)
+  const databaseUrl = process.env.DATABASE_URL ?? ''
+  const schema: RunSchema | null = databaseUrl === '' ? null : await createRunSchema(databaseUrl, t0.toString(36))
+  // Namespaces give real partitions; a PostgreSQL on this machine's loopback would be out of their reach.
+  if (schema === null && await netnsAvailable()) lab = await NetnsLab.create({ hosts: nodeCount, hostLink: true })
+  const nodesLab = lab
+  const p = await ClinicProcesses.prepare({
+    nodes: nodeCount,
+    databaseUrl: schema?.url,
+    purgeEveryMs: PURGE_EVERY_MS,
+    placement: nodesLab === null ? undefined : i => ({ host: nodesLab.hosts[i].addr, wrap: nodesLab.exec(i) })
+  })
   procs = p
-  p.on('entry', track)
-  note(`${nodeCount} processes joined (data in ${p.dir})`)
-  note(`leader: n${await p.leader() + 1}`)
-  let round = 0
-  const startAll = async (i: number): Promise<void> => {
-    await p.startWorkload(i, workload)
-    await p.startProducer(i, produce(i, ++round))
-    await p.startProcessor(i, worker)
-    await p.startSchedule(i, task)
-  }
-  for (const n of p.nodes) await startAll(n.index)
-  note(`every node loops: acquire ${LOCK}, hold ${workload.holdMs} ms, release; enqueues to ${QUEUE} and works it off; registers ${TASK} every ${task.everyMs} ms`)
-  const ticker = setInterval(() => { void refresh(p) }, live ? 250 : 2000)
-  const step = (duration * 1000) / 5
-  const results: { failoverMs?: number, holderPauseMs?: number, leaderPauseMs?: number, rejoinMs?: number } = {}
+  await p.start()
+  const where = 'file' in p.database ? `SQLite ${p.database.file}` : `PostgreSQL (DATABASE_URL, ${new URL(p.database.url).searchParams.get('options')?.replace('-c search_path=', 'schema ') ?? ''})`
+  for (const n of p.nodes) console.log(`  ${n.id}  ${n.http}   dashboard ${n.http}/cluster/`)
+  console.log(`  shared database: ${where}`)
+  console.log(lab === null
+    ? `  partitions: off (${schema === null ? 'network namespaces need root and iproute2' : 'the nodes would run in network namespaces, out of reach of a PostgreSQL on this machine'})`
+    : `  partitions: real; each node runs in a network namespace of its own (${lab.hosts.map(h => h.ns).join(', ')})`)
+  if (keys) console.log(`  ${KEY_HELP}`)
+  note(`${nodeCount} servers ready`)
+  p.on('exit', ({ node, code, signal }) => {
+    const id = p.nodes[node].id
+    if (code === PANIC_EXIT_CODE) note(`${id} panicked (it had not been part of a majority) and exited with code ${code}`)
+    else if (signal !== 'SIGKILL' && signal !== 'SIGTERM' && code !== 0) note(`${id} exited (${signal ?? `code ${String(code)}`})`)
+  })
 
-  await sleep(step)
-  if (nodeCount >= 3) {
-    const victim = await p.leader()
-    const heldByVictim = lastHold(h => h.to === null)?.node === victim
-    const at = machineNow()
-    note(`SIGKILL leader n${victim + 1}${heldByVictim ? `, which holds ${LOCK}` : ''}`)
-    const elected = p.waitFor(x => x.type === 'leader' && x.leader !== null && x.leader !== p.nodes[victim].id, 30_000, 'a new leader')
-    await p.kill(victim)
-    const e = await elected
-    results.failoverMs = Math.round(e.at - at)
-    note(`new leader ${e.type === 'leader' ? e.leader ?? '' : ''} ${results.failoverMs} ms after the kill`, e.at)
-    const g = await nextGrant(p, at, victim)
-    note(`n${g.node + 1} got ${LOCK} ${Math.round(g.at - at)} ms after the kill${heldByVictim ? ` (the dead holder's session had to expire: TTL ${TTL_MS} ms)` : ''}`, g.at)
-    const restartAt = machineNow()
-    await p.restart(victim)
-    results.rejoinMs = Math.round(machineNow() - restartAt)
-    await startAll(victim)
-    note(`n${victim + 1} restarted from its data directory and rejoined in ${results.rejoinMs} ms (process startup included)`)
-  }
+  const faults = new Faults(p, note, lab)
+  const workload = new Workload({ live: () => p.nodes.filter(n => n.ready && !n.paused).map(n => n.http) }, `R${t0.toString(36)}`)
+  const workStart = Date.now()
+  workload.start(3, 20)
+  note('workload: patients created and read on other nodes, HL7 admissions posted, a setting written and read, searches')
 
-  await sleep(step)
-  if (nodeCount >= 2) {
-    const holder = lastHold(h => h.to === null)?.node ?? (holds.at(-1)?.node ?? 0)
-    const at = machineNow()
-    note(`SIGSTOP n${holder + 1}, the lock's holder, for ${(TTL_MS * 1.5 / 1000).toFixed(1)} s (session TTL ${TTL_MS / 1000} s)`)
-    p.pause(holder)
-    const g = await nextGrant(p, at, holder)
-    results.holderPauseMs = Math.round(g.at - at)
-    note(`n${g.node + 1} got ${LOCK} ${results.holderPauseMs} ms after its holder froze (its session expired)`)
-    await sleep(Math.max(0, at + TTL_MS * 1.5 - machineNow()))
-    p.resume(holder)
-    note(`SIGCONT n${holder + 1}: it sees its lease is gone, opens a new session and queues again`)
+  let statuses: Array<ClusterStatus | null> = []
+  let refreshing = false
+  const refresh = async (): Promise<void> => {
+    if (refreshing) return
+    refreshing = true
+    statuses = await faults.statuses()
+    refreshing = false
+    const { ok, errors } = workload.total
+    if (live) logUpdate(`${statusTable(p.nodes, statuses)}\n\n${ok} operations, ${errors} errors; ${workload.counts.accepted.size} HL7 messages accepted${keys ? `\n${KEY_HELP}` : ''}\n\n${events.slice(-12).join('\n')}`)
   }
+  const ticker = live ? setInterval(() => { void refresh() }, 500) : undefined
+  const unkey = keys ? listenToKeys(faults) : () => {}
+  const stopFaults = new AbortController()
+  const schedule = scheduledFaults(faults, duration === null ? 30_000 : duration * 1000, stopFaults.signal)
+  await Promise.race([quitting, duration === null ? new Promise(() => {}) : sleep(duration * 1000)])
 
-  await sleep(step)
-  if (nodeCount >= 3) {
-    const leader = await p.leader()
-    const before = (await p.status(leader)).raft.term
-    const at = machineNow()
-    note(`SIGSTOP leader n${leader + 1}`)
-    p.pause(leader)
-    const e = await p.waitFor(x => x.type === 'leader' && x.leader !== null && x.leader !== p.nodes[leader].id && x.term > before, 30_000, 'a new leader')
-    results.leaderPauseMs = Math.round(e.at - at)
-    note(`new leader ${e.type === 'leader' ? e.leader ?? '' : ''} ${results.leaderPauseMs} ms after the leader froze`)
-    await sleep(1500)
-    p.resume(leader)
-    note(`SIGCONT n${leader + 1}: it steps down and follows`)
-  }
-
-  await sleep(Math.max(0, t0 + duration * 1000 - machineNow()))
-  for (const n of p.nodes) if (n.proc !== null) await p.stopWorkloads(n.index).catch(() => {})
+  stopFaults.abort()
+  unkey()
+  note('stopping: the fault in progress finishes first (Ctrl-C again to leave at once)')
+  await schedule
+  await faults.serial(async () => {})
+  await workload.stop()
+  const workSeconds = (Date.now() - workStart) / 1000
+  note('workload stopped; resuming paused nodes and waiting for the HL7 queue to drain')
+  faults.resumeAll()
+  if (faults.partitioned) await faults.heal()
+  const end = await drained(faults, 30_000)
   clearInterval(ticker)
-  if (live) {
-    await refresh(p)
-    logUpdate.done()
-  } else {
-    console.log(await table(p))
-  }
-  const byGrant = [...holds].sort((a, b) => a.from - b.from)
-  const fencesIncrease = byGrant.every((h, i) => i === 0 || h.fence > byGrant[i - 1].fence)
-  const overlaps = byGrant.filter((h, i) => i > 0 && (byGrant[i - 1].to ?? Infinity) > h.from).length
-  const tickTimes = ticks.map(x => x.scheduledAt)
-  const ticksOnce = new Set(tickTimes).size === tickTimes.length
-  const byTick = [...ticks].sort((a, b) => a.scheduledAt - b.scheduledAt)
-  const tickFences = byTick.every((x, i) => i === 0 || x.fence > byTick[i - 1].fence)
-  const lastSeen = p.nodes.find(n => n.proc !== null && !n.paused)
-  const q = lastSeen === undefined ? null : (await p.status(lastSeen.index).catch(() => null))?.queues.find(x => x.name === QUEUE) ?? null
+  await refresh()
+  if (live) logUpdate.done()
+  else console.log(statusTable(p.nodes, statuses))
+
+  await p.stop({ keep: true })
+  const db = await openClinicDb('file' in p.database ? { file: p.database.file } : { url: p.database.url })
+  const safety = checkSafety({ accepted: workload.counts.accepted, attempts: await db.hl7Attempts(), patients: await db.allPatients(), purgeRuns: await db.taskRuns(TASK) })
+  const patients = (await db.allPatients()).length
+  await db.close()
+
+  const c = workload.counts
+  const { ok, errors } = workload.total
+  const q = end?.queues.find(x => x.name === QUEUE)
+  const kinds = (['create', 'read', 'hl7', 'setting', 'search'] as const).map(k => `${k} ${c.ok[k]}/${c.errors[k]}`).join(', ')
   console.log('\nsummary')
-  console.log(`  lock grants  ${holds.length} of ${LOCK} (${[...grantsBy].sort((a, b) => a[0] - b[0]).map(([n, c]) => `n${n + 1}: ${c}`).join(', ')})`)
-  console.log(`  safety       fences ${fencesIncrease ? 'strictly increase' : 'DO NOT increase'} in grant order; ${overlaps} overlapping holds`)
-  console.log(`  queue        ${enqueued} enqueued to ${QUEUE}, ${processed} processed and acked; depth ${q?.depth ?? '?'} and ${q?.inFlight ?? '?'} in flight at the end`)
-  console.log(`  scheduler    ${ticks.length} ticks of ${TASK} (${[0, 1, 2, 3, 4, 5, 6].slice(0, nodeCount).map(i => `n${i + 1}: ${ticks.filter(x => x.node === i).length}`).join(', ')}); each tick ${ticksOnce ? 'ran once' : 'RAN TWICE'}, fences ${tickFences ? 'increase' : 'DO NOT increase'}`)
-  if (results.failoverMs !== undefined) console.log(`  failover     ${results.failoverMs} ms from leader SIGKILL to a new leader`)
-  if (results.holderPauseMs !== undefined) console.log(`  frozen holder ${results.holderPauseMs} ms from SIGSTOP of the holder to a grant elsewhere (session TTL ${TTL_MS} ms)`)
-  if (results.leaderPauseMs !== undefined) console.log(`  frozen leader ${results.leaderPauseMs} ms from SIGSTOP of the leader to a new leader`)
-  if (results.rejoinMs !== undefined) console.log(`  rejoin       ${results.rejoinMs} ms from restarting the killed leader (startup included) to it holding a session again`)
+  console.log(`  nodes        ${nodeCount} clinic servers on ${where}`)
+  console.log(`  operations   ${ok} ok, ${errors} errors in ${workSeconds.toFixed(0)} s (${(ok / workSeconds).toFixed(0)}/s; ok/errors: ${kinds})`)
+  if (c.causes.size > 0) console.log(`  errors       ${[...c.causes].sort((a, b) => b[1] - a[1]).map(([k, n]) => `${k}: ${n}`).join(', ')}`)
+  const label = { SIGKILL: 'failover    ', SIGSTOP: 'frozen leader', partition: 'cut leader  ' }
+  for (const f of faults.failovers) {
+    console.log(`  ${label[f.fault]} ${f.ms === null ? 'NO new leader within 15 s' : `${f.ms} ms`} from leader ${f.fault} (${f.victim}) to a new leader`)
+  }
+  if (faults.failovers.length === 0) console.log('  failover     none measured (a failover needs at least 3 nodes and a leader kill)')
+  console.log(`  hl7          ${c.accepted.size} accepted, ${safety.messages} imported, ${safety.merged} merged into a known patient; ${safety.attempts} attempts (${safety.retries} retries or duplicates, ${safety.stale} refused as stale); queue at the end: depth ${q?.depth ?? '?'}, in flight ${q?.inFlight ?? '?'}, dead letters ${q?.deadLetters ?? '?'}`)
+  console.log(`  purge        ${safety.purgeRuns} ticks of ${TASK} recorded`)
+  console.log(`  patients     ${patients} in the shared database`)
+  console.log(`  safety       ${safety.violations.length === 0 ? 'each accepted HL7 message imported exactly once, accepted fences increase per message, no identifier on two patients, each purge tick once with increasing fences' : `${safety.violations.length} VIOLATIONS`}`)
+  for (const v of safety.violations.slice(0, 20)) console.log(`    ${v}`)
+  if (safety.violations.length > 0) {
+    console.log(`  data kept in ${p.dir}${schema === null ? '' : ' and the schema above'}`)
+    await destroyLab()
+    return 1
+  }
   await p.stop()
-  if (!fencesIncrease || overlaps > 0 || !ticksOnce || !tickFences) process.exit(1)
+  await destroyLab()
+  await schema?.drop()
+  return 0
 }
 
-const cleanup = (): void => { void procs?.stop().finally(() => process.exit(130)) }
-process.on('SIGINT', cleanup)
-process.on('SIGTERM', cleanup)
-main().catch(async err => {
+// Whatever way this process ends, no server outlives it. (Namespaces a hard exit leaves are removed by the next run.)
+process.on('exit', () => { procs?.killAllNow() })
+/** Leaves at once: the servers are killed by PID (the 'exit' handler), the namespaces deleted, within 3 s. */
+const leaveNow = (code: number): void => {
+  procs?.killAllNow()
+  setTimeout(() => { process.exit(code) }, 3000)
+  void destroyLab().finally(() => { process.exit(code) })
+}
+const interrupted = (): void => {
+  // The first Ctrl-C (or q) ends the run with its summary; another one leaves at once.
+  if (quitRequested) leaveNow(130)
+  else quit()
+}
+process.on('SIGINT', interrupted)
+process.on('SIGTERM', interrupted)
+// The terminal went away: leave now.
+process.on('SIGHUP', () => { leaveNow(129) })
+main().then(code => { process.exit(code) }, async (err: unknown) => {
+  if (live) logUpdate.done()
   console.error(`npm start failed: ${(err as Error).message}`)
-  await procs?.stop()
+  await procs?.stop({ graceMs: 1000 }).catch(() => {})
+  await destroyLab()
   process.exit(1)
 })

@@ -1,11 +1,13 @@
 /**
  * The example clinic server as its users would run it: three processes
- * sharing one SQLite file, each embedding a Cluster. A patient written on
+ * sharing one database (a SQLite file, then PostgreSQL), each embedding a Cluster. A patient written on
  * one node is served fresh by the others (invalidation cache), found by
  * their search (events), HL7 admissions sent to any node are imported once
  * (queue), the purge task runs once per tick (scheduler), configuration
  * written anywhere is mirrored to every node's folder (files), settings are
- * replicated, and a SIGKILLed node's work goes on elsewhere.
+ * replicated, admissions for one new patient sent to two nodes at once make
+ * one patient (a cluster lock per patient identifier), and a SIGKILLed
+ * node's work goes on elsewhere.
  */
 import { spawn, type ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
@@ -14,8 +16,9 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
-import t from 'tap'
+import t, { type Test } from 'tap'
 import { freePort } from '../testkit/local-cluster.js'
+import { postgresBin, startPostgres } from './helpers/postgres.js'
 
 const SERVER = fileURLToPath(new URL('../examples/clinic-server/server.ts', import.meta.url))
 const SECRET = 'a clinic secret of at least thirty-two bytes'
@@ -42,11 +45,15 @@ async function call (node: Node, method: string, path: string, body?: unknown): 
   return { status: res.status, body: parsed }
 }
 
-const hl7 = (controlId: string, family: string, given: string, birth: string): string =>
-  [`MSH|^~\\&|LAB|CLINIC|OPENMRS|CLINIC|20261204120000||ADT^A01|${controlId}|P|2.5`, `PID|1||${controlId}||${family}^${given}||${birth}|F`].join('\r')
+const hl7 = (controlId: string, family: string, given: string, birth: string, identifier = controlId): string =>
+  [`MSH|^~\\&|LAB|CLINIC|OPENMRS|CLINIC|20261204120000||ADT^A01|${controlId}|P|2.5`, `PID|1||${identifier}||${family}^${given}||${birth}|F`].join('\r')
 
-t.test('three clinic servers share one database and every cluster service', async t => {
+/** Where the nodes' shared database is: their extra arguments and environment. */
+interface Database { args: string[], env: Record<string, string> }
+
+async function scenario (t: Test, database: (root: string) => Database): Promise<void> {
   const root = await mkdtemp(join(tmpdir(), 'raftmesh-clinic-'))
+  const db = database(root)
   const meshPorts = [await freePort(), await freePort(), await freePort()]
   const nodes: Node[] = []
   t.teardown(async () => {
@@ -57,9 +64,9 @@ t.test('three clinic servers share one database and every cluster service', asyn
     const id = `n${i + 1}`
     const httpPort = await freePort()
     const dir = join(root, id)
-    const proc = spawn(process.execPath, ['--import', 'tsx', SERVER, '--node-id', id, '--data-dir', dir, '--db', join(root, 'clinic.db'),
+    const proc = spawn(process.execPath, ['--import', 'tsx', SERVER, '--node-id', id, '--data-dir', dir, ...db.args,
       '--http-port', String(httpPort), '--mesh-port', String(meshPorts[i]), '--expect', '3', '--purge-every', '500',
-      ...(i === 0 ? [] : ['--bootstrap', `/ip4/127.0.0.1/tcp/${meshPorts[0]}`])], { env: { ...process.env, CLUSTER_SECRET: SECRET }, stdio: ['ignore', 'pipe', 'inherit'] })
+      ...(i === 0 ? [] : ['--bootstrap', `/ip4/127.0.0.1/tcp/${meshPorts[0]}`])], { env: { ...process.env, ...db.env, CLUSTER_SECRET: SECRET }, stdio: ['ignore', 'pipe', 'inherit'] })
     nodes.push({ id, http: `http://127.0.0.1:${httpPort}`, proc, dir })
   }
   await Promise.all(nodes.map(async n => {
@@ -88,6 +95,21 @@ t.test('three clinic servers share one database and every cluster service', asyn
   const found = (await call(c, 'GET', '/search?q=kamau')).body as Array<{ id: number }>
   t.equal(found.length, 1, 'the message sent twice made one patient')
   t.match((await call(a, 'GET', `/patients/${found[0].id}`)).body.encounters, [{ type: 'ADMISSION', source: 'hl7:MSG0001' }], 'with one admission encounter')
+
+  // Two admissions of one new patient (two control ids, one identifier) sent to two nodes at once, for four patients.
+  const families = ['Achieng', 'Barasa', 'Chebet', 'Mutua']
+  const sent = await Promise.all(families.flatMap((f, i) => [
+    call(nodes[i % 3], 'POST', '/hl7', hl7(`ADM-${f}-1`, f, 'Mary', '19800101', `PAT-${f}`)),
+    call(nodes[(i + 1) % 3], 'POST', '/hl7', hl7(`ADM-${f}-2`, f, 'Mary', '19800101', `PAT-${f}`))
+  ]))
+  t.ok(sent.every(r => r.status === 202), 'all eight admissions accepted')
+  await until('the admissions imported', async () => (await Promise.all(families.map(async f => (await call(a, 'GET', `/search?q=${f}`)).body.length))).every(n => n >= 1), 15_000)
+  await until('the queue drained', async () => (await call(a, 'GET', '/cluster/status')).body.queues.every((q: { depth: number, inFlight: number }) => q.depth === 0 && q.inFlight === 0), 15_000)
+  for (const f of families) {
+    const ps = (await call(b, 'GET', `/search?q=${f}`)).body as Array<{ id: number }>
+    t.equal(ps.length, 1, `${f}: one patient for two admissions`)
+    t.equal((await call(b, 'GET', `/patients/${ps[0].id}`)).body.encounters.length, 2, `${f}: with both admission encounters`)
+  }
 
   t.equal((await call(b, 'PUT', '/settings/locale', { value: 'sw_KE' })).status, 200)
   await until('the setting everywhere', async () => (await Promise.all(nodes.map(async n => (await call(n, 'GET', '/settings/locale')).body.value))).every(v => v === 'sw_KE'), 10_000)
@@ -118,4 +140,18 @@ t.test('three clinic servers share one database and every cluster service', asyn
   t.pass('and imported by a surviving node')
   for (const n of rest) n.proc.kill('SIGTERM')
   await Promise.all(rest.map(async n => { if (n.proc.exitCode === null) await once(n.proc, 'exit') }))
+}
+
+t.test('three clinic servers share one SQLite file and every cluster service', async t => {
+  await scenario(t, root => ({ args: ['--db', join(root, 'clinic.db')], env: {} }))
+})
+
+const pgBin = postgresBin()
+t.test('three clinic servers share one PostgreSQL database and every cluster service', {
+  skip: pgBin === null ? 'PostgreSQL is not installed (apt-get install postgresql): the clinic server on PostgreSQL is untested here' : false
+}, async t => {
+  const pg = await startPostgres(pgBin as string)
+  // A fast shutdown disconnects any node still connected, whichever teardown runs first.
+  t.teardown(pg.stop)
+  await scenario(t, () => ({ args: [], env: { DATABASE_URL: pg.url } }))
 })

@@ -2,7 +2,8 @@
  * Test kit (imported by test/, bench/ and examples/, which import nothing
  * of each other): runs kv-node processes on 127.0.0.1, each with its own ports and data
  * directory, and lets a caller kill, pause, resume and restart them. Used by
- * `npm start`, the multi-process tests and the kv benchmark. Children are
+ * the multi-process tests and the kv benchmark; `freePort` by every
+ * launcher in testkit/. Children are
  * spawned with an IPC channel so they exit when this process dies.
  */
 import { spawn, type ChildProcess } from 'node:child_process'

@@ -7,6 +7,10 @@
  * - a replicated cache for global settings;
  * - an HL7 inbound queue: any node accepts a message, some node imports it
  *   (once per message control id, with the claim's fence recorded);
+ * - a cluster lock per patient identifier around each import, because the
+ *   identifier is not unique in the schema (OpenMRS checks it in the
+ *   application): two nodes importing admissions for one new patient would
+ *   both find no patient and create two;
  * - a scheduled purge of old encounters that runs on one node per tick;
  * - events that keep every node's in-memory search index up to date;
  * - the replicated file store for configuration, mirrored to a folder;
@@ -17,13 +21,16 @@
  *     --data-dir /tmp/clinic/n1 --db /tmp/clinic/clinic.db --http-port 8081 \
  *     --mesh-port 7946 --expect 3 [--bootstrap /ip4/127.0.0.1/tcp/7946]
  *
- * The cluster secret comes from CLUSTER_SECRET (at least 32 bytes).
+ * The cluster secret comes from CLUSTER_SECRET (at least 32 bytes). With
+ * DATABASE_URL (postgres://...) the nodes share PostgreSQL instead of --db.
+ * Started with an IPC channel (as `npm start` does), it stops when its
+ * parent goes away.
  */
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
 import { Cluster, PANIC_EXIT_CODE, type Job } from '../../lib/index.js'
-import { ClinicDb, type Patient } from './database.js'
+import { openClinicDb, StaleWriteError, type Patient } from './database.js'
 import { Hl7Error, parseAdmission } from './hl7.js'
 import { SearchIndex } from './search-index.js'
 
@@ -34,13 +41,14 @@ const { values: args } = parseArgs({
     db: { type: 'string' },
     'http-port': { type: 'string', default: '8080' },
     'mesh-port': { type: 'string', default: '7946' },
+    host: { type: 'string', default: '127.0.0.1' },
     bootstrap: { type: 'string', multiple: true, default: [] },
     expect: { type: 'string', default: '3' },
     'purge-every': { type: 'string' },
     'retention-days': { type: 'string', default: '365' }
   }
 })
-const required = (name: 'node-id' | 'data-dir' | 'db'): string => {
+const required = (name: 'node-id' | 'data-dir'): string => {
   const v = args[name]
   if (v === undefined) { console.error(`--${name} is required`); process.exit(2) }
   return v
@@ -50,14 +58,21 @@ const dataDir = required('data-dir')
 const secret = process.env.CLUSTER_SECRET ?? ''
 if (secret.length < 32) { console.error('CLUSTER_SECRET must hold at least 32 bytes'); process.exit(2) }
 
-const db = new ClinicDb(required('db'))
+// Started with an IPC channel (as `npm start` does), the node goes when its parent does, also while it starts.
+let parentGone = (): void => { process.exit(0) }
+process.on('disconnect', () => { parentGone() })
+
+const db = await openClinicDb({ url: process.env.DATABASE_URL, file: args.db }).catch((err: Error) => {
+  console.error(err.message)
+  process.exit(2)
+})
 let serving = true
 const cluster = await Cluster.start({
   name: 'clinic',
   secret,
   nodeId,
   dataDir,
-  listen: [`/ip4/127.0.0.1/tcp/${args['mesh-port']}`],
+  listen: [`/ip4/${args.host}/tcp/${args['mesh-port']}`],
   bootstrap: args.bootstrap,
   expect: Number(args.expect),
   sessionTtlMs: 4000,
@@ -73,16 +88,17 @@ const cluster = await Cluster.start({
 const patients = cluster.cache<number, Patient>('entity.patient', { mode: 'invalidation', idleMs: 100_000, maxEntries: 10_000 })
 const settings = cluster.cache<string, string>('settings', { mode: 'replicated' })
 const index = new SearchIndex()
-for (const p of db.allPatients()) index.put(p.id, p.name)
+for (const p of await db.allPatients()) index.put(p.id, p.name)
 cluster.events.subscribe<{ id: number, name: string }>('patient.*', e => { index.put(e.payload.id, e.payload.name) })
 
 const hl7 = cluster.queue<{ message: string }>('hl7-in', { maxAttempts: 3 })
 const importer = hl7.process(async (job: Job<{ message: string }>) => {
   const a = parseAdmission(job.payload.message)
-  // A claim that lapsed while this worker stalled must not write: another node may be importing it now.
-  if (!job.valid()) throw new Error('claim lapsed before the import')
-  const { patient, imported } = db.importAdmission(a.controlId, a.name, a.birthdate, job.fence, nodeId)
-  if (imported) await savedEverywhere(patient)
+  const { outcome, patient } = await cluster.withLock(`patient-identifier/${a.identifier}`, async lock => {
+    // A claim or lock that lapsed while this worker stalled must not commit: another node may hold it now.
+    return await db.importAdmission(a, job.fence, nodeId, () => job.valid() && lock.valid())
+  }, { timeoutMs: 10_000, signal: job.signal })
+  if ((outcome === 'imported' || outcome === 'merged') && patient !== null) await savedEverywhere(patient)
 }, { concurrency: 2, visibilityMs: 15_000 })
 
 const purgeTask = 'purge-old-encounters'
@@ -90,7 +106,10 @@ const purgeEvery = args['purge-every']
 cluster.schedule(purgeTask, purgeEvery === undefined ? { cron: '0 3 * * *' } : { every: Number(purgeEvery) }, async ({ fence, scheduledAt, signal }) => {
   signal.throwIfAborted()
   const before = scheduledAt - Number(args['retention-days']) * 86_400_000
-  db.purgeEncounters(before, purgeTask, fence, nodeId, scheduledAt)
+  await db.purgeEncounters(before, purgeTask, fence, nodeId, scheduledAt, () => !signal.aborted).catch((err: unknown) => {
+    if (!(err instanceof StaleWriteError)) throw err
+    console.error(`${nodeId}: ${err.message}`)
+  })
 })
 
 const mirror = cluster.files.mirror('config/', join(dataDir, 'config'))
@@ -138,7 +157,7 @@ async function route (req: IncomingMessage, res: ServerResponse): Promise<unknow
   const m = req.method ?? 'GET'
   if (parts[0] === 'patients' && parts.length === 1 && m === 'POST') {
     const b = await json(req)
-    const p = db.addPatient(text(b.name, 'name'), text(b.birthdate, 'birthdate', 10))
+    const p = await db.addPatient(text(b.name, 'name'), text(b.birthdate, 'birthdate', 10))
     await savedEverywhere(p)
     res.statusCode = 201
     return p
@@ -148,14 +167,14 @@ async function route (req: IncomingMessage, res: ServerResponse): Promise<unknow
     if (!Number.isInteger(id) || id <= 0) throw new HttpError(400, 'a patient id is a positive integer')
     if (m === 'GET') {
       const p = await patients.getOrLoad(id, async k => {
-        const row = db.patient(k)
+        const row = await db.patient(k)
         if (row === null) throw new HttpError(404, `no patient ${k}`)
         return row
       })
-      return { ...p, encounters: db.encounters(id) }
+      return { ...p, encounters: await db.encounters(id) }
     }
     if (m === 'PUT') {
-      const p = db.updatePatient(id, text((await json(req)).name, 'name'))
+      const p = await db.updatePatient(id, text((await json(req)).name, 'name'))
       if (p === null) throw new HttpError(404, `no patient ${id}`)
       await savedEverywhere(p)
       return p
@@ -164,12 +183,14 @@ async function route (req: IncomingMessage, res: ServerResponse): Promise<unknow
   if (parts[0] === 'encounters' && parts.length === 1 && m === 'POST') {
     const b = await json(req)
     const pid = Number(b.patientId)
-    if (db.patient(pid) === null) throw new HttpError(404, `no patient ${String(b.patientId)}`)
+    const type = text(b.type, 'type', 40)
+    if (!Number.isInteger(pid) || await db.patient(pid) === null) throw new HttpError(404, `no patient ${String(b.patientId)}`)
     res.statusCode = 201
-    return db.addEncounter(pid, text(b.type, 'type', 40), `http:${nodeId}`)
+    return await db.addEncounter(pid, type, `http:${nodeId}`)
   }
   if (parts[0] === 'search' && m === 'GET') {
-    return index.search(url.searchParams.get('q') ?? '').map(id => db.patient(id)).filter(p => p !== null)
+    const found = await Promise.all(index.search(url.searchParams.get('q') ?? '').map(async id => await db.patient(id)))
+    return found.filter(p => p !== null)
   }
   if (parts[0] === 'hl7' && m === 'POST') {
     const message = await body(req)
@@ -202,7 +223,7 @@ async function route (req: IncomingMessage, res: ServerResponse): Promise<unknow
     }
     if (m === 'PUT') return { path, version: String(await cluster.files.put(path, await body(req))) }
   }
-  if (parts[0] === 'tasks' && parts.length === 2 && m === 'GET') return db.taskRuns(parts[1])
+  if (parts[0] === 'tasks' && parts.length === 2 && m === 'GET') return await db.taskRuns(parts[1])
   throw new HttpError(404, `no route ${m} ${url.pathname}`)
 }
 
@@ -226,8 +247,8 @@ const server = createServer((req, res) => {
     res.end(JSON.stringify({ error: (err as Error).message, name: (err as Error).name }))
   })
 })
-server.listen(Number(args['http-port']), '127.0.0.1', () => {
-  console.log(JSON.stringify({ event: 'listening', node: nodeId, http: `http://127.0.0.1:${args['http-port']}`, mesh: cluster.addresses }))
+server.listen(Number(args['http-port']), args.host, () => {
+  console.log(JSON.stringify({ event: 'listening', node: nodeId, http: `http://${args.host}:${args['http-port']}`, mesh: cluster.addresses, database: db.kind }))
 })
 
 let stopping: Promise<void> | null = null
@@ -239,10 +260,11 @@ async function shutdown (code: number): Promise<void> {
     await cluster.stop()
     server.close()
     server.closeAllConnections()
-    db.close()
+    await db.close()
     process.exit(code)
   })()
   await stopping
 }
 process.on('SIGTERM', () => { void shutdown(0) })
 process.on('SIGINT', () => { void shutdown(0) })
+parentGone = () => { void shutdown(0) }
