@@ -6,7 +6,7 @@
  * helpers/raft-network.ts; where a rule needs a precise interleaving the
  * test drops messages explicitly. Nothing here depends on timers.
  */
-import t from 'tap'
+import t, { type Test } from 'tap'
 import { RaftCore } from '../raft/core/core.js'
 import { NotLeaderError } from '../raft/errors.js'
 import { Prng } from '../sim/prng.js'
@@ -141,8 +141,31 @@ t.test('§6.2 check-quorum: a leader nobody hears steps down, even while followe
   t.end()
 })
 
-t.test('§4.2.3 check-quorum: followers that heard from a leader recently ignore a disruptive candidate', t => {
-  const net = elected(three, { preVote: false, log: true })
+t.test('§4.2.3 with or without check-quorum: followers that heard from a leader recently ignore a disruptive candidate', t => {
+  for (const checkQuorum of [true, false]) {
+    t.test(`check-quorum ${checkQuorum ? 'on' : 'off'}`, t => { disruptiveCandidate(t, checkQuorum) })
+  }
+  t.end()
+})
+
+t.test('a node at a higher term tells a stale leader, which steps down, even without check-quorum and pre-vote', t => {
+  const net = elected(three, { preVote: false, checkQuorum: false, log: true })
+  const term = net.core('n1').term
+  // n3 campaigned alone while cut off: it is two terms ahead, and its votes went unanswered.
+  net.isolate('n3')
+  net.campaign('n3')
+  net.campaign('n3')
+  net.recover()
+  net.core('n1').propose(bytes('x'))
+  net.stabilize()
+  t.ok(net.log.some(l => l.startsWith('n3->n1 AppendResp') && l.includes(' reject')), 'n3 answered the stale Append', { story: net.log })
+  t.equal(net.core('n1').role, 'follower', 'n1 learnt the newer term from n3\'s answer and stepped down')
+  t.equal(net.core('n1').term, term + 2)
+  t.end()
+})
+
+function disruptiveCandidate (t: Test, checkQuorum: boolean): void {
+  const net = elected(three, { preVote: false, checkQuorum, log: true })
   const term = net.core('n1').term
   const vote = net.core('n2').vote
   const mark = net.log.length
@@ -154,7 +177,7 @@ t.test('§4.2.3 check-quorum: followers that heard from a leader recently ignore
   t.equal(net.core('n2').vote, vote, 'n2 did not vote again')
   t.notOk(net.log.slice(mark).some(l => l.includes('VoteResp')), 'the vote requests went unanswered')
   t.end()
-})
+}
 
 // ---- §3.5 log replication ----------------------------------------------------------
 
@@ -187,6 +210,10 @@ t.test('§3.6.2 Figure 8: a leader does not commit an entry of an earlier term b
   // Five servers; bootstrap entries 1..5 are committed in term 1. No pre-vote or
   // check-quorum, as in the paper; one entry per Append so deliveries can be split.
   const net = newNetwork(five, { preVote: false, checkQuorum: false, maxEntriesPerMsg: 1, log: true })
+  // Each election below deposes a leader the voters heard from moments ago,
+  // which §4.2.3 forbids; in the paper time passes in between. Let an
+  // election timeout pass on the voters without their hearing from anyone.
+  const timeoutPasses = (ids: readonly string[]): void => { for (const id of ids) net.core(id).electionElapsed = 10 }
 
   // (a) n1 leads term 2; its entry 6 reaches only n2.
   net.drop(m => m.type === 'Append' && m.from === 'n1' && m.to !== 'n2')
@@ -197,6 +224,7 @@ t.test('§3.6.2 Figure 8: a leader does not commit an entry of an earlier term b
   // (b) n5 leads term 3 with votes from n3 and n4; its entry 6 stays on n5.
   net.recover()
   net.drop(m => m.type === 'Append')
+  timeoutPasses(['n1', 'n2', 'n3', 'n4'])
   net.campaign('n5')
   net.stabilize()
   t.same([net.core('n5').role, net.core('n5').term, termAt(net, 'n5', 6)], ['leader', 3, 3])
@@ -207,6 +235,7 @@ t.test('§3.6.2 Figure 8: a leader does not commit an entry of an earlier term b
   net.isolate('n5')
   net.drop(m => m.type === 'Append' && m.from === 'n1' && m.to === 'n4')
   net.drop(m => m.type === 'Append' && m.to === 'n3' && m.entries.some(e => e.term === 4) && net.core('n3').log.matchTerm(m.prevIndex, m.prevTerm))
+  timeoutPasses(['n2', 'n3', 'n4'])
   net.campaign('n1')
   net.stabilize()
   t.same([net.core('n1').role, net.core('n1').term], ['leader', 4])
@@ -219,8 +248,10 @@ t.test('§3.6.2 Figure 8: a leader does not commit an entry of an earlier term b
   net.recover()
   net.isolate('n1')
   net.restart('n5')
+  timeoutPasses(['n2', 'n3', 'n4'])
   net.campaign('n5')
   net.stabilize()
+  timeoutPasses(['n2', 'n3', 'n4'])
   net.campaign('n5')
   net.stabilize()
   t.same([net.leader(), net.core('n5').term], ['n5', 5], 'n5 won with votes from n3 and n4', { story: net.log })

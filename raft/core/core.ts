@@ -331,10 +331,14 @@ export class RaftCore {
     if (m.to !== this.id) return
     if (m.term > this.term) {
       if (m.type === 'PreVote' || m.type === 'Vote') {
-        // §4.2.3: while we hear from a leader, ignore disruptive candidates.
-        const inLease = this.opts.checkQuorum && ((this.leader !== null && this.electionElapsed < this.opts.electionTick) ||
+        // §4.2.3: while we hear from a leader, ignore disruptive candidates,
+        // check-quorum or not. A voter removed from the configuration hears
+        // from no leader and campaigns with ever higher terms; without this
+        // (and without pre-vote) each of its campaigns deposes the leader,
+        // and the cluster may never commit again.
+        const inLease = (this.leader !== null && this.electionElapsed < this.opts.electionTick) ||
           // With lease reads, a restarted node may have acknowledged a leader's lease before it crashed.
-          (this.opts.leaseRead && this.ticksSinceBoot < this.opts.electionTick))
+          (this.opts.leaseRead && this.ticksSinceBoot < this.opts.electionTick)
         if (inLease && !m.force) return
       }
       if (m.type === 'PreVote' || (m.type === 'PreVoteResp' && !m.reject)) {
@@ -344,7 +348,7 @@ export class RaftCore {
         this.becomeFollower(m.term, fromLeader ? m.from : null)
       }
     } else if (m.term < this.term) {
-      if ((this.opts.checkQuorum || this.opts.preVote) && (m.type === 'Append' || m.type === 'Heartbeat' || m.type === 'Commit')) {
+      if (m.type === 'Append' || m.type === 'Heartbeat' || m.type === 'Commit') {
         // Tell a stale leader about the newer term so it steps down.
         this.send({ type: 'AppendResp', from: this.id, to: m.from, term: this.term, reject: true, index: 0, hintIndex: 0, hintTerm: 0 })
       } else if (m.type === 'PreVote') {
