@@ -19,8 +19,8 @@ import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import t from 'tap'
 import { ClusterProcesses, machineNow, type HistoryEntry, type QueueState } from '../testkit/cluster-processes.js'
-import { checkQueueHistory } from './helpers/queue-history.js'
-import { checkTicks, tickRuns } from './helpers/tick-history.js'
+import { checkQueueHistory } from '../testkit/checks/queue-history.js'
+import { checkTicks, tickRuns } from '../testkit/checks/tick-history.js'
 
 const TTL = 2000
 const TASK = 'tick-200ms'

@@ -12,7 +12,7 @@ import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import t from 'tap'
 import { ClusterProcesses, machineNow, type HistoryEntry, type LockWorkload } from '../testkit/cluster-processes.js'
-import { checkLockHistory } from './helpers/lock-history.js'
+import { checkLockHistory } from '../testkit/checks/lock-history.js'
 
 const TTL = 2000
 const PANIC_AFTER = 1000

@@ -4,7 +4,7 @@
  */
 import t from 'tap'
 import type { HistoryEntry } from '../testkit/cluster-processes.js'
-import { checkLockHistory, type LockHistoryBounds } from './helpers/lock-history.js'
+import { checkLockHistory, type LockHistoryBounds } from '../testkit/checks/lock-history.js'
 
 const bounds: LockHistoryBounds = { lock: 'job', sessionTtlMs: 2000, regrantSlackMs: 1000, minGrants: 3 }
 

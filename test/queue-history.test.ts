@@ -5,7 +5,7 @@
  */
 import t from 'tap'
 import type { HistoryEntry } from '../testkit/cluster-processes.js'
-import { checkQueueHistory, type FinalQueue, type QueueHistoryBounds } from './helpers/queue-history.js'
+import { checkQueueHistory, type FinalQueue, type QueueHistoryBounds } from '../testkit/checks/queue-history.js'
 
 const bounds: QueueHistoryBounds = { queue: 'q', maxAttempts: 3, minAcked: 3 }
 const common = { workload: 'w1', queue: 'q' }

@@ -3,7 +3,7 @@
  * passes, and each planted fault is reported.
  */
 import t from 'tap'
-import { checkTicks, type TickRun } from './helpers/tick-history.js'
+import { checkTicks, type TickRun } from '../testkit/checks/tick-history.js'
 
 const run = (node: number, fence: number, scheduledAt: number, startedAt: number, heldUntil = startedAt + 50): TickRun => ({ node, fence: BigInt(fence), scheduledAt, startedAt, heldUntil })
 const good = [run(0, 10, 200, 205), run(1, 14, 400, 402), run(2, 19, 600, 610), run(0, 25, 800, 801)]

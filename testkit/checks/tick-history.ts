@@ -5,7 +5,7 @@
  * `valid()` came before the later start), and the task never went longer
  * than `maxGapMs` without a run.
  */
-import type { HistoryEntry } from '../../testkit/cluster-processes.js'
+import type { HistoryEntry } from '../cluster-processes.js'
 
 export interface TickRun { node: number, fence: bigint, scheduledAt: number, startedAt: number, heldUntil: number }
 

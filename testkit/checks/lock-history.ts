@@ -17,7 +17,7 @@
  * its last passing `valid()` check (`heldUntil`). A `valid()` that wrongly
  * passes after SIGCONT moves that end past the next grant and is reported.
  */
-import type { HistoryEntry } from '../../testkit/cluster-processes.js'
+import type { HistoryEntry } from '../cluster-processes.js'
 
 export interface LockHistoryBounds {
   readonly lock: string

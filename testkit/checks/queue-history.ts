@@ -26,7 +26,7 @@
  * acks settles it in aggregate: it must cover every acked item the history
  * shows plus every such unanswered one that nothing else accounts for.
  */
-import type { HistoryEntry } from '../../testkit/cluster-processes.js'
+import type { HistoryEntry } from '../cluster-processes.js'
 
 export interface QueueHistoryBounds {
   readonly queue: string
