@@ -119,6 +119,37 @@ export interface ScheduleWorkload {
   readonly workMs: number
 }
 
+/** Sets random keys of one replicated cache: every `everyMs`, key `k<0..keys-1>` gets a value unique to this write. */
+export interface CacheWorkload {
+  readonly cache: string
+  readonly keys: number
+  readonly everyMs: number
+}
+
+/**
+ * Subscribes to `topic` and publishes on it every `everyMs`; every event
+ * delivered to this node is reported. Payloads carry the publishing
+ * process's incarnation and a count, so a receiver's history shows each
+ * publisher's order across restarts.
+ */
+export interface EventsWorkload {
+  readonly topic: string
+  readonly everyMs: number
+}
+
+/** The payload of an event an {@link EventsWorkload} publishes. */
+export interface WorkloadEventPayload {
+  /** `<node id>.<pid>`: one start of the publishing process. */
+  readonly incarnation: string
+  /** 1, 2, … per incarnation. */
+  readonly n: number
+}
+
+/** One node's copy of a replicated cache after anti-entropy with every member. */
+export interface CacheState {
+  readonly entries: ReadonlyArray<readonly [string, string]>
+}
+
 /** A queue as one node's applied state shows it: what the checker needs at the end. */
 export interface QueueState {
   readonly stats: { readonly depth: number, readonly inFlight: number, readonly deadLetters: number, readonly acked: number }
@@ -195,6 +226,14 @@ export type NodeEventBody =
   }
   /** A run of a scheduled task: `heldUntil` is its last passing `valid()`, checked every 10 ms while it works. */
   | { readonly type: 'task-run', readonly workload: string, readonly task: string, readonly fence: bigint, readonly scheduledAt: number, readonly startedAt: number, readonly heldUntil: number, readonly endedAt: number, readonly outcome: 'ok' | 'aborted' }
+  /** cache.set() resolved. */
+  | { readonly type: 'cache-set', readonly workload: string, readonly cache: string, readonly key: string, readonly value: string }
+  /** publish() resolved with `seq`. */
+  | { readonly type: 'event-published', readonly workload: string, readonly topic: string, readonly incarnation: string, readonly n: number, readonly seq: number }
+  /** This node's subscriber was handed an event. */
+  | { readonly type: 'event-received', readonly workload: string, readonly topic: string, readonly publisher: string, readonly seq: number, readonly incarnation: string, readonly n: number }
+  /** The event bus reported events of `publisher` lost for this node (no longer in the publisher's buffer). */
+  | { readonly type: 'event-gap', readonly publisher: string, readonly from: number, readonly to: number }
   | { readonly type: 'panic', readonly reason: string, readonly sinceMs: number }
   | { readonly type: 'leader', readonly leader: string | null, readonly term: number }
   | { readonly type: 'member-up', readonly id: string }
@@ -215,6 +254,17 @@ export type RequestBody =
   | { readonly op: 'process', readonly workload: ProcessWorkload }
   | { readonly op: 'queue-state', readonly queue: string }
   | { readonly op: 'schedule', readonly workload: ScheduleWorkload }
+  | { readonly op: 'cache', readonly workload: CacheWorkload }
+  | { readonly op: 'events', readonly workload: EventsWorkload }
+  /** Anti-entropy with every member, then this node's entries, sorted by key. */
+  | { readonly op: 'cache-state', readonly cache: string }
+  /**
+   * The transport's fault layer: refuse these peers at the connection gater
+   * and hang up on them, as a network split would look from this node.
+   */
+  | { readonly op: 'partition', readonly deny: readonly string[] }
+  /** Lifts every partition of this node and redials at once. */
+  | { readonly op: 'heal' }
   /**
    * Every job this node's workers hold acts once now, if `valid()` passes (its
    * `heldUntil` moves to now); answers how many did. A request sent while the

@@ -10,9 +10,10 @@
  * once joined. Exits with its parent (IPC disconnect).
  */
 import { setTimeout as sleep } from 'node:timers/promises'
+import { peerIdFromString } from '@libp2p/peer-id'
 import { pino } from 'pino'
 import { Cluster, type Job, type LockHandle } from '../lib/index.js'
-import { machineNow, type ChildMessage, type CycleLoop, type CycleTimes, type LockWorkload, type NodeConfig, type NodeEventBody, type ProcessWorkload, type ProduceWorkload, type QueueState, type Request, type ScheduleWorkload } from './cluster-node-protocol.js'
+import { machineNow, type CacheState, type CacheWorkload, type ChildMessage, type CycleLoop, type CycleTimes, type EventsWorkload, type LockWorkload, type NodeConfig, type NodeEventBody, type ProcessWorkload, type ProduceWorkload, type QueueState, type Request, type ScheduleWorkload, type WorkloadEventPayload } from './cluster-node-protocol.js'
 
 function report (event: NodeEventBody, at = machineNow()): void {
   send({ kind: 'event', event: { ...event, at } })
@@ -204,6 +205,54 @@ async function runProcessor (cluster: Cluster, workload: string, w: ProcessWorkl
   report({ type: 'workload-done', workload, grants: starts })
 }
 
+/** Writes the cache's keys in turn, each value unique (`<node>.<pid>.<n>`), until `stop`. */
+async function runCacheWrites (cluster: Cluster, workload: string, w: CacheWorkload, stop: AbortSignal): Promise<void> {
+  const cache = cluster.cache<string, string>(w.cache, { mode: 'replicated' })
+  let n = 0
+  while (!stop.aborted) {
+    const key = `k${Math.floor(Math.random() * w.keys)}`
+    const value = `${cluster.id}.${process.pid}.${++n}`
+    try {
+      await cache.set(key, value)
+      report({ type: 'cache-set', workload, cache: w.cache, key, value })
+    } catch (err) {
+      report({ type: 'error', op: `cache.set ${key}`, ...errorText(err) })
+    }
+    await sleep(w.everyMs, undefined, { signal: stop }).catch(() => {})
+  }
+  report({ type: 'workload-done', workload, grants: n })
+}
+
+/** Subscribes to the topic (reporting every delivery), then publishes on it every `everyMs` until `stop`; unsubscribes 2 s later. */
+async function runEvents (cluster: Cluster, workload: string, w: EventsWorkload, stop: AbortSignal): Promise<void> {
+  const off = cluster.events.subscribe<WorkloadEventPayload>(w.topic, e => {
+    report({ type: 'event-received', workload, topic: e.topic, publisher: e.publisher, seq: e.seq, incarnation: e.payload.incarnation, n: e.payload.n })
+  })
+  const incarnation = `${cluster.id}.${process.pid}`
+  let n = 0
+  while (!stop.aborted) {
+    const payload: WorkloadEventPayload = { incarnation, n: ++n }
+    try {
+      const { seq } = await cluster.events.publish(w.topic, payload)
+      report({ type: 'event-published', workload, topic: w.topic, incarnation, n, seq })
+    } catch (err) {
+      report({ type: 'error', op: `publish ${w.topic}`, ...errorText(err) })
+    }
+    await sleep(w.everyMs, undefined, { signal: stop }).catch(() => {})
+  }
+  // Every node stops publishing at about the same time: stay subscribed a while, so the others' last events (and any
+  // repair of a gap) still arrive rather than look lost.
+  await sleep(2000)
+  off()
+  report({ type: 'workload-done', workload, grants: n })
+}
+
+async function cacheState (cluster: Cluster, name: string): Promise<CacheState> {
+  const cache = cluster.cache<string, string>(name, { mode: 'replicated' })
+  await cache.sync()
+  return { entries: cache.entries().sort(([a], [b]) => a < b ? -1 : a > b ? 1 : 0) }
+}
+
 async function queueState (cluster: Cluster, name: string): Promise<QueueState> {
   const q = cluster.queue(name)
   const s = await q.stats()
@@ -240,6 +289,7 @@ async function main (): Promise<void> {
   cluster.on('leader', l => { report({ type: 'leader', leader: l.leader, term: l.term }) })
   cluster.on('member-up', m => { report({ type: 'member-up', id: m.id }) })
   cluster.on('member-down', m => { report({ type: 'member-down', id: m.id, reason: m.reason }) })
+  cluster.events.on('gap', g => { report({ type: 'event-gap', publisher: g.publisher, from: g.from, to: g.to }) })
 
   let workloads = new AbortController()
   const running = new Set<Promise<void>>()
@@ -265,6 +315,22 @@ async function main (): Promise<void> {
         return await queueState(cluster, req.queue)
       case 'schedule':
         return begin(async (id, stop) => { await runSchedule(cluster, id, req.workload, stop) })
+      case 'cache':
+        return begin(async (id, stop) => { await runCacheWrites(cluster, id, req.workload, stop) })
+      case 'events':
+        return begin(async (id, stop) => { await runEvents(cluster, id, req.workload, stop) })
+      case 'cache-state':
+        return await cacheState(cluster, req.cache)
+      case 'partition': {
+        const mesh = cluster.mesh
+        mesh.gate.deny(req.deny)
+        await Promise.all(req.deny.map(async p => { await mesh.libp2p.hangUp(peerIdFromString(p)).catch(() => {}) }))
+        return null
+      }
+      case 'heal':
+        cluster.mesh.gate.allowAll()
+        cluster.mesh.redialNow()
+        return null
       case 'touch-jobs':
         return [...heldJobs].filter(h => h.act()).length
       case 'stop-workloads':

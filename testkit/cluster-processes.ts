@@ -20,10 +20,10 @@ import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { silentLogger } from '../gossip/logger.js'
 import { loadOrCreatePeerKey } from '../gossip/peer-key.js'
 import type { ClusterStatus } from '../lib/index.js'
-import { machineNow, type ChildMessage, type CycleLoop, type CycleTimes, type LockWorkload, type NodeConfig, type NodeEvent, type ProcessWorkload, type ProduceWorkload, type QueueState, type Request, type RequestBody, type ScheduleWorkload } from './cluster-node-protocol.js'
+import { machineNow, type CacheState, type CacheWorkload, type ChildMessage, type CycleLoop, type CycleTimes, type EventsWorkload, type LockWorkload, type NodeConfig, type NodeEvent, type ProcessWorkload, type ProduceWorkload, type QueueState, type Request, type RequestBody, type ScheduleWorkload } from './cluster-node-protocol.js'
 import { freePort } from './local-cluster.js'
 
-export { machineNow, type CycleLoop, type CycleTimes, type LockWorkload, type NodeEvent, type ProcessWorkload, type ProduceWorkload, type QueueState, type ScheduleWorkload } from './cluster-node-protocol.js'
+export { machineNow, type CacheState, type CacheWorkload, type EventsWorkload, type WorkloadEventPayload, type CycleLoop, type CycleTimes, type LockWorkload, type NodeEvent, type ProcessWorkload, type ProduceWorkload, type QueueState, type ScheduleWorkload } from './cluster-node-protocol.js'
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..')
 const entry = join(root, 'testkit', 'cluster-node.ts')
@@ -35,6 +35,9 @@ export type HarnessEvent = { readonly at: number } & (
   | { readonly type: 'paused' }
   | { readonly type: 'resumed' }
   | { readonly type: 'exited', readonly code: number | null, readonly signal: NodeJS.Signals | null }
+  /** Cut off (transport fault layer) from the nodes of `from` (indexes). */
+  | { readonly type: 'partitioned', readonly from: readonly number[] }
+  | { readonly type: 'healed' }
 )
 
 /** One line of the history: what happened, on which node (index into `nodes`). */
@@ -145,6 +148,48 @@ export class ClusterProcesses extends EventEmitter<ClusterProcessesEvents> {
   /** Registers a scheduled task on node `i` (stopped by {@link stopWorkloads}); resolves with the id its events carry. */
   async startSchedule (i: number, workload: ScheduleWorkload): Promise<string> {
     return await this.request(i, { op: 'schedule', workload }) as string
+  }
+
+  /** Starts replicated-cache writes on node `i` (stopped by {@link stopWorkloads}); resolves with the id its events carry. */
+  async startCacheWrites (i: number, workload: CacheWorkload): Promise<string> {
+    return await this.request(i, { op: 'cache', workload }) as string
+  }
+
+  /** Subscribes node `i` to a topic and publishes on it (stopped by {@link stopWorkloads}); resolves with the id its events carry. */
+  async startEvents (i: number, workload: EventsWorkload): Promise<string> {
+    return await this.request(i, { op: 'events', workload }) as string
+  }
+
+  /** Node `i`'s copy of a replicated cache, after anti-entropy with every member. */
+  async cacheState (i: number, cache: string): Promise<CacheState> {
+    return await this.request(i, { op: 'cache-state', cache }) as CacheState
+  }
+
+  /**
+   * Splits the running nodes into the given sides (indexes; nodes named on
+   * no side form one more side) with the transport's fault layer: each node
+   * refuses and hangs up on the peers across the cut. A node restarted
+   * during a partition starts whole: heal before restarting.
+   */
+  async partition (...sides: ReadonlyArray<readonly number[]>): Promise<void> {
+    const named = new Set(sides.flat())
+    const rest = this.state.map(n => n.index).filter(i => !named.has(i))
+    const all = rest.length > 0 ? [...sides, rest] : sides
+    const sideOf = new Map<number, number>()
+    all.forEach((side, k) => { for (const i of side) sideOf.set(i, k) })
+    await Promise.all(this.state.filter(n => n.proc !== null).map(async n => {
+      const others = this.state.filter(o => sideOf.get(o.index) !== sideOf.get(n.index))
+      this.record(n.index, { type: 'partitioned', from: others.map(o => o.index), at: machineNow() })
+      await this.request(n.index, { op: 'partition', deny: others.map(o => peerIdOf(o.addr)) })
+    }))
+  }
+
+  /** Lifts every partition on the running nodes. */
+  async heal (): Promise<void> {
+    await Promise.all(this.state.filter(n => n.proc !== null).map(async n => {
+      await this.request(n.index, { op: 'heal' })
+      this.record(n.index, { type: 'healed', at: machineNow() })
+    }))
   }
 
   /** Node `i`'s applied view of a queue: stats and dead letters. */
@@ -347,4 +392,8 @@ export class ClusterProcesses extends EventEmitter<ClusterProcessesEvents> {
     this.history.push(entry)
     this.emit('entry', entry)
   }
+}
+
+function peerIdOf (addr: string): string {
+  return addr.slice(addr.lastIndexOf('/p2p/') + '/p2p/'.length)
 }

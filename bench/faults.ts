@@ -1,0 +1,118 @@
+/**
+ * `npm run bench -- faults [--runs N] [--seed S] [--duration SECONDS] [--nodes N] [--out DIR] [--keep]`:
+ * fault-injection runs (bench/faults/run-once.ts), one after another, each
+ * with seed S, S+1, …. Prints a progress line per run on stderr, writes
+ * each run's JSON and the SVG plots to the output folder, keeps a failing
+ * run's history and logs there (every run's with `--keep`), and prints
+ * the command that reruns it.
+ */
+import { mkdir, writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import { parseArgs } from 'node:util'
+import { failoverSpec, latencySpec, renderSvg, throughputSpec } from './faults/plots.js'
+import { runOnce, type RunResult } from './faults/run-once.js'
+import { Latency, type LatencySummary } from './latency.js'
+
+export interface FaultsResult {
+  readonly bench: 'faults'
+  readonly command: string
+  readonly options: { runs: number, seed: number, durationS: number, nodes: number }
+  readonly out: string
+  readonly runs: Array<Omit<RunResult, 'latency' | 'throughput'>>
+  readonly summary: {
+    runs: number
+    failed: number
+    violations: number
+    faults: Record<string, number>
+    failoverMs: LatencySummary
+    ops: Record<string, number>
+    eventsReportedLost: number
+  }
+  readonly plots: string[]
+}
+
+function positiveInt (name: string, v: string | undefined, dflt: number): number {
+  if (v === undefined) return dflt
+  const n = Number(v)
+  if (!Number.isInteger(n) || n < 0) throw new Error(`--${name} must be a non-negative integer, got ${v}`)
+  return n
+}
+
+export async function runFaultsBench (flags: string[]): Promise<FaultsResult> {
+  const { values } = parseArgs({ args: flags, options: { runs: { type: 'string' }, seed: { type: 'string' }, duration: { type: 'string' }, nodes: { type: 'string' }, out: { type: 'string' }, keep: { type: 'boolean' } }, strict: true })
+  const runs = positiveInt('runs', values.runs, 10)
+  const seed = positiveInt('seed', values.seed, Date.now() % 1_000_000)
+  const durationS = positiveInt('duration', values.duration, 30)
+  const nodes = positiveInt('nodes', values.nodes, 3)
+  if (runs < 1) throw new Error('--runs must be at least 1')
+  if (nodes < 3 || nodes % 2 === 0) throw new Error('--nodes must be odd and at least 3: the nemesis takes one node away at a time and a majority must stay up')
+  const out = values.out ?? join('bench', 'out', `faults-${new Date().toISOString().replace(/[:.]/g, '-')}`)
+  await mkdir(out, { recursive: true })
+  const rerun = (s: number): string => `npm run bench -- faults --runs 1 --seed ${s} --duration ${durationS} --nodes ${nodes}`
+
+  const results: RunResult[] = []
+  for (let k = 0; k < runs; k++) {
+    const s = seed + k
+    const r = await runOnce({ seed: s, nodes, durationMs: durationS * 1000, outDir: out, keep: values.keep }).catch((err: unknown): RunResult => ({
+      seed: s, ok: false, violations: { harness: [`the cluster did not start: ${(err as Error).message}`] }, faults: [], failovers: [], ops: {}, eventsReportedLost: 0, wallMs: 0, latency: [], throughput: []
+    }))
+    results.push(r)
+    await writeFile(join(out, `run-${s}.json`), JSON.stringify(r))
+    const n = Object.values(r.violations).flat().length
+    const fo = r.failovers.map(f => Math.round(f.ms)).join('/')
+    process.stderr.write(`faults run ${k + 1}/${runs} seed ${s}: ${r.ok ? 'ok' : `FAILED, ${n} violations (${Object.keys(r.violations).join(', ')})`}; ${r.faults.length} faults (${r.faults.map(f => f.kind).join(' ')}); failover ${fo === '' ? '-' : fo} ms; ${r.ops.lockGrants ?? 0} grants, ${r.ops.acked ?? 0} acks, ${r.ops.taskRuns ?? 0} ticks, ${r.ops.eventsDelivered ?? 0} deliveries; ${(r.wallMs / 1000).toFixed(0)} s\n`)
+    if (!r.ok) {
+      for (const [checker, vs] of Object.entries(r.violations)) for (const v of vs.slice(0, 5)) process.stderr.write(`  ${checker}: ${v}\n`)
+      process.stderr.write(`  history and logs kept in ${r.kept ?? out}\n  rerun: ${rerun(s)}\n`)
+    }
+  }
+
+  const shown = results.find(r => !r.ok) ?? results[results.length - 1]
+  const plots: Array<[string, string]> = [
+    [`latency-seed-${shown.seed}.svg`, await renderSvg(latencySpec(shown))],
+    [`throughput-seed-${shown.seed}.svg`, await renderSvg(throughputSpec(shown))],
+    ['failover.svg', await renderSvg(failoverSpec(results))]
+  ]
+  for (const [name, svg] of plots) await writeFile(join(out, name), svg)
+
+  const failover = new Latency()
+  for (const r of results) for (const f of r.failovers) failover.record(f.ms)
+  const faults: Record<string, number> = {}
+  for (const f of results.flatMap(r => r.faults)) faults[f.kind] = (faults[f.kind] ?? 0) + 1
+  const ops: Record<string, number> = {}
+  for (const r of results) for (const [k, v] of Object.entries(r.ops)) ops[k] = (ops[k] ?? 0) + v
+  return {
+    bench: 'faults',
+    command: `npm run bench -- faults --runs ${runs} --seed ${seed} --duration ${durationS} --nodes ${nodes}`,
+    options: { runs, seed, durationS, nodes },
+    out,
+    runs: results.map(({ latency: _l, throughput: _t, ...r }) => r),
+    summary: {
+      runs,
+      failed: results.filter(r => !r.ok).length,
+      violations: results.reduce((n, r) => n + Object.values(r.violations).flat().length, 0),
+      faults,
+      failoverMs: failover.summary(),
+      ops,
+      eventsReportedLost: results.reduce((n, r) => n + r.eventsReportedLost, 0)
+    },
+    plots: plots.map(([name]) => join(out, name))
+  }
+}
+
+export function faultsTable (r: FaultsResult): string {
+  const s = r.summary
+  const ms = (v: number): string => s.failoverMs.count === 0 ? '-' : v.toFixed(0)
+  const rows = [
+    ['runs', String(s.runs)],
+    ['failed runs', String(s.failed)],
+    ['violations', String(s.violations)],
+    ['faults', Object.entries(s.faults).map(([k, v]) => `${k} ${v}`).join(', ')],
+    ['failover ms (p50 / p99 / max, n)', `${ms(s.failoverMs.p50Ms)} / ${ms(s.failoverMs.p99Ms)} / ${ms(s.failoverMs.maxMs)}, ${s.failoverMs.count}`],
+    ...Object.entries(s.ops).map(([k, v]) => [k, String(v)]),
+    ['events reported lost (gaps)', String(s.eventsReportedLost)],
+    ['plots', r.plots.join(' ')]
+  ]
+  const w = Math.max(...rows.map(x => x[0].length))
+  return `faults: ${r.command}\n` + rows.map(([k, v]) => `  ${k.padEnd(w)}  ${v}`).join('\n')
+}
