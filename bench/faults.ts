@@ -1,12 +1,13 @@
 /**
- * `npm run bench -- faults [--runs N] [--seed S] [--duration SECONDS] [--nodes N] [--out DIR] [--keep]`:
+ * `npm run bench -- faults [--runs N] [--seed S] [--duration SECONDS] [--nodes N] [--out DIR] [--keep] [--report DIR]`:
  * fault-injection runs (bench/faults/run-once.ts), one after another, each
  * with seed S, S+1, …. Prints a progress line per run on stderr, writes
  * each run's JSON and the SVG plots to the output folder, keeps a failing
  * run's history and logs there (every run's with `--keep`), and prints
- * the command that reruns it.
+ * the command that reruns it. `--report DIR` runs nothing: it prints the
+ * summary and draws the plots of the runs a batch left in DIR.
  */
-import { mkdir, writeFile } from 'node:fs/promises'
+import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
 import { failoverSpec, latencySpec, renderSvg, throughputSpec } from './faults/plots.js'
@@ -39,13 +40,14 @@ function positiveInt (name: string, v: string | undefined, dflt: number): number
 }
 
 export async function runFaultsBench (flags: string[]): Promise<FaultsResult> {
-  const { values } = parseArgs({ args: flags, options: { runs: { type: 'string' }, seed: { type: 'string' }, duration: { type: 'string' }, nodes: { type: 'string' }, out: { type: 'string' }, keep: { type: 'boolean' } }, strict: true })
+  const { values } = parseArgs({ args: flags, options: { runs: { type: 'string' }, seed: { type: 'string' }, duration: { type: 'string' }, nodes: { type: 'string' }, out: { type: 'string' }, keep: { type: 'boolean' }, report: { type: 'string' } }, strict: true })
   const runs = positiveInt('runs', values.runs, 10)
   const seed = positiveInt('seed', values.seed, Date.now() % 1_000_000)
   const durationS = positiveInt('duration', values.duration, 30)
   const nodes = positiveInt('nodes', values.nodes, 3)
   if (runs < 1) throw new Error('--runs must be at least 1')
   if (nodes < 3 || nodes % 2 === 0) throw new Error('--nodes must be odd and at least 3: the nemesis takes one node away at a time and a majority must stay up')
+  if (values.report !== undefined) return await report(values.report, await readRuns(values.report), durationS, nodes)
   const out = values.out ?? join('bench', 'out', `faults-${new Date().toISOString().replace(/[:.]/g, '-')}`)
   await mkdir(out, { recursive: true })
   const rerun = (s: number): string => `npm run bench -- faults --runs 1 --seed ${s} --duration ${durationS} --nodes ${nodes}`
@@ -67,6 +69,21 @@ export async function runFaultsBench (flags: string[]): Promise<FaultsResult> {
     }
   }
 
+  return await report(out, results, durationS, nodes)
+}
+
+/** The run JSONs a batch left in `dir` (run-<seed>.json), by seed. */
+async function readRuns (dir: string): Promise<RunResult[]> {
+  const names = (await readdir(dir)).filter(n => /^run-\d+\.json$/.test(n))
+  if (names.length === 0) throw new Error(`no run-<seed>.json in ${dir}`)
+  const runs = await Promise.all(names.map(async n => JSON.parse(await readFile(join(dir, n), 'utf8')) as RunResult))
+  return runs.sort((a, b) => a.seed - b.seed)
+}
+
+/** The summary and the plots of a batch's runs, written to `out`. */
+async function report (out: string, results: readonly RunResult[], durationS: number, nodes: number): Promise<FaultsResult> {
+  const runs = results.length
+  const seed = results[0].seed
   const shown = results.find(r => !r.ok) ?? results[results.length - 1]
   const plots: Array<[string, string]> = [
     [`latency-seed-${shown.seed}.svg`, await renderSvg(latencySpec(shown))],

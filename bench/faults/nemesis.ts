@@ -68,11 +68,12 @@ export function planFaults (seed: number, b: NemesisBounds): PlannedFault[] {
 
 /**
  * Applies the plan. `rejoin(i)` is called after a killed node restarts,
- * to start its workloads again. Resolves with the fault windows.
+ * to start its workloads again. Each fault's window is pushed to `windows`
+ * as soon as the fault is lifted, so a run that fails half-way still shows
+ * the faults it went through.
  */
-export async function runNemesis (c: ClusterProcesses, plan: readonly PlannedFault[], seed: number, rejoin: (i: number) => Promise<void>): Promise<FaultWindow[]> {
+export async function runNemesis (c: ClusterProcesses, plan: readonly PlannedFault[], seed: number, rejoin: (i: number) => Promise<void>, windows: FaultWindow[]): Promise<void> {
   const rng = new Prng(seed ^ 0x5eed)
-  const windows: FaultWindow[] = []
   for (const f of plan) {
     const leader = await c.leader(30_000)
     const followers = c.nodes.map(n => n.index).filter(i => i !== leader)
@@ -106,5 +107,4 @@ export async function runNemesis (c: ClusterProcesses, plan: readonly PlannedFau
     windows.push(w)
     await sleep(f.gapMs)
   }
-  return windows
 }

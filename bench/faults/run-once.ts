@@ -78,14 +78,14 @@ export async function runOnce (o: RunOptions): Promise<RunResult> {
     await c.startProducer(i, { queue: QUEUE, idPrefix: `${nodeIds[i]}.p${++producers}`, count: 100_000, inFlight: 1, gapMs: 50, maxAttempts: MAX_ATTEMPTS })
     await c.startCacheWrites(i, { cache: CACHE, keys: CACHE_KEYS, everyMs: 100 })
   }
-  let windows: FaultWindow[] = []
+  const windows: FaultWindow[] = []
   let finalQueue: QueueState | null = null
   let finalCaches: FinalCache[] = []
   const violations: Record<string, string[]> = {}
   const scenario = async (): Promise<void> => {
     for (let i = 0; i < o.nodes; i++) await work(i)
     await sleep(2000)
-    windows = await runNemesis(c, planFaults(o.seed, { durationMs: o.durationMs, sessionTtlMs: TTL_MS }), o.seed, work)
+    await runNemesis(c, planFaults(o.seed, { durationMs: o.durationMs, sessionTtlMs: TTL_MS }), o.seed, work, windows)
 
     // Healed (the nemesis lifts each fault): a lapsed lock or claim comes back within the TTL, then the workload stops.
     await sleep(TTL_MS + 3000)
