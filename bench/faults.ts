@@ -1,16 +1,19 @@
 /**
- * `npm run bench -- faults [--runs N] [--seed S] [--duration SECONDS] [--nodes N] [--out DIR] [--keep] [--report DIR]`:
+ * `npm run bench -- faults [--runs N] [--seed S] [--duration SECONDS] [--nodes N] [--out DIR] [--keep] [--report DIR] [--etcd N]`:
  * fault-injection runs (bench/faults/run-once.ts), one after another, each
  * with seed S, S+1, …. Prints a progress line per run on stderr, writes
  * each run's JSON and the SVG plots to the output folder, keeps a failing
  * run's history and logs there (every run's with `--keep`), and prints
  * the command that reruns it. `--report DIR` runs nothing: it prints the
- * summary and draws the plots of the runs a batch left in DIR.
+ * summary and draws the plots of the runs a batch left in DIR. `--etcd N`
+ * then runs the lock row against etcd 3.4 under the plans of the first N
+ * seeds (bench/faults/etcd-row.ts).
  */
 import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
 import { failoverSpec, latencySpec, renderSvg, throughputSpec } from './faults/plots.js'
+import { runEtcdOnce, type EtcdRunResult } from './faults/etcd-row.js'
 import { runOnce, type RunResult } from './faults/run-once.js'
 import { Latency, type LatencySummary } from './latency.js'
 
@@ -28,7 +31,10 @@ export interface FaultsResult {
     failoverMs: LatencySummary
     ops: Record<string, number>
     eventsReportedLost: number
+    /** The lock checker's verdicts, raftmesh against etcd under the same plans of faults. */
+    lockRow: Record<'raftmesh' | 'etcd', { runs: number, failed: number, violations: number, grants: number }>
   }
+  readonly etcdRuns: Array<Pick<EtcdRunResult, 'seed' | 'ok' | 'violations' | 'faults' | 'grants'>>
   readonly plots: string[]
 }
 
@@ -40,14 +46,15 @@ function positiveInt (name: string, v: string | undefined, dflt: number): number
 }
 
 export async function runFaultsBench (flags: string[]): Promise<FaultsResult> {
-  const { values } = parseArgs({ args: flags, options: { runs: { type: 'string' }, seed: { type: 'string' }, duration: { type: 'string' }, nodes: { type: 'string' }, out: { type: 'string' }, keep: { type: 'boolean' }, report: { type: 'string' } }, strict: true })
+  const { values } = parseArgs({ args: flags, options: { runs: { type: 'string' }, seed: { type: 'string' }, duration: { type: 'string' }, nodes: { type: 'string' }, out: { type: 'string' }, keep: { type: 'boolean' }, report: { type: 'string' }, etcd: { type: 'string' } }, strict: true })
   const runs = positiveInt('runs', values.runs, 10)
   const seed = positiveInt('seed', values.seed, Date.now() % 1_000_000)
   const durationS = positiveInt('duration', values.duration, 30)
   const nodes = positiveInt('nodes', values.nodes, 3)
   if (runs < 1) throw new Error('--runs must be at least 1')
   if (nodes < 3 || nodes % 2 === 0) throw new Error('--nodes must be odd and at least 3: the nemesis takes one node away at a time and a majority must stay up')
-  if (values.report !== undefined) return await report(values.report, await readRuns(values.report), durationS, nodes)
+  const etcdRuns = positiveInt('etcd', values.etcd, 0)
+  if (values.report !== undefined) return await report(values.report, await readRuns(values.report, 'run'), await readRuns(values.report, 'etcd'), durationS, nodes)
   const out = values.out ?? join('bench', 'out', `faults-${new Date().toISOString().replace(/[:.]/g, '-')}`)
   await mkdir(out, { recursive: true })
   const rerun = (s: number): string => `npm run bench -- faults --runs 1 --seed ${s} --duration ${durationS} --nodes ${nodes}`
@@ -69,19 +76,28 @@ export async function runFaultsBench (flags: string[]): Promise<FaultsResult> {
     }
   }
 
-  return await report(out, results, durationS, nodes)
+  const etcd: EtcdRunResult[] = []
+  for (let k = 0; k < etcdRuns; k++) {
+    const s = seed + k
+    const r = await runEtcdOnce({ seed: s, durationMs: durationS * 1000, basePort: 25790 })
+    etcd.push(r)
+    await writeFile(join(out, `etcd-${s}.json`), JSON.stringify(r, (_k, x: unknown) => typeof x === 'bigint' ? String(x) : x))
+    process.stderr.write(`etcd lock run ${k + 1}/${etcdRuns} seed ${s}: ${r.ok ? 'ok' : `${r.violations.length} violations`}; ${r.faults.length} faults (${r.faults.map(f => f.kind).join(' ')}); ${r.grants} grants; ${(r.wallMs / 1000).toFixed(0)} s\n`)
+    for (const v of r.violations.slice(0, 3)) process.stderr.write(`  locks: ${v}\n`)
+  }
+  return await report(out, results, etcd, durationS, nodes)
 }
 
-/** The run JSONs a batch left in `dir` (run-<seed>.json), by seed. */
-async function readRuns (dir: string): Promise<RunResult[]> {
-  const names = (await readdir(dir)).filter(n => /^run-\d+\.json$/.test(n))
-  if (names.length === 0) throw new Error(`no run-<seed>.json in ${dir}`)
-  const runs = await Promise.all(names.map(async n => JSON.parse(await readFile(join(dir, n), 'utf8')) as RunResult))
+/** The JSONs a batch left in `dir` (run-<seed>.json, etcd-<seed>.json), by seed. */
+async function readRuns<T extends { seed: number }> (dir: string, kind: 'run' | 'etcd'): Promise<T[]> {
+  const names = (await readdir(dir)).filter(n => new RegExp(`^${kind}-\\d+\\.json$`).test(n))
+  if (kind === 'run' && names.length === 0) throw new Error(`no run-<seed>.json in ${dir}`)
+  const runs = await Promise.all(names.map(async n => JSON.parse(await readFile(join(dir, n), 'utf8')) as T))
   return runs.sort((a, b) => a.seed - b.seed)
 }
 
 /** The summary and the plots of a batch's runs, written to `out`. */
-async function report (out: string, results: readonly RunResult[], durationS: number, nodes: number): Promise<FaultsResult> {
+async function report (out: string, results: readonly RunResult[], etcd: readonly EtcdRunResult[], durationS: number, nodes: number): Promise<FaultsResult> {
   const runs = results.length
   const seed = results[0].seed
   const shown = results.find(r => !r.ok) ?? results[results.length - 1]
@@ -111,8 +127,13 @@ async function report (out: string, results: readonly RunResult[], durationS: nu
       faults,
       failoverMs: failover.summary(),
       ops,
-      eventsReportedLost: results.reduce((n, r) => n + r.eventsReportedLost, 0)
+      eventsReportedLost: results.reduce((n, r) => n + r.eventsReportedLost, 0),
+      lockRow: {
+        raftmesh: { runs, failed: results.filter(r => (r.violations.locks ?? []).length > 0).length, violations: results.reduce((n, r) => n + (r.violations.locks ?? []).length, 0), grants: ops.lockGrants ?? 0 },
+        etcd: { runs: etcd.length, failed: etcd.filter(r => !r.ok).length, violations: etcd.reduce((n, r) => n + r.violations.length, 0), grants: etcd.reduce((n, r) => n + r.grants, 0) }
+      }
     },
+    etcdRuns: etcd.map(r => ({ seed: r.seed, ok: r.ok, violations: r.violations.slice(0, 5), faults: r.faults, grants: r.grants })),
     plots: plots.map(([name]) => join(out, name))
   }
 }
@@ -128,6 +149,7 @@ export function faultsTable (r: FaultsResult): string {
     ['failover ms (p50 / p99 / max, n)', `${ms(s.failoverMs.p50Ms)} / ${ms(s.failoverMs.p99Ms)} / ${ms(s.failoverMs.maxMs)}, ${s.failoverMs.count}`],
     ...Object.entries(s.ops).map(([k, v]) => [k, String(v)]),
     ['events reported lost (gaps)', String(s.eventsReportedLost)],
+    ...(['raftmesh', 'etcd'] as const).filter(k => s.lockRow[k].runs > 0).map(k => [`lock row, ${k}`, `${s.lockRow[k].failed} of ${s.lockRow[k].runs} runs with violations (${s.lockRow[k].violations} in all), ${s.lockRow[k].grants} grants`]),
     ['plots', r.plots.join(' ')]
   ]
   const w = Math.max(...rows.map(x => x[0].length))
