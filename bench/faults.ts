@@ -1,5 +1,5 @@
 /**
- * `npm run bench -- faults [--runs N] [--seed S] [--duration SECONDS] [--nodes N] [--out DIR] [--keep] [--report DIR] [--etcd N]`:
+ * `npm run bench -- faults [--runs N] [--seed S] [--duration SECONDS] [--nodes N] [--out DIR] [--keep] [--report DIR] [--etcd N] [--kv N]`:
  * fault-injection runs (bench/faults/run-once.ts), one after another, each
  * with seed S, S+1, …. Prints a progress line per run on stderr, writes
  * each run's JSON and the SVG plots to the output folder, keeps a failing
@@ -7,13 +7,15 @@
  * the command that reruns it. `--report DIR` runs nothing: it prints the
  * summary and draws the plots of the runs a batch left in DIR. `--etcd N`
  * then runs the lock row against etcd 3.4 under the plans of the first N
- * seeds (bench/faults/etcd-row.ts).
+ * seeds (bench/faults/etcd-row.ts); `--kv N` checks the Raft KV's
+ * linearizability under them (bench/faults/kv-row.ts).
  */
 import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
 import { failoverSpec, latencySpec, renderSvg, throughputSpec } from './faults/plots.js'
 import { runEtcdOnce, type EtcdRunResult } from './faults/etcd-row.js'
+import { runKvOnce, type KvRunResult } from './faults/kv-row.js'
 import { runOnce, type RunResult } from './faults/run-once.js'
 import { Latency, type LatencySummary } from './latency.js'
 
@@ -33,7 +35,10 @@ export interface FaultsResult {
     eventsReportedLost: number
     /** The lock checker's verdicts, raftmesh against etcd under the same plans of faults. */
     lockRow: Record<'raftmesh' | 'etcd', { runs: number, failed: number, violations: number, grants: number }>
+    /** The Raft KV's linearizability under the same plans of faults. */
+    kvRow: { runs: number, notLinearizable: number, undecided: number, ops: number, unknown: number }
   }
+  readonly kvRuns: Array<Omit<KvRunResult, 'wallMs'>>
   readonly etcdRuns: Array<Pick<EtcdRunResult, 'seed' | 'ok' | 'violations' | 'faults' | 'grants'>>
   readonly plots: string[]
 }
@@ -46,7 +51,7 @@ function positiveInt (name: string, v: string | undefined, dflt: number): number
 }
 
 export async function runFaultsBench (flags: string[]): Promise<FaultsResult> {
-  const { values } = parseArgs({ args: flags, options: { runs: { type: 'string' }, seed: { type: 'string' }, duration: { type: 'string' }, nodes: { type: 'string' }, out: { type: 'string' }, keep: { type: 'boolean' }, report: { type: 'string' }, etcd: { type: 'string' } }, strict: true })
+  const { values } = parseArgs({ args: flags, options: { runs: { type: 'string' }, seed: { type: 'string' }, duration: { type: 'string' }, nodes: { type: 'string' }, out: { type: 'string' }, keep: { type: 'boolean' }, report: { type: 'string' }, etcd: { type: 'string' }, kv: { type: 'string' } }, strict: true })
   const runs = positiveInt('runs', values.runs, 10)
   const seed = positiveInt('seed', values.seed, Date.now() % 1_000_000)
   const durationS = positiveInt('duration', values.duration, 30)
@@ -54,7 +59,8 @@ export async function runFaultsBench (flags: string[]): Promise<FaultsResult> {
   if (runs < 1) throw new Error('--runs must be at least 1')
   if (nodes < 3 || nodes % 2 === 0) throw new Error('--nodes must be odd and at least 3: the nemesis takes one node away at a time and a majority must stay up')
   const etcdRuns = positiveInt('etcd', values.etcd, 0)
-  if (values.report !== undefined) return await report(values.report, await readRuns(values.report, 'run'), await readRuns(values.report, 'etcd'), durationS, nodes)
+  const kvRuns = positiveInt('kv', values.kv, 0)
+  if (values.report !== undefined) return await report(values.report, await readRuns(values.report, 'run'), await readRuns(values.report, 'etcd'), await readRuns(values.report, 'kv'), durationS, nodes)
   const out = values.out ?? join('bench', 'out', `faults-${new Date().toISOString().replace(/[:.]/g, '-')}`)
   await mkdir(out, { recursive: true })
   const rerun = (s: number): string => `npm run bench -- faults --runs 1 --seed ${s} --duration ${durationS} --nodes ${nodes}`
@@ -85,11 +91,20 @@ export async function runFaultsBench (flags: string[]): Promise<FaultsResult> {
     process.stderr.write(`etcd lock run ${k + 1}/${etcdRuns} seed ${s}: ${r.ok ? 'ok' : `${r.violations.length} violations`}; ${r.faults.length} faults (${r.faults.map(f => f.kind).join(' ')}); ${r.grants} grants; ${(r.wallMs / 1000).toFixed(0)} s\n`)
     for (const v of r.violations.slice(0, 3)) process.stderr.write(`  locks: ${v}\n`)
   }
-  return await report(out, results, etcd, durationS, nodes)
+  const kv: KvRunResult[] = []
+  for (let k = 0; k < kvRuns; k++) {
+    const s = seed + k
+    const r = await runKvOnce({ seed: s, durationMs: durationS * 1000 })
+    kv.push(r)
+    await writeFile(join(out, `kv-${s}.json`), JSON.stringify(r))
+    process.stderr.write(`raft kv run ${k + 1}/${kvRuns} seed ${s}: ${r.ok ? 'linearizable' : r.undecided ? 'undecided (search budget)' : 'NOT LINEARIZABLE'}; ${r.faults.length} faults (${r.faults.map(f => f.kind).join(' ')}); ${r.ops} operations, ${r.unknown} of unknown outcome; ${(r.wallMs / 1000).toFixed(0)} s\n`)
+    if (r.explanation !== null) process.stderr.write(`  kv: ${r.explanation}\n  rerun: npm run bench -- faults --runs 1 --kv 1 --seed ${s} --duration ${durationS}\n`)
+  }
+  return await report(out, results, etcd, kv, durationS, nodes)
 }
 
 /** The JSONs a batch left in `dir` (run-<seed>.json, etcd-<seed>.json), by seed. */
-async function readRuns<T extends { seed: number }> (dir: string, kind: 'run' | 'etcd'): Promise<T[]> {
+async function readRuns<T extends { seed: number }> (dir: string, kind: 'run' | 'etcd' | 'kv'): Promise<T[]> {
   const names = (await readdir(dir)).filter(n => new RegExp(`^${kind}-\\d+\\.json$`).test(n))
   if (kind === 'run' && names.length === 0) throw new Error(`no run-<seed>.json in ${dir}`)
   const runs = await Promise.all(names.map(async n => JSON.parse(await readFile(join(dir, n), 'utf8')) as T))
@@ -97,7 +112,7 @@ async function readRuns<T extends { seed: number }> (dir: string, kind: 'run' | 
 }
 
 /** The summary and the plots of a batch's runs, written to `out`. */
-async function report (out: string, results: readonly RunResult[], etcd: readonly EtcdRunResult[], durationS: number, nodes: number): Promise<FaultsResult> {
+async function report (out: string, results: readonly RunResult[], etcd: readonly EtcdRunResult[], kv: readonly KvRunResult[], durationS: number, nodes: number): Promise<FaultsResult> {
   const runs = results.length
   const seed = results[0].seed
   const shown = results.find(r => !r.ok) ?? results[results.length - 1]
@@ -123,7 +138,7 @@ async function report (out: string, results: readonly RunResult[], etcd: readonl
     summary: {
       runs,
       failed: results.filter(r => !r.ok).length,
-      violations: results.reduce((n, r) => n + Object.values(r.violations).flat().length, 0),
+      violations: results.reduce((n, r) => n + Object.values(r.violations).flat().length, 0) + kv.filter(r => !r.ok && !r.undecided).length,
       faults,
       failoverMs: failover.summary(),
       ops,
@@ -131,8 +146,10 @@ async function report (out: string, results: readonly RunResult[], etcd: readonl
       lockRow: {
         raftmesh: { runs, failed: results.filter(r => (r.violations.locks ?? []).length > 0).length, violations: results.reduce((n, r) => n + (r.violations.locks ?? []).length, 0), grants: ops.lockGrants ?? 0 },
         etcd: { runs: etcd.length, failed: etcd.filter(r => !r.ok).length, violations: etcd.reduce((n, r) => n + r.violations.length, 0), grants: etcd.reduce((n, r) => n + r.grants, 0) }
-      }
+      },
+      kvRow: { runs: kv.length, notLinearizable: kv.filter(r => !r.ok && !r.undecided).length, undecided: kv.filter(r => r.undecided).length, ops: kv.reduce((n, r) => n + r.ops, 0), unknown: kv.reduce((n, r) => n + r.unknown, 0) }
     },
+    kvRuns: kv.map(({ wallMs: _w, ...r }) => r),
     etcdRuns: etcd.map(r => ({ seed: r.seed, ok: r.ok, violations: r.violations.slice(0, 5), faults: r.faults, grants: r.grants })),
     plots: plots.map(([name]) => join(out, name))
   }
@@ -150,6 +167,7 @@ export function faultsTable (r: FaultsResult): string {
     ...Object.entries(s.ops).map(([k, v]) => [k, String(v)]),
     ['events reported lost (gaps)', String(s.eventsReportedLost)],
     ...(['raftmesh', 'etcd'] as const).filter(k => s.lockRow[k].runs > 0).map(k => [`lock row, ${k}`, `${s.lockRow[k].failed} of ${s.lockRow[k].runs} runs with violations (${s.lockRow[k].violations} in all), ${s.lockRow[k].grants} grants`]),
+    ...(s.kvRow.runs > 0 ? [['raft kv row', `${s.kvRow.notLinearizable} of ${s.kvRow.runs} runs not linearizable, ${s.kvRow.undecided} undecided; ${s.kvRow.ops} operations, ${s.kvRow.unknown} of unknown outcome`]] : []),
     ['plots', r.plots.join(' ')]
   ]
   const w = Math.max(...rows.map(x => x[0].length))
