@@ -39,7 +39,7 @@ export interface FaultsResult {
     kvRow: { runs: number, notLinearizable: number, undecided: number, ops: number, unknown: number }
   }
   readonly kvRuns: Array<Omit<KvRunResult, 'wallMs'>>
-  readonly etcdRuns: Array<Pick<EtcdRunResult, 'seed' | 'ok' | 'violations' | 'faults' | 'grants'>>
+  readonly etcdRuns: Array<Pick<EtcdRunResult, 'seed' | 'ok' | 'violations' | 'faults' | 'grants' | 'unconfirmedGrants'>>
   readonly plots: string[]
 }
 
@@ -150,7 +150,7 @@ async function report (out: string, results: readonly RunResult[], etcd: readonl
       kvRow: { runs: kv.length, notLinearizable: kv.filter(r => !r.ok && !r.undecided).length, undecided: kv.filter(r => r.undecided).length, ops: kv.reduce((n, r) => n + r.ops, 0), unknown: kv.reduce((n, r) => n + r.unknown, 0) }
     },
     kvRuns: kv.map(({ wallMs: _w, ...r }) => r),
-    etcdRuns: etcd.map(r => ({ seed: r.seed, ok: r.ok, violations: r.violations.slice(0, 5), faults: r.faults, grants: r.grants })),
+    etcdRuns: etcd.map(r => ({ seed: r.seed, ok: r.ok, violations: r.violations.slice(0, 5), faults: r.faults, grants: r.grants, unconfirmedGrants: r.unconfirmedGrants })),
     plots: plots.map(([name]) => join(out, name))
   }
 }
