@@ -2,11 +2,13 @@
  * `npm run bench -- <name> [...] [--flag [value]]`: runs benchmarks by
  * name, printing each result as JSON on stdout and a short table on
  * stderr. Flags go to every named benchmark (`queues` reads `--quick`,
- * `--runs N`; `cpu` reads those and `--baseline <rev>`).
+ * `--runs N`; `cpu` reads those and `--baseline <rev>`; `faults` reads
+ * `--runs`, `--seed`, `--duration`, `--nodes`, `--out`).
  */
 import { cacheTable, runCacheBench } from './cache.js'
 import { coreTable, runCoreBench } from './core.js'
 import { cpuTable, runCpuBench } from './cpu.js'
+import { faultsTable, runFaultsBench } from './faults.js'
 import { gossipTable, runGossipBench } from './gossip.js'
 import { kvTable, runKvBench } from './kv.js'
 import { pauseTable, runPauseBench } from './leader-pause.js'
@@ -27,7 +29,8 @@ const benches: Record<string, (flags: string[]) => Promise<{ json: unknown, tabl
   pause: async () => { const r = await runPauseBench(); return { json: r, table: pauseTable(r) } },
   cache: async () => { const r = await runCacheBench(); return { json: r, table: cacheTable(r) } },
   queues: async flags => { const r = await runQueuesBench(flags); return { json: r, table: queuesTable(r) } },
-  cpu: async flags => { const r = await runCpuBench(flags); return { json: r, table: cpuTable(r) } }
+  cpu: async flags => { const r = await runCpuBench(flags); return { json: r, table: cpuTable(r) } },
+  faults: async flags => { const r = await runFaultsBench(flags); return { json: r, table: faultsTable(r) } }
 }
 
 const names: string[] = []

@@ -291,6 +291,13 @@ export type RequestBody =
   | { readonly op: 'cache-contents', readonly cache: string }
   | { readonly op: 'events', readonly workload: EventWorkload }
   /**
+   * The transport's fault layer: refuse these peers at the connection gater
+   * and hang up on them, as a network split would look from this node.
+   */
+  | { readonly op: 'partition', readonly deny: readonly string[] }
+  /** Lifts every partition of this node and redials at once. */
+  | { readonly op: 'heal' }
+  /**
    * Every job this node's workers hold acts once now, if `valid()` passes (its
    * `heldUntil` moves to now); answers how many did. A request sent while the
    * child is SIGSTOPped is read after SIGCONT before any overdue timer runs:

@@ -11,6 +11,7 @@
  * once joined. Exits with its parent (IPC disconnect).
  */
 import { setTimeout as sleep } from 'node:timers/promises'
+import { peerIdFromString } from '@libp2p/peer-id'
 import { pino } from 'pino'
 import { Cluster, type Job, type LockHandle } from '../lib/index.js'
 import { cacheContents, runCacheWorkload } from './cache-workload.js'
@@ -274,6 +275,16 @@ async function main (): Promise<void> {
         return cacheContents(cluster, req.cache)
       case 'events':
         return begin(async (id, stop) => { await runEventWorkload(cluster, id, req.workload, stop, report) })
+      case 'partition': {
+        const mesh = cluster.mesh
+        mesh.gate.deny(req.deny)
+        await Promise.all(req.deny.map(async p => { await mesh.libp2p.hangUp(peerIdFromString(p)).catch(() => {}) }))
+        return null
+      }
+      case 'heal':
+        cluster.mesh.gate.allowAll()
+        cluster.mesh.redialNow()
+        return null
       case 'touch-jobs':
         return [...heldJobs].filter(h => h.act()).length
       case 'stop-workloads':

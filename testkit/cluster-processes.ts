@@ -36,6 +36,9 @@ export type HarnessEvent = { readonly at: number } & (
   | { readonly type: 'paused' }
   | { readonly type: 'resumed' }
   | { readonly type: 'exited', readonly code: number | null, readonly signal: NodeJS.Signals | null }
+  /** Cut off (transport fault layer) from the nodes of `from` (indexes). */
+  | { readonly type: 'partitioned', readonly from: readonly number[] }
+  | { readonly type: 'healed' }
 )
 
 /** One line of the history: what happened, on which node (index into `nodes`). */
@@ -164,6 +167,33 @@ export class ClusterProcesses extends EventEmitter<ClusterProcessesEvents> {
   /** Starts the event workload on node `i` (stopped by {@link stopWorkloads}); resolves with the id its events carry. */
   async startEventWorkload (i: number, workload: EventWorkload): Promise<string> {
     return await this.request(i, { op: 'events', workload }) as string
+  }
+
+  /**
+   * Splits the running nodes into the given sides (indexes; nodes named on
+   * no side form one more side) with the transport's fault layer: each node
+   * refuses and hangs up on the peers across the cut. A node restarted
+   * during a partition starts whole: heal before restarting.
+   */
+  async partition (...sides: ReadonlyArray<readonly number[]>): Promise<void> {
+    const named = new Set(sides.flat())
+    const rest = this.state.map(n => n.index).filter(i => !named.has(i))
+    const all = rest.length > 0 ? [...sides, rest] : sides
+    const sideOf = new Map<number, number>()
+    all.forEach((side, k) => { for (const i of side) sideOf.set(i, k) })
+    await Promise.all(this.state.filter(n => n.proc !== null).map(async n => {
+      const others = this.state.filter(o => sideOf.get(o.index) !== sideOf.get(n.index))
+      this.record(n.index, { type: 'partitioned', from: others.map(o => o.index), at: machineNow() })
+      await this.request(n.index, { op: 'partition', deny: others.map(o => peerIdOf(o.addr)) })
+    }))
+  }
+
+  /** Lifts every partition on the running nodes. */
+  async heal (): Promise<void> {
+    await Promise.all(this.state.filter(n => n.proc !== null).map(async n => {
+      await this.request(n.index, { op: 'heal' })
+      this.record(n.index, { type: 'healed', at: machineNow() })
+    }))
   }
 
   /** Node `i`'s applied view of a queue: stats and dead letters. */
@@ -366,4 +396,8 @@ export class ClusterProcesses extends EventEmitter<ClusterProcessesEvents> {
     this.history.push(entry)
     this.emit('entry', entry)
   }
+}
+
+function peerIdOf (addr: string): string {
+  return addr.slice(addr.lastIndexOf('/p2p/') + '/p2p/'.length)
 }

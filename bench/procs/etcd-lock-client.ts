@@ -118,7 +118,43 @@ async function contend (key: string, count: number, maxMs: number): Promise<Cycl
   return t
 }
 
+let holding: AbortController | null = null
+
+/**
+ * The fault benchmark's loop (bench/faults/etcd-row.ts): acquire (waiting), hold, release, again, until `stop-holding`,
+ * reporting each grant with its fence, the lock key's create revision (what etcd's concurrency.Mutex users fence
+ * with), and each release as the holder stops using the lock. The holder has no way to tell that its lease lapsed
+ * while it was frozen: etcd3's Lock offers none.
+ */
+async function holdLoop (key: string, holdMs: number, gapMs: number, timeoutMs: number, stop: AbortSignal): Promise<void> {
+  let n = 0
+  while (!stop.aborted) {
+    const requestedAt = now()
+    let lock: Lock
+    try {
+      lock = await acquireWaiting(key, performance.now() + timeoutMs)
+    } catch (err) {
+      send({ type: 'event', event: { type: 'error', op: `acquire ${key}`, name: (err as Error).name, message: (err as Error).message, at: now() } })
+      await new Promise(resolve => setTimeout(resolve, 50))
+      continue
+    }
+    const grantedAt = now()
+    const owner = `${process.pid}.${++n}`
+    const lease = await lock.leaseId()
+    const kv = (await client.get(key).exec().catch(() => null))?.kvs[0]
+    // The key still carries our lease: the grant is ours, fenced by the key's create revision.
+    const valid = kv !== undefined && lease !== null && String(kv.lease) === String(lease)
+    send({ type: 'event', event: { type: 'granted', workload: 'etcd', lock: key, fence: BigInt(valid ? kv.create_revision : 0), owner, requestedAt, valid, at: grantedAt } })
+    await new Promise(resolve => setTimeout(resolve, holdMs))
+    send({ type: 'event', event: { type: 'released', workload: 'etcd', lock: key, fence: BigInt(valid ? kv.create_revision : 0), owner, at: now() } })
+    await lock.release().catch(() => {})
+    await new Promise(resolve => setTimeout(resolve, gapMs))
+  }
+}
+
 type Request =
+  | { id: number, type: 'hold', key: string, holdMs: number, gapMs: number, timeoutMs: number }
+  | { id: number, type: 'stop-holding' }
   | { id: number, type: 'cycle', key: string, count: number, maxMs: number }
   | { id: number, type: 'contend', key: string, count: number, maxMs: number }
   | { id: number, type: 'acquire', key: string, timeoutMs: number }
@@ -127,6 +163,14 @@ type Request =
 
 async function handle (r: Request): Promise<object> {
   switch (r.type) {
+    case 'hold': {
+      holding = new AbortController()
+      void holdLoop(r.key, r.holdMs, r.gapMs, r.timeoutMs, holding.signal)
+      return {}
+    }
+    case 'stop-holding':
+      holding?.abort()
+      return {}
     case 'cycle': return await cycle(r.key, r.count, r.maxMs)
     case 'contend': return await contend(r.key, r.count, r.maxMs)
     case 'acquire': {

@@ -1,0 +1,175 @@
+/**
+ * `npm run bench -- faults [--runs N] [--seed S] [--duration SECONDS] [--nodes N] [--out DIR] [--keep] [--report DIR] [--etcd N] [--kv N]`:
+ * fault-injection runs (bench/faults/run-once.ts), one after another, each
+ * with seed S, S+1, …. Prints a progress line per run on stderr, writes
+ * each run's JSON and the SVG plots to the output folder, keeps a failing
+ * run's history and logs there (every run's with `--keep`), and prints
+ * the command that reruns it. `--report DIR` runs nothing: it prints the
+ * summary and draws the plots of the runs a batch left in DIR. `--etcd N`
+ * then runs the lock row against etcd 3.4 under the plans of the first N
+ * seeds (bench/faults/etcd-row.ts); `--kv N` checks the Raft KV's
+ * linearizability under them (bench/faults/kv-row.ts).
+ */
+import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import { parseArgs } from 'node:util'
+import { failoverSpec, latencySpec, renderSvg, throughputSpec } from './faults/plots.js'
+import { runEtcdOnce, type EtcdRunResult } from './faults/etcd-row.js'
+import { runKvOnce, type KvRunResult } from './faults/kv-row.js'
+import { runOnce, type RunResult } from './faults/run-once.js'
+import { Latency, type LatencySummary } from './latency.js'
+
+export interface FaultsResult {
+  readonly bench: 'faults'
+  readonly command: string
+  readonly options: { runs: number, seed: number, durationS: number, nodes: number }
+  readonly out: string
+  readonly runs: Array<Omit<RunResult, 'latency' | 'throughput'>>
+  readonly summary: {
+    runs: number
+    failed: number
+    violations: number
+    faults: Record<string, number>
+    failoverMs: LatencySummary
+    ops: Record<string, number>
+    eventsReportedLost: number
+    /** The lock checker's verdicts, raftmesh against etcd under the same plans of faults. */
+    lockRow: Record<'raftmesh' | 'etcd', { runs: number, failed: number, violations: number, grants: number }>
+    /** The Raft KV's linearizability under the same plans of faults. */
+    kvRow: { runs: number, notLinearizable: number, undecided: number, ops: number, unknown: number }
+  }
+  readonly kvRuns: Array<Omit<KvRunResult, 'wallMs'>>
+  readonly etcdRuns: Array<Pick<EtcdRunResult, 'seed' | 'ok' | 'violations' | 'faults' | 'grants' | 'unconfirmedGrants'>>
+  readonly plots: string[]
+}
+
+function positiveInt (name: string, v: string | undefined, dflt: number): number {
+  if (v === undefined) return dflt
+  const n = Number(v)
+  if (!Number.isInteger(n) || n < 0) throw new Error(`--${name} must be a non-negative integer, got ${v}`)
+  return n
+}
+
+export async function runFaultsBench (flags: string[]): Promise<FaultsResult> {
+  const { values } = parseArgs({ args: flags, options: { runs: { type: 'string' }, seed: { type: 'string' }, duration: { type: 'string' }, nodes: { type: 'string' }, out: { type: 'string' }, keep: { type: 'boolean' }, report: { type: 'string' }, etcd: { type: 'string' }, kv: { type: 'string' } }, strict: true })
+  const runs = positiveInt('runs', values.runs, 10)
+  const seed = positiveInt('seed', values.seed, Date.now() % 1_000_000)
+  const durationS = positiveInt('duration', values.duration, 30)
+  const nodes = positiveInt('nodes', values.nodes, 3)
+  if (runs < 1) throw new Error('--runs must be at least 1')
+  if (nodes < 3 || nodes % 2 === 0) throw new Error('--nodes must be odd and at least 3: the nemesis takes one node away at a time and a majority must stay up')
+  const etcdRuns = positiveInt('etcd', values.etcd, 0)
+  const kvRuns = positiveInt('kv', values.kv, 0)
+  if (values.report !== undefined) return await report(values.report, await readRuns(values.report, 'run'), await readRuns(values.report, 'etcd'), await readRuns(values.report, 'kv'), durationS, nodes)
+  const out = values.out ?? join('bench', 'out', `faults-${new Date().toISOString().replace(/[:.]/g, '-')}`)
+  await mkdir(out, { recursive: true })
+  const rerun = (s: number): string => `npm run bench -- faults --runs 1 --seed ${s} --duration ${durationS} --nodes ${nodes}`
+
+  const results: RunResult[] = []
+  for (let k = 0; k < runs; k++) {
+    const s = seed + k
+    const r = await runOnce({ seed: s, nodes, durationMs: durationS * 1000, outDir: out, keep: values.keep }).catch((err: unknown): RunResult => ({
+      seed: s, ok: false, violations: { harness: [`the cluster did not start: ${(err as Error).message}`] }, faults: [], failovers: [], ops: {}, eventsReportedLost: 0, wallMs: 0, latency: [], throughput: []
+    }))
+    results.push(r)
+    await writeFile(join(out, `run-${s}.json`), JSON.stringify(r))
+    const n = Object.values(r.violations).flat().length
+    const fo = r.failovers.map(f => Math.round(f.ms)).join('/')
+    process.stderr.write(`faults run ${k + 1}/${runs} seed ${s}: ${r.ok ? 'ok' : `FAILED, ${n} violations (${Object.keys(r.violations).join(', ')})`}; ${r.faults.length} faults (${r.faults.map(f => f.kind).join(' ')}); failover ${fo === '' ? '-' : fo} ms; ${r.ops.lockGrants ?? 0} grants, ${r.ops.acked ?? 0} acks, ${r.ops.taskRuns ?? 0} ticks, ${r.ops.eventsDelivered ?? 0} deliveries; ${(r.wallMs / 1000).toFixed(0)} s\n`)
+    if (!r.ok) {
+      for (const [checker, vs] of Object.entries(r.violations)) for (const v of vs.slice(0, 5)) process.stderr.write(`  ${checker}: ${v}\n`)
+      process.stderr.write(`  history and logs kept in ${r.kept ?? out}\n  rerun: ${rerun(s)}\n`)
+    }
+  }
+
+  const etcd: EtcdRunResult[] = []
+  for (let k = 0; k < etcdRuns; k++) {
+    const s = seed + k
+    const r = await runEtcdOnce({ seed: s, durationMs: durationS * 1000, basePort: 25790 })
+    etcd.push(r)
+    await writeFile(join(out, `etcd-${s}.json`), JSON.stringify(r, (_k, x: unknown) => typeof x === 'bigint' ? String(x) : x))
+    process.stderr.write(`etcd lock run ${k + 1}/${etcdRuns} seed ${s}: ${r.ok ? 'ok' : `${r.violations.length} violations`}; ${r.faults.length} faults (${r.faults.map(f => f.kind).join(' ')}); ${r.grants} grants; ${(r.wallMs / 1000).toFixed(0)} s\n`)
+    for (const v of r.violations.slice(0, 3)) process.stderr.write(`  locks: ${v}\n`)
+  }
+  const kv: KvRunResult[] = []
+  for (let k = 0; k < kvRuns; k++) {
+    const s = seed + k
+    const r = await runKvOnce({ seed: s, durationMs: durationS * 1000 })
+    kv.push(r)
+    await writeFile(join(out, `kv-${s}.json`), JSON.stringify(r))
+    process.stderr.write(`raft kv run ${k + 1}/${kvRuns} seed ${s}: ${r.ok ? 'linearizable' : r.undecided ? 'undecided (search budget)' : 'NOT LINEARIZABLE'}; ${r.faults.length} faults (${r.faults.map(f => f.kind).join(' ')}); ${r.ops} operations, ${r.unknown} of unknown outcome; ${(r.wallMs / 1000).toFixed(0)} s\n`)
+    if (r.explanation !== null) process.stderr.write(`  kv: ${r.explanation}\n  rerun: npm run bench -- faults --runs 1 --kv 1 --seed ${s} --duration ${durationS}\n`)
+  }
+  return await report(out, results, etcd, kv, durationS, nodes)
+}
+
+/** The JSONs a batch left in `dir` (run-<seed>.json, etcd-<seed>.json), by seed. */
+async function readRuns<T extends { seed: number }> (dir: string, kind: 'run' | 'etcd' | 'kv'): Promise<T[]> {
+  const names = (await readdir(dir)).filter(n => new RegExp(`^${kind}-\\d+\\.json$`).test(n))
+  if (kind === 'run' && names.length === 0) throw new Error(`no run-<seed>.json in ${dir}`)
+  const runs = await Promise.all(names.map(async n => JSON.parse(await readFile(join(dir, n), 'utf8')) as T))
+  return runs.sort((a, b) => a.seed - b.seed)
+}
+
+/** The summary and the plots of a batch's runs, written to `out`. */
+async function report (out: string, results: readonly RunResult[], etcd: readonly EtcdRunResult[], kv: readonly KvRunResult[], durationS: number, nodes: number): Promise<FaultsResult> {
+  const runs = results.length
+  const seed = results[0].seed
+  const shown = results.find(r => !r.ok) ?? results[results.length - 1]
+  const plots: Array<[string, string]> = [
+    [`latency-seed-${shown.seed}.svg`, await renderSvg(latencySpec(shown))],
+    [`throughput-seed-${shown.seed}.svg`, await renderSvg(throughputSpec(shown))],
+    ['failover.svg', await renderSvg(failoverSpec(results))]
+  ]
+  for (const [name, svg] of plots) await writeFile(join(out, name), svg)
+
+  const failover = new Latency()
+  for (const r of results) for (const f of r.failovers) failover.record(f.ms)
+  const faults: Record<string, number> = {}
+  for (const f of results.flatMap(r => r.faults)) faults[f.kind] = (faults[f.kind] ?? 0) + 1
+  const ops: Record<string, number> = {}
+  for (const r of results) for (const [k, v] of Object.entries(r.ops)) ops[k] = (ops[k] ?? 0) + v
+  return {
+    bench: 'faults',
+    command: `npm run bench -- faults --runs ${runs} --seed ${seed} --duration ${durationS} --nodes ${nodes}`,
+    options: { runs, seed, durationS, nodes },
+    out,
+    runs: results.map(({ latency: _l, throughput: _t, ...r }) => r),
+    summary: {
+      runs,
+      failed: results.filter(r => !r.ok).length,
+      violations: results.reduce((n, r) => n + Object.values(r.violations).flat().length, 0) + kv.filter(r => !r.ok && !r.undecided).length,
+      faults,
+      failoverMs: failover.summary(),
+      ops,
+      eventsReportedLost: results.reduce((n, r) => n + r.eventsReportedLost, 0),
+      lockRow: {
+        raftmesh: { runs, failed: results.filter(r => (r.violations.locks ?? []).length > 0).length, violations: results.reduce((n, r) => n + (r.violations.locks ?? []).length, 0), grants: ops.lockGrants ?? 0 },
+        etcd: { runs: etcd.length, failed: etcd.filter(r => !r.ok).length, violations: etcd.reduce((n, r) => n + r.violations.length, 0), grants: etcd.reduce((n, r) => n + r.grants, 0) }
+      },
+      kvRow: { runs: kv.length, notLinearizable: kv.filter(r => !r.ok && !r.undecided).length, undecided: kv.filter(r => r.undecided).length, ops: kv.reduce((n, r) => n + r.ops, 0), unknown: kv.reduce((n, r) => n + r.unknown, 0) }
+    },
+    kvRuns: kv.map(({ wallMs: _w, ...r }) => r),
+    etcdRuns: etcd.map(r => ({ seed: r.seed, ok: r.ok, violations: r.violations.slice(0, 5), faults: r.faults, grants: r.grants, unconfirmedGrants: r.unconfirmedGrants })),
+    plots: plots.map(([name]) => join(out, name))
+  }
+}
+
+export function faultsTable (r: FaultsResult): string {
+  const s = r.summary
+  const ms = (v: number): string => s.failoverMs.count === 0 ? '-' : v.toFixed(0)
+  const rows = [
+    ['runs', String(s.runs)],
+    ['failed runs', String(s.failed)],
+    ['violations', String(s.violations)],
+    ['faults', Object.entries(s.faults).map(([k, v]) => `${k} ${v}`).join(', ')],
+    ['failover ms (p50 / p99 / max, n)', `${ms(s.failoverMs.p50Ms)} / ${ms(s.failoverMs.p99Ms)} / ${ms(s.failoverMs.maxMs)}, ${s.failoverMs.count}`],
+    ...Object.entries(s.ops).map(([k, v]) => [k, String(v)]),
+    ['events reported lost (gaps)', String(s.eventsReportedLost)],
+    ...(['raftmesh', 'etcd'] as const).filter(k => s.lockRow[k].runs > 0).map(k => [`lock row, ${k}`, `${s.lockRow[k].failed} of ${s.lockRow[k].runs} runs with violations (${s.lockRow[k].violations} in all), ${s.lockRow[k].grants} grants`]),
+    ...(s.kvRow.runs > 0 ? [['raft kv row', `${s.kvRow.notLinearizable} of ${s.kvRow.runs} runs not linearizable, ${s.kvRow.undecided} undecided; ${s.kvRow.ops} operations, ${s.kvRow.unknown} of unknown outcome`]] : []),
+    ['plots', r.plots.join(' ')]
+  ]
+  const w = Math.max(...rows.map(x => x[0].length))
+  return `faults: ${r.command}\n` + rows.map(([k, v]) => `  ${k.padEnd(w)}  ${v}`).join('\n')
+}
