@@ -34,50 +34,42 @@ const faultLayer = (run: RunResult): Record<string, unknown> => ({
   ]
 })
 
-/** Latency of every lock acquire and enqueue of one run, log scale, over the run's time line. */
-export function latencySpec (run: RunResult): TopLevelSpec {
+/** One run's time line: `layer` over its fault windows. */
+function overTime (run: RunResult, what: string, layer: object): TopLevelSpec {
   return {
     $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
-    title: `Latency over time, seed ${run.seed} (fault windows shaded)`,
+    title: `${what} over time, seed ${run.seed} (fault windows shaded)`,
     width: 720,
     height: 300,
     resolve: { scale: { color: 'independent' } },
-    layer: [
-      faultLayer(run),
-      {
-        data: { values: run.latency.map(p => ({ ...p, ms: Math.max(0.1, p.ms) })) },
-        mark: { type: 'point', size: 6, filled: true, opacity: 0.5 },
-        encoding: {
-          x: { field: 't', type: 'quantitative', title: 'seconds since the run began' },
-          y: { field: 'ms', type: 'quantitative', title: 'latency (ms, log)', scale: { type: 'log' } },
-          color: { field: 'op', type: 'nominal', title: 'operation', scale: { range: ['#1f4e79', '#c55a11'] } }
-        }
-      }
-    ]
+    layer: [faultLayer(run), layer]
   } as unknown as TopLevelSpec
+}
+
+/** Latency of every lock acquire and enqueue of one run, log scale, over the run's time line. */
+export function latencySpec (run: RunResult): TopLevelSpec {
+  return overTime(run, 'Latency', {
+    data: { values: run.latency.map(p => ({ ...p, ms: Math.max(0.1, p.ms) })) },
+    mark: { type: 'point', size: 6, filled: true, opacity: 0.5 },
+    encoding: {
+      x: { field: 't', type: 'quantitative', title: 'seconds since the run began' },
+      y: { field: 'ms', type: 'quantitative', title: 'latency (ms, log)', scale: { type: 'log' } },
+      color: { field: 'op', type: 'nominal', title: 'operation', scale: { range: ['#1f4e79', '#c55a11'] } }
+    }
+  })
 }
 
 /** Completed operations per second, by kind, of one run. */
 export function throughputSpec (run: RunResult): TopLevelSpec {
-  return {
-    $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
-    title: `Throughput over time, seed ${run.seed} (fault windows shaded)`,
-    width: 720,
-    height: 300,
-    resolve: { scale: { color: 'independent' } },
-    layer: [
-      faultLayer(run),
-      {
-        data: { values: run.throughput },
-        mark: { type: 'line', interpolate: 'step-after' },
-        encoding: {
-          x: { field: 't', type: 'quantitative', title: 'seconds since the run began' },
-          y: { field: 'count', type: 'quantitative', title: 'completed per second' },
-          color: { field: 'op', type: 'nominal', title: 'operation', scale: { scheme: 'dark2' } }
-        }
-      }
-    ]
-  } as unknown as TopLevelSpec
+  return overTime(run, 'Throughput', {
+    data: { values: run.throughput },
+    mark: { type: 'line', interpolate: 'step-after' },
+    encoding: {
+      x: { field: 't', type: 'quantitative', title: 'seconds since the run began' },
+      y: { field: 'count', type: 'quantitative', title: 'completed per second' },
+      color: { field: 'op', type: 'nominal', title: 'operation', scale: { scheme: 'dark2' } }
+    }
+  })
 }
 
 /** Every failover time of every run, by the fault that took the leader away. */
