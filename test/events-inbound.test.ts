@@ -7,7 +7,7 @@
  */
 import t from 'tap'
 import { silentLogger } from '../gossip/logger.js'
-import type { EventBody, FetchRequest, FetchResponse } from '../lib/events/event-codec.js'
+import type { EventBody, FetchRequest, FetchResponse, Head } from '../lib/events/event-codec.js'
 import { InboundOrder } from '../lib/events/inbound.js'
 
 const enc = new TextEncoder()
@@ -138,27 +138,37 @@ t.test('a restarted publisher starts again from 1; an older start is ignored', a
 
 t.test('events wait for the head asked for on connecting, which sets where a new publisher starts', async t => {
   const h = harness()
-  let answer!: (head: { incarnation: string, seq: number }) => void
+  let answer!: (head: Head) => void
   h.inbound.head('p', new Promise(resolve => { answer = resolve }))
   h.buffer.set('i1', [1, 2, 3, 4, 5])
   receive(h, 'p', body('i1', 5))
   receive(h, 'p', body('i1', 2))
   await h.settle()
   t.same(h.delivered, [], 'nothing before the answer')
-  answer({ incarnation: 'i1', seq: 1 })
+  answer({ incarnation: 'i1', seq: 1, since: 1 })
   await h.settle()
   t.same(h.delivered, ['p:i1:2', 'p:i1:3', 'p:i1:4', 'p:i1:5'], 'from after the head, an overtaken event fetched')
   t.equal(h.inbound.publishers, 1)
 })
 
+t.test('a new publisher\'s stream starts after where it saw this node subscribe, though its answer comes after later events', async t => {
+  const h = harness()
+  h.buffer.set('i1', [1, 2, 3, 4])
+  h.inbound.head('p', Promise.resolve({ incarnation: 'i1', seq: 4, since: 1 }))
+  receive(h, 'p', body('i1', 4))
+  await h.settle()
+  t.same(h.delivered, ['p:i1:2', 'p:i1:3', 'p:i1:4'], '2 and 3, published after it knew of us, fetched')
+  t.same(h.gaps, [])
+})
+
 t.test('a head learnt on reconnect fetches what was missed, or sets the start for a new publisher', async t => {
   const h = harness()
-  h.inbound.head('new', Promise.resolve({ incarnation: 'k1', seq: 40 }))
+  h.inbound.head('new', Promise.resolve({ incarnation: 'k1', seq: 40, since: 40 }))
   receive(h, 'new', body('k1', 41))
   receive(h, 'p', body('i1', 1))
   h.buffer.set('i1', [1, 2, 3])
-  h.inbound.head('p', Promise.resolve({ incarnation: 'i1', seq: 3 }))
-  h.inbound.head('p', Promise.resolve({ incarnation: 'i0', seq: 99 }))
+  h.inbound.head('p', Promise.resolve({ incarnation: 'i1', seq: 3, since: 3 }))
+  h.inbound.head('p', Promise.resolve({ incarnation: 'i0', seq: 99, since: 99 }))
   h.inbound.head('p', Promise.resolve(null))
   await h.settle()
   t.same(h.delivered.filter(d => d.startsWith('new')), ['new:k1:41'])

@@ -122,6 +122,34 @@ t.test('event bus', async t => {
     t.equal(b3.stats().repaired, 1, 'it came by fetch, not gossip')
   })
 
+  t.test('a head call that fails while a member connects is tried again, so its first events lost on the way are fetched', async t => {
+    const topic = `test/events-${++opened}`
+    const b1 = new EventBus(n1.host, { privateKey: keys.get(n1) as PrivateKey, topic })
+    buses.push(b1)
+    // n3's first two asks of n1 fail, as when n1 has not admitted it yet.
+    const calls = n3.host.calls
+    const call = calls.call.bind(calls)
+    let refused = 0
+    calls.call = async (node, method, body, opts) => {
+      if (node === 'n1' && method === `${topic}/head` && refused < 2) {
+        refused++
+        throw new Error('not admitted yet')
+      }
+      return await call(node, method, body, opts)
+    }
+    t.teardown(() => { calls.call = call })
+    const b3 = new EventBus(n3.host, { privateKey: keys.get(n3) as PrivateKey, topic })
+    buses.push(b3)
+    lose(n3, topic, 'n1', [1])
+    const got = collect(b3, '#')
+    await until('n1 and n3 see each other subscribed', () => [n1, n3].every(n => n.mesh.libp2p.services.pubsub.getSubscribers(topic).length >= 1))
+    await b1.publish('a', 1)
+    await b1.publish('a', 2)
+    await until('both events on n3', () => got.length === 2)
+    t.same(got.map(e => e.payload), [1, 2], 'the first, lost on the way, was fetched: the stream started at n1\'s head, not at event 2')
+    t.equal(refused, 2)
+  })
+
   t.test('what the publisher\'s buffer no longer holds is reported as a gap', async t => {
     const { topic, bus: [b1, , b3] } = await open({ bufferEvents: 5 })
     const got = collect(b3, '#')

@@ -34,7 +34,13 @@ export interface EventBody {
 
 export interface FetchRequest { readonly incarnation: string, readonly from: number, readonly to: number }
 export interface FetchResponse { readonly incarnation: string, readonly events: readonly Uint8Array[] }
-export interface Head { readonly incarnation: string, readonly seq: number }
+/**
+ * A publisher's answer to "where are you": its last sequence number, and its
+ * last one when it saw the asker subscribe (equal to `seq` when it did not
+ * recently). A stream new to the asker starts after `since`: what was
+ * published after the publisher knew of it is the asker's to get.
+ */
+export interface Head { readonly incarnation: string, readonly seq: number, readonly since: number }
 
 const packr = new Packr({ useRecords: false, mapsAsObjects: true })
 
@@ -85,13 +91,14 @@ export function decodeFetchResponse (data: Uint8Array): FetchResponse {
 }
 
 export function encodeHead (h: Head): Uint8Array {
-  return packr.pack([h.incarnation, h.seq])
+  return packr.pack([h.incarnation, h.seq, h.since])
 }
 
 export function decodeHead (data: Uint8Array): Head {
-  const v = array(unpack(data), 2)
-  if (v[1] !== 0) seq(v[1])
-  return { incarnation: incarnation(v[0]), seq: v[1] as number }
+  const v = array(unpack(data), 3)
+  for (const x of [v[1], v[2]]) if (x !== 0) seq(x)
+  if ((v[2] as number) > (v[1] as number)) throw new ProtocolFrameError('a head\'s since is after its seq')
+  return { incarnation: incarnation(v[0]), seq: v[1] as number, since: v[2] as number }
 }
 
 function unpack (data: Uint8Array): unknown {

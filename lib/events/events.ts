@@ -28,7 +28,7 @@ import { errorFields, type Logger } from '../../gossip/logger.js'
 import { ClusterStoppedError, InvalidArgumentError } from '../errors.js'
 import { onPeerReconnect, type ServiceHost } from '../service-host.js'
 import { EventAuthenticity } from './authenticity.js'
-import { decodeBody, decodeFetchRequest, decodeFetchResponse, decodeHead, decodeSignedEvent, encodeBody, encodeFetchRequest, encodeFetchResponse, encodeHead, encodeSignedEvent, type EventBody } from './event-codec.js'
+import { decodeBody, decodeFetchRequest, decodeFetchResponse, decodeHead, decodeSignedEvent, encodeBody, encodeFetchRequest, encodeFetchResponse, encodeHead, encodeSignedEvent, type EventBody, type Head } from './event-codec.js'
 import { EventTooLargeError } from './errors.js'
 import { InboundOrder } from './inbound.js'
 import { PublisherBuffer } from './publisher-buffer.js'
@@ -102,6 +102,11 @@ export interface EventStats {
   readonly handlerErrors: number
 }
 
+/** How long a member's subscription counts as new: its first head call comes well within this. */
+const JOINED_FOR_MS = 30_000
+/** Tries of the head call on a (re)connection, the first wait, doubling (about 3 s in all). */
+const HEAD_ATTEMPTS = 6
+const HEAD_RETRY_MS = 100
 /** Budget of one fetch response. */
 const FETCH_BUDGET_BYTES = 512 * 1024
 const MAX_PAYLOAD_LIMIT = 128 * 1024
@@ -134,6 +139,8 @@ export class EventBus extends EventEmitter<EventBusEvents> {
   private readonly fetchTimeoutMs: number
   private readonly offReconnect: () => void
   private readonly headCheck: NodeJS.Timeout
+  /** Members that (re)subscribed lately: our last sequence number then. */
+  private readonly joined = new Map<string, { sent: number, at: number }>()
   private seq = 0
   /** The last sequence number in the buffer (signed and sent); what `head` reports. */
   private sent = 0
@@ -171,10 +178,13 @@ export class EventBus extends EventEmitter<EventBusEvents> {
     this.channel = host.channel(this.topic)
     this.channel.on('message', m => { this.onGossip(m) })
     host.calls.handle(`${this.topic}/fetch`, async body => await this.serveFetch(body))
-    host.calls.handle(`${this.topic}/head`, async () => encodeHead({ incarnation: this.incarnation, seq: this.sent }))
-    this.offReconnect = onPeerReconnect(host.mesh, this.topic, id => { this.catchUp(id) })
+    host.calls.handle(`${this.topic}/head`, async (_body, ctx) => encodeHead({ incarnation: this.incarnation, seq: this.sent, since: this.subscribedSince(ctx.from) }))
+    this.offReconnect = onPeerReconnect(host.mesh, this.topic, id => {
+      this.joined.set(id, { sent: this.sent, at: Date.now() })
+      this.catchUp(id)
+    })
     for (const id of this.channel.peers()) this.catchUp(id)
-    this.headCheck = setInterval(() => { for (const id of this.channel.peers()) this.catchUp(id) }, option('headCheckMs', opts.headCheckMs, 2000, 3_600_000))
+    this.headCheck = setInterval(() => { for (const id of this.channel.peers()) this.catchUp(id, 1) }, option('headCheckMs', opts.headCheckMs, 2000, 3_600_000))
     this.headCheck.unref()
   }
 
@@ -317,15 +327,49 @@ export class EventBus extends EventEmitter<EventBusEvents> {
     return encodeFetchResponse({ incarnation: this.incarnation, events })
   }
 
-  /** A member (re)connected or subscribed: learn its last sequence number, and fetch what was missed. */
-  private catchUp (nodeId: string): void {
+  /**
+   * A member (re)connected or subscribed: learn its last sequence number,
+   * and fetch what was missed. Just after a (re)connection the call can
+   * fail while the member has not admitted us yet; without an answer its
+   * stream would start at the first event gossip brings, and what it sent
+   * before that would go unnoticed, so the call is tried again for a few
+   * seconds (its events wait behind it, in order). The periodic check asks
+   * once: it runs again soon.
+   */
+  private catchUp (nodeId: string, attempts = HEAD_ATTEMPTS): void {
     if (this.closed || nodeId === this.host.nodeId) return
-    this.inbound.head(nodeId, this.host.calls.call(nodeId, `${this.topic}/head`, new Uint8Array(0), { timeoutMs: this.fetchTimeoutMs })
-      .then(decodeHead)
-      .catch(err => {
-        this.log.debug({ peer: nodeId, ...errorFields(err) }, 'could not ask a member for its last event')
-        return null
-      }))
+    this.inbound.head(nodeId, this.askHead(nodeId, attempts))
+  }
+
+  /**
+   * What a member that asks for our head is owed: everything after our last
+   * sequence number when we saw it subscribe, if that was lately (its first
+   * ask can come later than our next events); else only what comes next.
+   */
+  private subscribedSince (nodeId: string): number {
+    const j = this.joined.get(nodeId)
+    if (j === undefined) return this.sent
+    if (Date.now() - j.at > JOINED_FOR_MS) {
+      this.joined.delete(nodeId)
+      return this.sent
+    }
+    return Math.min(j.sent, this.sent)
+  }
+
+  private async askHead (nodeId: string, attempts: number): Promise<Head | null> {
+    let wait = HEAD_RETRY_MS
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return decodeHead(await this.host.calls.call(nodeId, `${this.topic}/head`, new Uint8Array(0), { timeoutMs: this.fetchTimeoutMs }))
+      } catch (err) {
+        if (this.closed || attempt >= attempts) {
+          this.log.debug({ peer: nodeId, ...errorFields(err) }, 'could not ask a member for its last event')
+          return null
+        }
+        await new Promise(resolve => setTimeout(resolve, wait).unref())
+        wait *= 2
+      }
+    }
   }
 
   private ensureOpen (): void {

@@ -7,8 +7,8 @@
  * not held up. What the buffer no longer has is reported as a gap.
  *
  * Where a publisher's sequence starts for this node is its last sequence
- * number when this node asked on connecting (see head()); failing that,
- * the first of its events seen. Events from before are not replayed. An
+ * number when it saw this node subscribe (see head()); failing that, the
+ * first of its events seen. Events from before are not replayed. An
  * event of a newer incarnation (the publisher restarted) starts again from
  * 1, so the new start's first events are fetched if they were missed.
  */
@@ -69,7 +69,8 @@ export class InboundOrder {
       if (head === null) return
       let st = this.streams.get(publisher)
       if (st === undefined) {
-        this.streams.set(publisher, { incarnation: head.incarnation, next: head.seq + 1 })
+        this.streams.set(publisher, st = { incarnation: head.incarnation, next: head.since + 1 })
+        if (head.seq >= st.next) await this.repair(publisher, st, head.seq)
         return
       }
       if (head.incarnation < st.incarnation) return
