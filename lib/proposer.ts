@@ -11,7 +11,6 @@
  * forwarded to a paused leader does not wait out its timeout.
  */
 import { fromString } from 'uint8arrays/from-string'
-import { toString } from 'uint8arrays/to-string'
 import type { RaftNode } from '../raft/index.js'
 import { NotLeaderError } from '../raft/index.js'
 import type { Logger } from '../gossip/logger.js'
@@ -138,7 +137,7 @@ export class Proposer {
   }
 
   private async serveForwarded (body: Uint8Array, ctx: CallContext): Promise<Uint8Array> {
-    return encodeCommitted(await this.proposeAsLeader(body, ctx.from))
+    return fromString(String((await this.proposeAsLeader(body, ctx.from)).index))
   }
 
   private send (p: Pending): void {
@@ -149,7 +148,7 @@ export class Proposer {
     if (leader === null) return
     const attempt = leader === nodeId
       ? this.proposeAsLeader(p.bytes, null)
-      : calls.call(leader, PROPOSE_METHOD, p.bytes, { timeoutMs: FORWARD_TIMEOUT_MS }).then(reply => { this.learnCommitted(reply, leader) })
+      : calls.call(leader, PROPOSE_METHOD, p.bytes, { timeoutMs: FORWARD_TIMEOUT_MS })
     attempt.then(() => { p.retryMs = RETRY_BASE_MS }, (err: unknown) => {
       if (!this.pending.has(p.seq)) return
       if (err instanceof InvalidCommandError) {
@@ -159,20 +158,6 @@ export class Proposer {
       this.o.log.debug({ seq: p.seq, leader, ...errorFields(err) }, 'proposal not taken; sending again')
       this.scheduleRetry(p)
     })
-  }
-
-  /**
-   * The leader applied our entry, so it is committed: apply it here now
-   * rather than when the leader's commit notice comes. A reply we cannot
-   * read costs only that wait.
-   */
-  private learnCommitted (reply: Uint8Array, leader: string): void {
-    const at = decodeCommitted(reply)
-    if (at === null) {
-      this.o.log.warn({ leader, bytes: reply.byteLength }, 'unreadable answer to a forwarded proposal')
-      return
-    }
-    this.o.raft.learnCommitted(at.index, at.term)
   }
 
   private scheduleRetry (p: Pending): void {
@@ -214,14 +199,4 @@ export class Proposer {
     if (p.retry !== null) clearTimeout(p.retry)
     fn()
   }
-}
-
-/** A forwarded proposal's answer: where its entry is, as "index term". */
-function encodeCommitted (at: { index: number, term: number }): Uint8Array {
-  return fromString(`${at.index} ${at.term}`)
-}
-
-function decodeCommitted (bytes: Uint8Array): { index: number, term: number } | null {
-  const m = /^(\d{1,15}) (\d{1,15})$/.exec(toString(bytes))
-  return m === null ? null : { index: Number(m[1]), term: Number(m[2]) }
 }

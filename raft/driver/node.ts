@@ -375,13 +375,6 @@ export class RaftNode<R = unknown> extends EventEmitter<RaftNodeEvents> {
     return { index, term, result }
   }
 
-  /** See RaftCore.learnCommitted: the leader's word that `(index, term)` is committed. */
-  learnCommitted (index: number, term: number): void {
-    if (this.stopped) return
-    this.core.learnCommitted(index, term)
-    this.kick()
-  }
-
   /** Proposes a membership change and resolves once it is applied. */
   async changeMembership (cc: ConfChange, opts: ProposeOptions = {}): Promise<number> {
     this.guard(opts)
