@@ -32,6 +32,7 @@ import { decodeBody, decodeFetchRequest, decodeFetchResponse, decodeHead, decode
 import { EventTooLargeError } from './errors.js'
 import { InboundOrder } from './inbound.js'
 import { PublisherBuffer } from './publisher-buffer.js'
+import { withRetries } from './retry.js'
 import { Subscription, type ClusterEvent, type EventHandler } from './subscription.js'
 import { checkTopic, compilePattern } from './topic-pattern.js'
 
@@ -357,18 +358,12 @@ export class EventBus extends EventEmitter<EventBusEvents> {
   }
 
   private async askHead (nodeId: string, attempts: number): Promise<Head | null> {
-    let wait = HEAD_RETRY_MS
-    for (let attempt = 1; ; attempt++) {
-      try {
-        return decodeHead(await this.host.calls.call(nodeId, `${this.topic}/head`, new Uint8Array(0), { timeoutMs: this.fetchTimeoutMs }))
-      } catch (err) {
-        if (this.closed || attempt >= attempts) {
-          this.log.debug({ peer: nodeId, ...errorFields(err) }, 'could not ask a member for its last event')
-          return null
-        }
-        await new Promise(resolve => setTimeout(resolve, wait).unref())
-        wait *= 2
-      }
+    const ask = async (): Promise<Head> => decodeHead(await this.host.calls.call(nodeId, `${this.topic}/head`, new Uint8Array(0), { timeoutMs: this.fetchTimeoutMs }))
+    try {
+      return await withRetries(ask, attempts, HEAD_RETRY_MS, () => {}, () => this.closed)
+    } catch (err) {
+      this.log.debug({ peer: nodeId, ...errorFields(err) }, 'could not ask a member for its last event')
+      return null
     }
   }
 

@@ -15,6 +15,7 @@
 import type { Logger } from '../../gossip/logger.js'
 import { errorFields } from '../../gossip/logger.js'
 import type { EventBody, FetchRequest, FetchResponse, Head } from './event-codec.js'
+import { withRetries } from './retry.js'
 
 export interface InboundOptions {
   /** Fetches events from the publisher's buffer (a direct call). */
@@ -118,18 +119,9 @@ export class InboundOrder {
    * them lost. Later events of this publisher wait meanwhile, in order.
    */
   private async fetch (publisher: string, req: FetchRequest): Promise<FetchResponse> {
-    const attempts = this.opts.fetchAttempts ?? 6
-    let wait = this.opts.fetchRetryMs ?? 100
-    for (let attempt = 1; ; attempt++) {
-      try {
-        return await this.opts.fetch(publisher, req)
-      } catch (err) {
-        if (attempt >= attempts) throw err
-        this.opts.log.debug({ publisher, attempt, ...errorFields(err) }, 'fetching missed events failed; trying again')
-        await new Promise(resolve => setTimeout(resolve, wait).unref())
-        wait *= 2
-      }
-    }
+    return await withRetries(async () => await this.opts.fetch(publisher, req), this.opts.fetchAttempts ?? 6, this.opts.fetchRetryMs ?? 100, (err, attempt) => {
+      this.opts.log.debug({ publisher, attempt, ...errorFields(err) }, 'fetching missed events failed; trying again')
+    })
   }
 
   /** Fetches st.next..to from the publisher and delivers them; reports what it cannot get. */
