@@ -108,20 +108,20 @@ export class Proposer {
     })
   }
 
-  /** The leader's side of a forwarded proposal: validate, stamp, propose; answers with the entry's place once applied here. */
-  async proposeAsLeader (envelope: Uint8Array, from: string | null): Promise<{ index: number, term: number }> {
+  /** The leader's side of a forwarded proposal: validate, stamp, propose; answers with the entry index once applied here. */
+  async proposeAsLeader (envelope: Uint8Array, from: string | null): Promise<number> {
     const env = decodeEnvelope(envelope)
     if (from !== null && (LEADER_OPS.has(env.cmd.op) || !env.c.startsWith(`${from}/`))) {
       throw new InvalidCommandError(`node ${from} may only propose commands of its own sessions`)
     }
     if (!this.o.raft.isLeader) throw new NotLeaderError(this.o.raft.leader)
-    const { index, term } = await this.o.raft.propose(stampEntry(this.nextStamp(), envelope), { timeoutMs: FORWARD_TIMEOUT_MS })
-    return { index, term }
+    const { index } = await this.o.raft.propose(stampEntry(this.nextStamp(), envelope), { timeoutMs: FORWARD_TIMEOUT_MS })
+    return index
   }
 
   /** Leader only: one of the leader's own commands (LEADER_OPS: expiring sessions and claims, waking queues). */
   async own (cmd: Command): Promise<number> {
-    return (await this.proposeAsLeader(encodeEnvelope({ c: '', s: 0, lo: 0, cmd }), null)).index
+    return await this.proposeAsLeader(encodeEnvelope({ c: '', s: 0, lo: 0, cmd }), null)
   }
 
   /** Rejects everything still waiting. */
@@ -137,7 +137,7 @@ export class Proposer {
   }
 
   private async serveForwarded (body: Uint8Array, ctx: CallContext): Promise<Uint8Array> {
-    return fromString(String((await this.proposeAsLeader(body, ctx.from)).index))
+    return fromString(String(await this.proposeAsLeader(body, ctx.from)))
   }
 
   private send (p: Pending): void {

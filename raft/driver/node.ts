@@ -367,12 +367,12 @@ export class RaftNode<R = unknown> extends EventEmitter<RaftNodeEvents> {
    * Replicates a command and resolves with the state machine's result once
    * it is applied here. Throws NotLeaderError at once on a follower.
    */
-  async propose (data: Uint8Array, opts: ProposeOptions = {}): Promise<{ index: number, term: number, result: R | undefined }> {
+  async propose (data: Uint8Array, opts: ProposeOptions = {}): Promise<{ index: number, result: R | undefined }> {
     this.guard(opts)
     const { index, term } = this.core.propose(data)
     this.kick()
     const result = await this.waitApplied(index, term, opts, 'proposal')
-    return { index, term, result }
+    return { index, result }
   }
 
   /** Proposes a membership change and resolves once it is applied. */
