@@ -45,14 +45,36 @@ for (let i = 0; i < argv.length && i < 100; i++) {
     if (next !== undefined && !next.startsWith('--') && !(next in benches)) flags.push(argv[++i])
   }
 }
+const USAGE = `usage: npm run bench -- <name>... [flags]
+  ${Object.keys(benches).join(' ')}
+flags (each benchmark reads its own):
+  queues  --quick --runs N
+  cpu     --quick --runs N --baseline <rev> --current-env NAME=value
+  faults  --runs N --seed S --duration SECONDS --nodes N --out DIR --keep --report DIR --etcd N --kv N
+Each prints its JSON on stdout and a table on stderr; bench/RESULTS.md records the runs.`
+if (flags.includes('--help')) {
+  console.log(USAGE)
+  process.exit(0)
+}
 const unknown = names.filter(n => !(n in benches))
 if (names.length === 0 || unknown.length > 0) {
-  console.error(`usage: npm run bench -- <${Object.keys(benches).join('|')}> ...${unknown.length > 0 ? `\nunknown benchmark: ${unknown.join(', ')}` : ''}`)
+  console.error(`${USAGE}${unknown.length > 0 ? `\nunknown benchmark: ${unknown.join(', ')}` : ''}`)
   process.exit(2)
 }
 const machine = { date: new Date().toISOString(), node: process.version, cpus: (await import('node:os')).cpus().length }
 for (const name of names) {
-  const { json, table } = await benches[name](flags)
+  const { json, table } = await benches[name](flags).catch((err: unknown) => {
+    // A bad flag is the caller's mistake: its message, not a stack trace.
+    if (err instanceof Error && (isParseArgsError(err) || err.message.startsWith('--'))) {
+      console.error(`${name}: ${err.message}\n${USAGE}`)
+      process.exit(2)
+    }
+    throw err
+  })
   console.log(JSON.stringify({ machine, ...json as object }, null, 2))
   console.error(table)
+}
+
+function isParseArgsError (err: Error): boolean {
+  return String((err as { code?: unknown }).code).startsWith('ERR_PARSE_ARGS')
 }
