@@ -3,7 +3,7 @@
  * raftmesh processes and against three BullMQ processes on one redis-server
  * in the same run. The producer loops and workers run inside the
  * processes (bench/procs/queue-driver.ts), timed there on the machine-wide
- * clock (`performance.timeOrigin + performance.now()`, one time line for
+ * clock (machineNow of testkit/cluster-node-protocol.ts, one time line for
  * every process of this host); this side places them and turns their
  * timings into rows.
  *
@@ -22,6 +22,7 @@
  *   handler never returns); the other two start workers and wait; the
  *   holder is SIGKILLed; ms until every held item has started elsewhere.
  */
+import { machineNow } from '../testkit/cluster-node-protocol.js'
 import { waitFor, type BenchChild } from './transport.js'
 import { Latency, type LatencySummary } from './latency.js'
 
@@ -131,7 +132,7 @@ export async function runQueueWorkload (side: QueueSide, opts: QueueWorkloadOpti
   const eqItems = total(eq)
   if (eqItems === 0) throw new Error(`${side.name}: no enqueue succeeded: ${firstError(eq) ?? '?'}`)
   const eqMs = Math.max(...eq.map(r => r.lastAt)) - Math.min(...eq.map(r => r.firstAt))
-  const drainStart = performance.timeOrigin + performance.now()
+  const drainStart = machineNow()
   await work('enqueue', every)
   let drain: QueueWorkloadResult['enqueue']['drain'] = null
   try {
@@ -193,7 +194,7 @@ async function killRow (side: QueueSide, o: Required<QueueWorkloadOptions>, t: K
     // The survivors' workers are waiting (as the lock bench's waiter gets a head start).
     await new Promise(resolve => setTimeout(resolve, 500))
     const victimProc = side.peers[victim]
-    const at = performance.timeOrigin + performance.now()
+    const at = machineNow()
     victimProc.proc.kill('SIGKILL')
     await waitFor(`${side.name}: the killed worker's ${n} items to start elsewhere`, async () => (await t.progress('killed', survivors)).reduce((s, p) => s + p.started, 0) >= n, 90_000, 20)
     const starts = (await Promise.all(survivors.map(async i => await call<{ starts: Array<[string, number]> }>(side.peers[i], { type: 'report', queue: 'killed' })))).flatMap(r => r.starts).map(([, s]) => s)

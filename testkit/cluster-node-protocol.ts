@@ -3,15 +3,22 @@
  * testkit/cluster-processes.ts (the parent) say to each other over the IPC
  * channel, with structured-clone serialization (fences stay bigints).
  *
- * Every event carries `at`: `performance.timeOrigin + performance.now()` of
- * the process that saw it (see {@link machineNow}), so events of different
- * processes on this machine can be ordered on one time line.
+ * Every event carries `at`: {@link machineNow} in the process that saw it,
+ * so events of different processes on this machine can be ordered on one
+ * time line.
  */
-import { performance } from 'node:perf_hooks'
 
-/** Milliseconds on a time line shared by every process of this machine: a monotonic clock anchored at the process's start. */
+/**
+ * Milliseconds on a time line shared by every process of this machine: the
+ * system's monotonic clock (CLOCK_MONOTONIC, counted from boot), the same
+ * for every process. Not `performance.timeOrigin + performance.now()`: the
+ * origin is the wall clock read at each process's start, so a wall-clock
+ * step (NTP, a VM resumed) between two starts put the later process's
+ * events seconds off the others' (a fault-bench batch reported hundreds of
+ * false lock and queue violations from it). Only differences mean anything.
+ */
 export function machineNow (): number {
-  return performance.timeOrigin + performance.now()
+  return Number(process.hrtime.bigint()) / 1e6
 }
 
 /** How the child starts its Cluster (argv[2], as JSON; the secret comes in RAFTMESH_SECRET). */
