@@ -21,13 +21,16 @@ import { LeaderTenure } from './leader-tenure.js'
 import { OwnCommands } from './own-commands.js'
 import type { Proposer } from './proposer.js'
 
+/** Keep-alives move every deadline, so the earliest one is looked at again at least this often. */
+const MAX_WAIT_MS = 1000
+
 export interface LeaderSessionsOptions {
   readonly raft: RaftNode<CommandResult>
   readonly state: CoordinationState
   readonly proposer: Proposer
   readonly clock: Clock
   readonly log: Logger
-  /** How often the leader looks for expired sessions. */
+  /** The least time between two looks for expired sessions. */
   readonly checkEveryMs: number
 }
 
@@ -39,7 +42,7 @@ export class LeaderSessions {
 
   constructor (o: LeaderSessionsOptions) {
     this.o = o
-    this.own = new OwnCommands(o.proposer, o.log, o.checkEveryMs, () => { this.expire() })
+    this.own = new OwnCommands({ raft: o.raft, proposer: o.proposer, log: o.log, minGapMs: o.checkEveryMs, maxWaitMs: Math.max(o.checkEveryMs, MAX_WAIT_MS) }, () => this.expire())
     this.tenure = new LeaderTenure(o.raft, o.clock, () => { this.lastHeard.clear(); this.own.clear() })
     o.state.on('session-opened', s => { this.lastHeard.set(s.id, o.clock.monotonic()) })
     o.state.on('session-ended', e => { this.lastHeard.delete(e.session) })
@@ -62,16 +65,23 @@ export class LeaderSessions {
     this.own.close()
   }
 
-  private expire (): void {
+  /** Expires the sessions silent for their TTL; returns the ms until the next could be. */
+  private expire (): number {
     const { raft, state, clock, log } = this.o
-    if (!raft.isLeader || !this.tenure.leading) return
+    if (!raft.isLeader || !this.tenure.leading) return Infinity
     const now = clock.monotonic()
+    let next = Infinity
     for (const s of state.sessionList()) {
       if (this.own.has(s.id)) continue
       const heard = Math.max(this.tenure.since, this.lastHeard.get(s.id) ?? 0)
-      if (now - heard <= s.ttlMs) continue
+      const left = heard + s.ttlMs - now
+      if (left >= 0) {
+        next = Math.min(next, left + 1)
+        continue
+      }
       log.info({ session: s.id, node: s.node, silentMs: Math.round(now - heard) }, 'session expired')
       this.own.propose(s.id, { op: 'expire', session: s.id })
     }
+    return next
   }
 }

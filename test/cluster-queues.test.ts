@@ -68,7 +68,8 @@ t.test('workers on three nodes process every item once, never more at once than 
   const N = 600
   await Promise.all(Array.from({ length: N }, async (_, i) => { await c.nodes[i % 3].queue<number>('work').enqueue(i) }))
   await eventually(() => seen.size === N, 60_000, 'every item processed')
-  await eventually(() => processors.every(p => p.running === 0), 10_000, 'the workers to finish')
+  // A slot is freed when the handler returns, before its ack commits: wait for the acks themselves.
+  await eventually(() => processors.every(p => p.running === 0) && processors.reduce((n, p) => n + p.processed, 0) === N, 10_000, 'the workers to finish and their acks to commit')
   t.equal(seen.size, N)
   t.same([...seen.values()].filter(n => n !== 1), [], 'no item ran twice')
   t.ok(maxRunning <= 4, `at most 4 at once on a node (max ${maxRunning})`)

@@ -19,6 +19,9 @@ import { LeaderTenure } from '../leader-tenure.js'
 import { OwnCommands } from '../own-commands.js'
 import type { Proposer } from '../proposer.js'
 
+/** A claim's deadline only moves later (extensions), so this is a safety net, not the clock. */
+const MAX_WAIT_MS = 1000
+
 export interface LeaderClaimsOptions {
   readonly raft: RaftNode<CommandResult>
   readonly state: CoordinationState
@@ -40,7 +43,7 @@ export class LeaderClaims {
 
   constructor (o: LeaderClaimsOptions) {
     this.o = o
-    this.own = new OwnCommands(o.proposer, o.log, o.checkEveryMs, () => { this.check() })
+    this.own = new OwnCommands({ raft: o.raft, proposer: o.proposer, log: o.log, minGapMs: o.checkEveryMs, maxWaitMs: Math.max(o.checkEveryMs, MAX_WAIT_MS) }, () => this.check())
     this.tenure = new LeaderTenure(o.raft, o.clock, () => { this.heard.clear(); this.own.clear() })
     o.state.queues.on('claim-heard', c => { this.heard.set(claimKey(c.queue, c.id, c.fence), o.clock.monotonic()) })
     o.state.queues.on('claim-ended', c => { this.heard.delete(claimKey(c.queue, c.id, c.fence)) })
@@ -51,16 +54,26 @@ export class LeaderClaims {
     this.own.close()
   }
 
-  private check (): void {
+  /** Expires the claims past their visibility and wakes due queues; returns the ms until the next such moment. */
+  private check (): number {
     const { raft, state, clock } = this.o
-    if (!raft.isLeader || !this.tenure.leading) return
+    if (!raft.isLeader || !this.tenure.leading) return Infinity
     const now = clock.monotonic()
+    let next = Infinity
     for (const { queue, item, claim } of state.queues.claims()) {
       const key = claimKey(queue, item.id, claim.fence)
       const heard = Math.max(this.tenure.since, this.heard.get(key) ?? 0)
-      if (now - heard <= claim.visibilityMs) continue
+      const left = heard + claim.visibilityMs - now
+      if (left >= 0) {
+        next = Math.min(next, left + 1)
+        continue
+      }
       this.own.propose(key, { op: 'q-expire', queue, id: item.id, fence: claim.fence })
     }
-    for (const queue of state.queues.dueQueues(clock.wall())) this.own.propose(`wake\u0000${queue}`, { op: 'q-wake', queue })
+    const wall = clock.wall()
+    for (const queue of state.queues.dueQueues(wall)) this.own.propose(`wake\u0000${queue}`, { op: 'q-wake', queue })
+    const due = state.queues.nextDue()
+    if (due !== null && due > wall) next = Math.min(next, due - wall)
+    return next
   }
 }

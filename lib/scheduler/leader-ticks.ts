@@ -19,6 +19,8 @@ import { nextAfter, parseSpecText, type NormalizedSchedule } from './schedule-sp
 
 /** A tick this late is still run under `missed: 'skip'`. */
 const SKIP_GRACE_MS = 5000
+/** The wall clock can be stepped, so the next due tick is worked out again at least this often. */
+const MAX_WAIT_MS = 1000
 /** Due ticks counted one by one at most; beyond, the rest are skipped in one step. */
 const MAX_CATCH_UP = 100_000
 
@@ -39,17 +41,19 @@ export class LeaderTicks {
 
   constructor (o: LeaderTicksOptions) {
     this.o = o
-    this.own = new OwnCommands(o.proposer, o.log, o.checkEveryMs, () => { this.check() })
+    this.own = new OwnCommands({ raft: o.raft, proposer: o.proposer, log: o.log, minGapMs: o.checkEveryMs, maxWaitMs: Math.max(o.checkEveryMs, MAX_WAIT_MS) }, () => this.check())
   }
 
   close (): void {
     this.own.close()
   }
 
-  private check (): void {
+  /** Proposes the ticks that fell due; returns the ms until the next one does. */
+  private check (): number {
     const { raft, state, clock } = this.o
-    if (!raft.isLeader) return
+    if (!raft.isLeader) return Infinity
     const now = clock.wall()
+    let next = Infinity
     for (const task of state.schedules.all()) {
       if (task.defs.size === 0 || this.own.has(task.name)) continue
       // Differing definitions still tick, by the first, so the conflict is counted where everyone sees it.
@@ -59,10 +63,14 @@ export class LeaderTicks {
       const from = task.lastScheduledAt ?? this.firstSeen.get(task.name) ?? now
       if (task.lastScheduledAt === null && !this.firstSeen.has(task.name)) this.firstSeen.set(task.name, now)
       const due = latestDue(spec, from, now)
-      if (due === null) continue
+      if (due === null) {
+        next = Math.min(next, nextAfter(spec, from) - now)
+        continue
+      }
       const run = spec.missed === 'run-once' || now - due.at <= SKIP_GRACE_MS
       this.own.propose(task.name, { op: 'tick', task: task.name, scheduledAt: due.at, run, missed: due.missed })
     }
+    return next
   }
 }
 
