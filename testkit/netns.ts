@@ -17,6 +17,7 @@
  */
 import { execFile } from 'node:child_process'
 import { promisify } from 'node:util'
+import type { Placement } from './placement.js'
 
 const run = promisify(execFile)
 const PREFIX = 'rmx'
@@ -96,6 +97,11 @@ export class NetnsLab {
   /** The command prefix that runs a program inside host `i`'s namespace. */
   exec (i: number): string[] {
     return ['ip', 'netns', 'exec', this.host(i).ns]
+  }
+
+  /** Where a launcher puts a child that runs as host `i`: its namespace, listening on its address. */
+  placement (i: number): Placement {
+    return { host: this.host(i).addr, wrap: this.exec(i) }
   }
 
   /**
