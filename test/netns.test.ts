@@ -2,11 +2,17 @@
  * The network-namespace lab (testkit/netns.ts) that gives process tests
  * real partitions: hosts reach each other, a partition silently drops
  * traffic across the cut, heal restores it, and destroy leaves nothing.
+ * Then a ClusterProcesses on netns (each node in a namespace): the leader
+ * cut off by the network keeps no lock, the majority keeps granting it, and
+ * after the heal the cut node catches up.
  * Needs root and iproute2; skipped otherwise.
  */
 import { execFile, spawn } from 'node:child_process'
 import { promisify } from 'node:util'
+import { setTimeout as sleep } from 'node:timers/promises'
 import t from 'tap'
+import { checkLockHistory } from '../testkit/checks/lock-history.js'
+import { ClusterProcesses, machineNow } from '../testkit/cluster-processes.js'
 import { NetnsLab, netnsAvailable } from '../testkit/netns.js'
 
 const run = promisify(execFile)
@@ -51,4 +57,40 @@ t.test('destroy removes every namespace the lab made', { skip }, async t => {
   await lab.destroy()
   const after = await listed()
   t.notOk(names.some(n => after.includes(n)), 'and are gone after destroy')
+})
+
+t.test('on netns, the leader cut off by the network keeps no lock, the majority keeps granting it, and the cut node catches up after the heal', { skip }, async t => {
+  const TTL = 1000
+  const t0 = machineNow()
+  const c = await ClusterProcesses.start({ nodes: 3, network: 'netns', sessionTtlMs: TTL, panicAfterMs: 500 })
+  t.teardown(async () => { await c.stop() })
+  t.equal(c.network, 'netns')
+  t.comment(`the cluster started in ${Math.round(machineNow() - t0)} ms`)
+  for (let i = 0; i < 3; i++) await c.startWorkload(i, { lock: 'job', holdMs: 50, gapMs: 20, acquireTimeoutMs: 5000 })
+  await c.waitFor(e => e.type === 'granted' && e.valid, 10_000, 'a first grant')
+  const cut = await c.leader()
+  const majority = [0, 1, 2].filter(i => i !== cut)
+  const cutAt = machineNow()
+  await c.partition(majority, [cut])
+  // Nothing but the network tells the cut node: it must find out, lose its lease and panic (onPanic: report).
+  await c.waitFor(e => e.type === 'panic' && e.node === cut, 5000, 'the cut-off leader to panic')
+  // The cut leader's last lease runs out a TTL after the cut at most; a new leader is elected meanwhile.
+  const settled = cutAt + TTL + 500
+  const healAt = Math.max(machineNow(), settled) + 1500
+  await sleep(healAt - machineNow())
+  const within = c.history.filter(e => e.type === 'granted' && e.valid && e.at > settled && e.at < healAt)
+  t.ok(within.filter(e => e.node !== cut).length >= 5, `the majority kept granting the lock (${within.length} grants in the 1.5 s before the heal)`)
+  t.equal(within.filter(e => e.node === cut).length, 0, 'and the cut node got none')
+  t.not((await c.status(majority[0])).raft.leader, c.nodes[cut].id, 'the majority follows a leader of its own')
+  await c.heal()
+  const target = (await c.status(majority[0])).raft.commitIndex
+  const until = machineNow() + 8000
+  let applied = 0
+  while (machineNow() < until) {
+    applied = (await c.status(cut)).raft.appliedIndex
+    if (applied >= target) break
+    await sleep(100)
+  }
+  t.ok(applied >= target, `after the heal the cut node applied the majority's log (index ${applied}, majority's commit ${target} at the heal)`)
+  t.same(checkLockHistory(c.history, { lock: 'job', sessionTtlMs: TTL, regrantSlackMs: 5000, minGrants: 5 }), [], 'the lock history is correct')
 })
