@@ -9,6 +9,7 @@
  */
 import { execFile, spawn } from 'node:child_process'
 import { promisify } from 'node:util'
+import { readlinkSync } from 'node:fs'
 import { setTimeout as sleep } from 'node:timers/promises'
 import t from 'tap'
 import { checkLockHistory } from '../testkit/checks/lock-history.js'
@@ -65,6 +66,8 @@ t.test('on netns, the leader cut off by the network keeps no lock, the majority 
   const c = await ClusterProcesses.start({ nodes: 3, network: 'netns', sessionTtlMs: TTL, panicAfterMs: 500 })
   t.teardown(async () => { await c.stop() })
   t.equal(c.network, 'netns')
+  // ip netns exec execs node: the PID the harness signals (SIGKILL, SIGSTOP) is node's, not a wrapper's.
+  t.same(c.nodes.map(n => readlinkSync(`/proc/${n.proc?.pid ?? 0}/exe`)), c.nodes.map(() => process.execPath), 'each child PID is node itself')
   t.comment(`the cluster started in ${Math.round(machineNow() - t0)} ms`)
   for (let i = 0; i < 3; i++) await c.startWorkload(i, { lock: 'job', holdMs: 50, gapMs: 20, acquireTimeoutMs: 5000 })
   await c.waitFor(e => e.type === 'granted' && e.valid, 10_000, 'a first grant')
