@@ -10,6 +10,7 @@
 import { execFile, spawn } from 'node:child_process'
 import { promisify } from 'node:util'
 import { readlinkSync } from 'node:fs'
+import { connect } from 'node:net'
 import { setTimeout as sleep } from 'node:timers/promises'
 import t from 'tap'
 import { checkLockHistory } from '../testkit/checks/lock-history.js'
@@ -27,10 +28,21 @@ async function reaches (lab: NetnsLab, from: number, addr: string): Promise<bool
   return stdout === 'open'
 }
 
+/** From this machine, the same. */
+async function reachesFromHere (addr: string): Promise<boolean> {
+  return await new Promise(resolve => {
+    const s = connect(PORT, addr)
+    s.setTimeout(1500)
+    s.on('connect', () => { s.destroy(); resolve(true) })
+    s.on('timeout', () => { s.destroy(); resolve(false) })
+    s.on('error', () => { resolve(false) })
+  })
+}
+
 const skip = await netnsAvailable() ? false : 'needs root and iproute2 (ip netns) for network namespaces'
 
-t.test('a partition cuts hosts off from each other and heal joins them again', { skip }, async t => {
-  const lab = await NetnsLab.create({ hosts: 3 })
+t.test('a partition cuts hosts off from each other and heal joins them again; client links reach every host throughout', { skip }, async t => {
+  const lab = await NetnsLab.create({ hosts: 3, clientLinks: true })
   t.teardown(async () => { await lab.destroy() })
   const servers = lab.hosts.map((h, i) => {
     const [cmd, ...args] = lab.exec(i)
@@ -45,6 +57,8 @@ t.test('a partition cuts hosts off from each other and heal joins them again', {
   t.ok(await reaches(lab, 0, b), 'n1 and n2 are on one side')
   t.notOk(await reaches(lab, 0, c), 'n1 does not reach n3 across the cut')
   t.notOk(await reaches(lab, 2, a), 'nor n3 n1')
+  t.ok(await reachesFromHere(c), 'this machine reaches n3 by its client link')
+  t.ok(await reachesFromHere(a), 'and n1')
   await lab.heal()
   t.ok(await reaches(lab, 2, a), 'healed: n3 reaches n1 again')
   await t.rejects(lab.partition([[0], [0, 1]]), RangeError, 'a host in two groups')
