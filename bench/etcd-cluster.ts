@@ -93,6 +93,24 @@ export class EtcdMembers {
     throw new Error('etcd: no member reports itself as leader')
   }
 
+  /**
+   * The leader, once a live member reports one; after `timeoutMs` throws.
+   * There may be none for a while after a fault is lifted: etcd 3.4 runs
+   * without pre-vote, so a member back from a partition with a higher term
+   * makes the leader step down and an election follow.
+   */
+  async waitForLeader (timeoutMs = 30_000): Promise<EtcdMember> {
+    const end = Date.now() + timeoutMs
+    for (;;) {
+      try {
+        return await this.leader()
+      } catch (err) {
+        if (Date.now() > end) throw new Error(`${(err as Error).message} within ${timeoutMs} ms`)
+        await new Promise(resolve => setTimeout(resolve, 100))
+      }
+    }
+  }
+
   /** Every member answers a write and one of them leads. */
   async waitHealthy (except: EtcdMember[] = []): Promise<void> {
     const end = Date.now() + 30_000

@@ -49,7 +49,7 @@ export interface FaultsResult {
     kvRow: { runs: number, notLinearizable: number, undecided: number, ops: number, unknown: number, partitions: number, partitionsSkipped: number }
   }
   readonly kvRuns: Array<Omit<KvRunResult, 'wallMs'>>
-  readonly etcdRuns: Array<Pick<EtcdRunResult, 'seed' | 'network' | 'ok' | 'violations' | 'faults' | 'partitionsSkipped' | 'grants' | 'unconfirmedGrants'>>
+  readonly etcdRuns: Array<Pick<EtcdRunResult, 'seed' | 'network' | 'ok' | 'violations' | 'faults' | 'partitionsSkipped' | 'leaderWaitsMs' | 'grants' | 'unconfirmedGrants'>>
   readonly plots: string[]
 }
 
@@ -105,7 +105,7 @@ export async function runFaultsBench (flags: string[]): Promise<FaultsResult> {
     const r = await runEtcdOnce({ seed: s, durationMs: durationS * 1000, basePort: 25790, network })
     etcd.push(r)
     await writeFile(join(out, `etcd-${s}.json`), JSON.stringify(r, (_k, x: unknown) => typeof x === 'bigint' ? String(x) : x))
-    process.stderr.write(`etcd lock run ${k + 1}/${etcdRuns} seed ${s}: ${r.ok ? 'ok' : `${r.violations.length} violations`}; ${r.faults.length} faults (${r.faults.map(f => f.kind).join(' ')})${r.partitionsSkipped > 0 ? `, ${r.partitionsSkipped} partitions skipped` : ''}; ${r.grants} grants; ${(r.wallMs / 1000).toFixed(0)} s\n`)
+    process.stderr.write(`etcd lock run ${k + 1}/${etcdRuns} seed ${s}: ${r.ok ? 'ok' : `${r.violations.length} violations`}; ${r.faults.length} faults (${r.faults.map(f => f.kind).join(' ')})${r.partitionsSkipped > 0 ? `, ${r.partitionsSkipped} partitions skipped` : ''}; waited ${r.leaderWaitsMs.join('/')} ms for a leader before each; ${r.grants} grants; ${(r.wallMs / 1000).toFixed(0)} s\n`)
     for (const v of r.violations.slice(0, 3)) process.stderr.write(`  locks: ${v}\n`)
   }
   const kv: KvRunResult[] = []
@@ -174,7 +174,7 @@ async function report (out: string, results: readonly RunResult[], etcd: readonl
       kvRow: { runs: kv.length, notLinearizable: kv.filter(r => !r.ok && !r.undecided).length, undecided: kv.filter(r => r.undecided).length, ops: kv.reduce((n, r) => n + r.ops, 0), unknown: kv.reduce((n, r) => n + r.unknown, 0), partitions: partitions(kv), partitionsSkipped: skipped(kv) }
     },
     kvRuns: kv.map(({ wallMs: _w, ...r }) => r),
-    etcdRuns: etcd.map(r => ({ seed: r.seed, network: r.network ?? 'loopback', ok: r.ok, violations: r.violations.slice(0, 5), faults: r.faults, partitionsSkipped: r.partitionsSkipped ?? 0, grants: r.grants, unconfirmedGrants: r.unconfirmedGrants })),
+    etcdRuns: etcd.map(r => ({ seed: r.seed, network: r.network ?? 'loopback', ok: r.ok, violations: r.violations.slice(0, 5), faults: r.faults, partitionsSkipped: r.partitionsSkipped ?? 0, leaderWaitsMs: r.leaderWaitsMs ?? [], grants: r.grants, unconfirmedGrants: r.unconfirmedGrants })),
     plots: plots.map(([name]) => join(out, name))
   }
 }

@@ -41,6 +41,8 @@ export interface EtcdRunResult {
   /** The faults applied; on loopback the plan's partitions are not among them (see `partitionsSkipped`). */
   readonly faults: FaultWindow[]
   readonly partitionsSkipped: number
+  /** Before each fault, how long the harness waited for a member to report itself leader. */
+  readonly leaderWaitsMs: number[]
   readonly grants: number
   /** Grants whose fence could not be read back (left out of the check). */
   readonly unconfirmedGrants: number
@@ -109,6 +111,7 @@ export async function runEtcdOnce (o: { seed: number, durationMs: number, basePo
   let violations: string[] = []
   let unconfirmedGrants = 0
   let partitionsSkipped = 0
+  const leaderWaitsMs: number[] = []
   try {
     for (let i = 0; i < 3; i++) await startClient(i)
     await sleep(2000)
@@ -119,7 +122,10 @@ export async function runEtcdOnce (o: { seed: number, durationMs: number, basePo
         await sleep(f.holdMs + f.gapMs)
         continue
       }
-      const leader = etcd.members.indexOf(await etcd.leader())
+      // As the raftmesh row's nemesis does (ClusterProcesses.leader(30_000)): wait for a leader, don't demand one.
+      const asked = machineNow()
+      const leader = etcd.members.indexOf(await etcd.waitForLeader(30_000))
+      leaderWaitsMs.push(Math.round(machineNow() - asked))
       const node = f.victim === 'leader' ? leader : rng.pick([0, 1, 2].filter(i => i !== leader))
       const from = machineNow()
       if (f.kind === 'partition' && lab !== null) {
@@ -166,5 +172,5 @@ export async function runEtcdOnce (o: { seed: number, durationMs: number, basePo
       await lab?.destroy()
     }
   }
-  return { seed: o.seed, network: o.network, ok: violations.length === 0, violations, faults: windows, partitionsSkipped, grants: history.filter(e => e.type === 'granted').length, unconfirmedGrants, wallMs: machineNow() - launched }
+  return { seed: o.seed, network: o.network, ok: violations.length === 0, violations, faults: windows, partitionsSkipped, leaderWaitsMs, grants: history.filter(e => e.type === 'granted').length, unconfirmedGrants, wallMs: machineNow() - launched }
 }
