@@ -1,5 +1,7 @@
 /**
- * A 3-member etcd 3.4 cluster on 127.0.0.1 for side-by-side benchmarks.
+ * A 3-member etcd 3.4 cluster for side-by-side benchmarks, on 127.0.0.1 or
+ * with member i in a network namespace of a NetnsLab (`placement`; the lab
+ * must let this process reach the members: hostLink or clientLinks).
  * `EtcdMembers` runs the processes and hurts them (kill, pause, restart);
  * `startEtcdCluster` drives it through etcd's HTTP/JSON gateway with
  * keep-alive connections for the key-value workload.
@@ -10,15 +12,28 @@ import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { KvClient } from '../testkit/kv-client.js'
+import { LOOPBACK, placedCommand, type Placement } from '../testkit/placement.js'
 import type { KvTarget } from './kv-workload.js'
 
-export interface EtcdMember { readonly name: string, readonly clientPort: number, readonly peerPort: number, proc: ChildProcess | null }
+export interface EtcdMember {
+  readonly name: string
+  /** Where it runs; `placement.host` is the address its client and peer URLs use. */
+  readonly placement: Placement
+  readonly clientPort: number
+  readonly peerPort: number
+  proc: ChildProcess | null
+}
+
+/** The member's client URL. */
+export function clientUrl (m: EtcdMember): string {
+  return `http://${m.placement.host}:${m.clientPort}`
+}
 
 // The same keep-alive client raftmesh is measured with, aimed at one member at a time.
 const client = new KvClient(() => [])
 
-async function post (port: number, path: string, body: unknown, timeoutMs: number): Promise<any> {
-  const r = await client.raw(`127.0.0.1:${port}`, 'POST', path, JSON.stringify(body), timeoutMs, true)
+async function post (m: EtcdMember, path: string, body: unknown, timeoutMs: number): Promise<any> {
+  const r = await client.raw(`${m.placement.host}:${m.clientPort}`, 'POST', path, JSON.stringify(body), timeoutMs, true)
   if (r.status !== 200) throw new Error(`etcd ${path} answered ${r.status}: ${JSON.stringify(r.body)}`)
   return r.body
 }
@@ -34,26 +49,29 @@ export class EtcdMembers {
   readonly members: EtcdMember[]
   private readonly initialCluster: string
 
-  private constructor (private readonly dir: string, basePort: number) {
-    this.members = [0, 1, 2].map(i => ({ name: `e${i + 1}`, clientPort: basePort + i * 2, peerPort: basePort + i * 2 + 1, proc: null }))
-    this.initialCluster = this.members.map(m => `${m.name}=http://127.0.0.1:${m.peerPort}`).join(',')
+  private constructor (private readonly dir: string, basePort: number, placement: (i: number) => Placement) {
+    this.members = [0, 1, 2].map(i => ({ name: `e${i + 1}`, placement: placement(i), clientPort: basePort + i * 2, peerPort: basePort + i * 2 + 1, proc: null }))
+    this.initialCluster = this.members.map(m => `${m.name}=http://${m.placement.host}:${m.peerPort}`).join(',')
   }
 
-  static async start (basePort = 23790): Promise<EtcdMembers> {
-    const e = new EtcdMembers(await mkdtemp(join(tmpdir(), 'raftmesh-etcd-')), basePort)
+  static async start (basePort = 23790, placement: (i: number) => Placement = () => LOOPBACK): Promise<EtcdMembers> {
+    const e = new EtcdMembers(await mkdtemp(join(tmpdir(), 'raftmesh-etcd-')), basePort, placement)
     for (const m of e.members) e.launch(m, 'new')
     await e.waitHealthy()
     return e
   }
 
   private launch (m: EtcdMember, state: 'new' | 'existing'): void {
-    m.proc = spawn('etcd', [
+    const peerUrl = `http://${m.placement.host}:${m.peerPort}`
+    // ip netns exec execs etcd: the PID signalled is etcd's.
+    const [cmd, argv] = placedCommand(m.placement, 'etcd', [
       '--name', m.name, '--data-dir', join(this.dir, m.name),
-      '--listen-client-urls', `http://127.0.0.1:${m.clientPort}`, '--advertise-client-urls', `http://127.0.0.1:${m.clientPort}`,
-      '--listen-peer-urls', `http://127.0.0.1:${m.peerPort}`, '--initial-advertise-peer-urls', `http://127.0.0.1:${m.peerPort}`,
+      '--listen-client-urls', clientUrl(m), '--advertise-client-urls', clientUrl(m),
+      '--listen-peer-urls', peerUrl, '--initial-advertise-peer-urls', peerUrl,
       '--initial-cluster', this.initialCluster, '--initial-cluster-state', state, '--initial-cluster-token', 'raftmesh-bench',
       '--log-level', 'error'
-    ], { stdio: 'ignore' })
+    ])
+    m.proc = spawn(cmd, argv, { stdio: 'ignore' })
   }
 
   live (): EtcdMember[] {
@@ -61,18 +79,36 @@ export class EtcdMembers {
   }
 
   async put (m: EtcdMember, key: string, value: string, timeoutMs: number): Promise<void> {
-    await post(m.clientPort, '/v3/kv/put', { key: b64(key), value: b64(value) }, timeoutMs)
+    await post(m, '/v3/kv/put', { key: b64(key), value: b64(value) }, timeoutMs)
   }
 
   /** The member that reports itself leader, asking the live ones in turn. */
   async leader (except: EtcdMember[] = []): Promise<EtcdMember> {
     for (const m of this.live().filter(x => !except.includes(x))) {
       try {
-        const s = await post(m.clientPort, '/v3/maintenance/status', {}, 1000)
+        const s = await post(m, '/v3/maintenance/status', {}, 1000)
         if (s.header?.member_id === s.leader) return m
       } catch {}
     }
     throw new Error('etcd: no member reports itself as leader')
+  }
+
+  /**
+   * The leader, once a live member reports one; after `timeoutMs` throws.
+   * There may be none for a while after a fault is lifted: etcd 3.4 runs
+   * without pre-vote, so a member back from a partition with a higher term
+   * makes the leader step down and an election follow.
+   */
+  async waitForLeader (timeoutMs = 30_000): Promise<EtcdMember> {
+    const end = Date.now() + timeoutMs
+    for (;;) {
+      try {
+        return await this.leader()
+      } catch (err) {
+        if (Date.now() > end) throw new Error(`${(err as Error).message} within ${timeoutMs} ms`)
+        await new Promise(resolve => setTimeout(resolve, 100))
+      }
+    }
   }
 
   /** Every member answers a write and one of them leads. */

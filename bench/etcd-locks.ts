@@ -8,7 +8,7 @@ import { spawn, type ChildProcess } from 'node:child_process'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { machineNow, type CycleTimes } from '../testkit/cluster-processes.js'
-import { EtcdMembers } from './etcd-cluster.js'
+import { clientUrl, EtcdMembers } from './etcd-cluster.js'
 import type { CycleRequest, LockSide } from './lock-workload.js'
 
 const entry = join(dirname(fileURLToPath(import.meta.url)), 'procs', 'etcd-lock-client.ts')
@@ -38,7 +38,7 @@ export class EtcdLockSide implements LockSide {
   }
 
   private async spawnClient (i: number): Promise<Client> {
-    const endpoint = `http://127.0.0.1:${this.etcd.members[i].clientPort}`
+    const endpoint = clientUrl(this.etcd.members[i])
     const proc = spawn(process.execPath, ['--import', 'tsx', entry, JSON.stringify({ endpoint, ttlSeconds: this.ttlSeconds })], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
     const c: Client = { proc, pending: new Map() }
     proc.on('message', (m: { id?: number, ok?: boolean, error?: string }) => {

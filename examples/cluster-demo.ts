@@ -157,7 +157,7 @@ async function main (): Promise<number> {
     nodes: nodeCount,
     databaseUrl: schema?.url,
     purgeEveryMs: PURGE_EVERY_MS,
-    placement: nodesLab === null ? undefined : i => ({ host: nodesLab.hosts[i].addr, wrap: nodesLab.exec(i) })
+    placement: nodesLab === null ? undefined : i => nodesLab.placement(i)
   })
   procs = p
   await p.start()

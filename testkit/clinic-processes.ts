@@ -20,12 +20,12 @@ import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
 import type { ClusterStatus } from '../lib/index.js'
 import { freePort } from './local-cluster.js'
+import { LOOPBACK, placedCommand, type Placement } from './placement.js'
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..')
 const SERVER = join(root, 'examples', 'clinic-server', 'server.ts')
 
-/** Where a node runs: the address it listens on, and a command prefix (e.g. `ip netns exec ns1`). */
-export interface Placement { readonly host: string, readonly wrap: readonly string[] }
+export type { Placement } from './placement.js'
 
 export interface ClinicProcessesOptions {
   readonly nodes: number
@@ -88,7 +88,7 @@ export class ClinicProcesses extends EventEmitter<ClinicProcessesEvents> {
     const dir = await mkdtemp(join(tmpdir(), 'raftmesh-clinic-'))
     const state: NodeState[] = []
     for (let i = 0; i < opts.nodes; i++) {
-      const placement = opts.placement?.(i) ?? { host: '127.0.0.1', wrap: [] }
+      const placement = opts.placement?.(i) ?? LOOPBACK
       const httpPort = await freePort()
       state.push({ index: i, id: `n${i + 1}`, placement, httpPort, meshPort: await freePort(), http: `http://${placement.host}:${httpPort}`, dataDir: join(dir, `n${i + 1}`), proc: null, ready: false, paused: false, stderr: [] })
     }
@@ -117,10 +117,10 @@ export class ClinicProcesses extends EventEmitter<ClinicProcessesEvents> {
       '--http-port', String(n.httpPort), '--mesh-port', String(n.meshPort), '--expect', String(this.state.length),
       '--purge-every', String(this.opts.purgeEveryMs), ...bootstrap.flatMap(b => ['--bootstrap', b]),
       ...('file' in this.database ? ['--db', this.database.file] : [])]
-    const [cmd, ...prefix] = [...n.placement.wrap, process.execPath]
+    const [cmd, argv] = placedCommand(n.placement, process.execPath, args)
     const env = { ...process.env, CLUSTER_SECRET: this.secret, ...('url' in this.database ? { DATABASE_URL: this.database.url } : {}) }
     // Its own process group: a Ctrl-C in the terminal reaches the launcher, which decides when the nodes stop.
-    const proc = spawn(cmd, [...prefix, ...args], { cwd: root, env, stdio: ['ignore', 'pipe', 'pipe', 'ipc'], detached: true })
+    const proc = spawn(cmd, argv, { cwd: root, env, stdio: ['ignore', 'pipe', 'pipe', 'ipc'], detached: true })
     n.proc = proc
     n.paused = false
     n.stderr.length = 0

@@ -1,11 +1,19 @@
 /**
- * N processes on 127.0.0.1, each embedding one Cluster (testkit/cluster-node.ts),
+ * N processes, each embedding one Cluster (testkit/cluster-node.ts),
  * for the multi-process tests and the lock benchmark: start them (expect: N,
  * each with its own data directory and port, bootstrapping through the
  * first), run lock, queue, schedule, cache and event workloads in them,
  * SIGKILL, restart, SIGSTOP and SIGCONT them, and keep one history of
  * everything: the children's events and the faults this harness injected, on
  * one machine-wide time line. The checkers in testkit/checks/ judge it.
+ *
+ * The children run on 127.0.0.1 (`network: 'loopback'`), where a partition
+ * is the transport's fault layer: each node refuses and hangs up on the
+ * peers across the cut. With `network: 'netns'` (root and iproute2) each
+ * child runs in a network namespace of its own (testkit/netns.ts) and
+ * listens on its host's address, and a partition drops the packets across
+ * the cut: connections go silent and new ones time out, as on a real
+ * network, and the library is not told. The history is the same either way.
  *
  * Only the children this harness spawned are ever signalled, by their own
  * process objects; they exit by themselves when this process dies (IPC).
@@ -23,6 +31,8 @@ import { loadOrCreatePeerKey } from '../gossip/peer-key.js'
 import type { ClusterStatus } from '../lib/index.js'
 import { machineNow, type CacheContents, type CacheWorkload, type ChildMessage, type CycleLoop, type CycleTimes, type EventWorkload, type LockWorkload, type NodeConfig, type NodeEvent, type ProcessWorkload, type ProduceWorkload, type QueueState, type Request, type RequestBody, type ScheduleWorkload } from './cluster-node-protocol.js'
 import { freePort } from './local-cluster.js'
+import { NetnsLab } from './netns.js'
+import { LOOPBACK, placedCommand, type Placement } from './placement.js'
 
 export { machineNow, type CacheContents, type CacheWorkload, type CycleLoop, type CycleTimes, type EventWorkload, type LockWorkload, type NodeEvent, type ProcessWorkload, type ProduceWorkload, type QueueState, type ScheduleWorkload, type WriteTag } from './cluster-node-protocol.js'
 
@@ -36,7 +46,7 @@ export type HarnessEvent = { readonly at: number } & (
   | { readonly type: 'paused' }
   | { readonly type: 'resumed' }
   | { readonly type: 'exited', readonly code: number | null, readonly signal: NodeJS.Signals | null }
-  /** Cut off (transport fault layer) from the nodes of `from` (indexes). */
+  /** Cut off (the transport's fault layer, or the network on netns) from the nodes of `from` (indexes). */
   | { readonly type: 'partitioned', readonly from: readonly number[] }
   | { readonly type: 'healed' }
 )
@@ -59,6 +69,8 @@ export interface ClusterProcessesOptions {
   readonly logLevel?: string
   /** Extra environment for every child. */
   readonly env?: Record<string, string>
+  /** Default 'loopback'; 'netns' needs root and iproute2 (see testkit/netns.ts `netnsAvailable`). */
+  readonly network?: 'loopback' | 'netns'
 }
 
 export interface ProcessNode {
@@ -80,6 +92,7 @@ interface NodeState {
   id: string
   addr: string
   listen: string
+  placement: Placement
   dataDir: string
   proc: ChildProcess | null
   paused: boolean
@@ -100,30 +113,40 @@ export class ClusterProcesses extends EventEmitter<ClusterProcessesEvents> {
   private nextRequest = 0
   private stopped = false
 
-  private constructor (readonly dir: string, state: NodeState[], private readonly opts: ClusterProcessesOptions) {
+  /** Where the children run: 127.0.0.1, or a namespace each (node i is the lab's host i). */
+  readonly network: 'loopback' | 'netns'
+
+  private constructor (readonly dir: string, state: NodeState[], private readonly opts: ClusterProcessesOptions, private readonly lab: NetnsLab | null) {
     super()
     this.state = state
+    this.network = lab === null ? 'loopback' : 'netns'
   }
 
-  /** Starts `opts.nodes` processes and resolves once every one has joined. */
+  /** Starts `opts.nodes` processes and resolves once every one has joined; on failure stops what started (and the lab). */
   static async start (opts: ClusterProcessesOptions): Promise<ClusterProcesses> {
-    const dir = await mkdtemp(join(tmpdir(), 'raftmesh-procs-'))
-    const state: NodeState[] = []
-    for (let i = 0; i < opts.nodes; i++) {
-      const dataDir = join(dir, `n${i + 1}`)
-      // The key is created before the first start so that bootstrap addresses can name the peer.
-      const peerId = peerIdFromPrivateKey(await loadOrCreatePeerKey(dataDir, silentLogger)).toString()
-      const listen = `/ip4/127.0.0.1/tcp/${await freePort()}`
-      state.push({ index: i, id: `n${i + 1}`, addr: `${listen}/p2p/${peerId}`, listen, dataDir, proc: null, paused: false, stderr: [], pending: new Map() })
-    }
-    const procs = new ClusterProcesses(dir, state, opts)
+    const lab = opts.network === 'netns' ? await NetnsLab.create({ hosts: opts.nodes }) : null
+    let procs: ClusterProcesses | null = null
     try {
-      await Promise.all(state.map(async n => { await procs.launch(n, n.index === 0 ? [] : [state[0].addr]) }))
+      const dir = await mkdtemp(join(tmpdir(), 'raftmesh-procs-'))
+      const state: NodeState[] = []
+      for (let i = 0; i < opts.nodes; i++) {
+        const dataDir = join(dir, `n${i + 1}`)
+        // The key is created before the first start so that bootstrap addresses can name the peer.
+        const peerId = peerIdFromPrivateKey(await loadOrCreatePeerKey(dataDir, silentLogger)).toString()
+        const placement = lab?.placement(i) ?? LOOPBACK
+        // Each namespace has ports of its own: one free here is free there too.
+        const listen = `/ip4/${placement.host}/tcp/${await freePort()}`
+        state.push({ index: i, id: `n${i + 1}`, addr: `${listen}/p2p/${peerId}`, listen, placement, dataDir, proc: null, paused: false, stderr: [], pending: new Map() })
+      }
+      procs = new ClusterProcesses(dir, state, opts, lab)
+      const p = procs
+      await Promise.all(state.map(async n => { await p.launch(n, n.index === 0 ? [] : [state[0].addr]) }))
+      return procs
     } catch (err) {
-      await procs.stop()
+      if (procs !== null) await procs.stop()
+      else await lab?.destroy()
       throw err
     }
-    return procs
   }
 
   /** The nodes, by index. */
@@ -170,10 +193,12 @@ export class ClusterProcesses extends EventEmitter<ClusterProcessesEvents> {
   }
 
   /**
-   * Splits the running nodes into the given sides (indexes; nodes named on
-   * no side form one more side) with the transport's fault layer: each node
-   * refuses and hangs up on the peers across the cut. A node restarted
-   * during a partition starts whole: heal before restarting.
+   * Splits the nodes into the given sides (indexes; nodes named on no side
+   * form one more side). On loopback, each running node's transport refuses
+   * and hangs up on the peers across the cut, and a node restarted during a
+   * partition starts whole: heal before restarting. On netns the network
+   * drops the packets across the cut, for every node, running or not.
+   * Each running node's history gets a `partitioned` entry either way.
    */
   async partition (...sides: ReadonlyArray<readonly number[]>): Promise<void> {
     const named = new Set(sides.flat())
@@ -181,15 +206,30 @@ export class ClusterProcesses extends EventEmitter<ClusterProcessesEvents> {
     const all = rest.length > 0 ? [...sides, rest] : sides
     const sideOf = new Map<number, number>()
     all.forEach((side, k) => { for (const i of side) sideOf.set(i, k) })
+    const cutOff = (n: NodeState): number[] => this.state.filter(o => sideOf.get(o.index) !== sideOf.get(n.index)).map(o => o.index)
+    const lab = this.lab
+    if (lab !== null) {
+      const at = machineNow()
+      await lab.partition(all)
+      for (const n of this.state) if (n.proc !== null) this.record(n.index, { type: 'partitioned', from: cutOff(n), at })
+      return
+    }
     await Promise.all(this.state.filter(n => n.proc !== null).map(async n => {
-      const others = this.state.filter(o => sideOf.get(o.index) !== sideOf.get(n.index))
-      this.record(n.index, { type: 'partitioned', from: others.map(o => o.index), at: machineNow() })
-      await this.request(n.index, { op: 'partition', deny: others.map(o => peerIdOf(o.addr)) })
+      const others = cutOff(n)
+      this.record(n.index, { type: 'partitioned', from: others, at: machineNow() })
+      await this.request(n.index, { op: 'partition', deny: others.map(o => peerIdOf(this.state[o].addr)) })
     }))
   }
 
-  /** Lifts every partition on the running nodes. */
+  /** Lifts every partition. */
   async heal (): Promise<void> {
+    const lab = this.lab
+    if (lab !== null) {
+      await lab.heal()
+      const at = machineNow()
+      for (const n of this.state) if (n.proc !== null) this.record(n.index, { type: 'healed', at })
+      return
+    }
     await Promise.all(this.state.filter(n => n.proc !== null).map(async n => {
       await this.request(n.index, { op: 'heal' })
       this.record(n.index, { type: 'healed', at: machineNow() })
@@ -302,17 +342,21 @@ export class ClusterProcesses extends EventEmitter<ClusterProcessesEvents> {
     await gone
   }
 
-  /** Stops every node (SIGKILL after 5 s without a clean stop) and removes their data. */
+  /** Stops every node (SIGKILL after 5 s without a clean stop), removes their data and deletes the lab's namespaces. */
   async stop (): Promise<void> {
     if (this.stopped) return
     this.stopped = true
-    await Promise.all(this.state.map(async n => {
-      if (n.proc === null) return
-      const clean = this.stopNode(n.index).then(() => true, () => false)
-      const late = new Promise<boolean>(resolve => setTimeout(() => { resolve(false) }, 5000).unref())
-      if (!await Promise.race([clean, late])) await this.kill(n.index)
-    }))
-    await rm(this.dir, { recursive: true, force: true })
+    try {
+      await Promise.all(this.state.map(async n => {
+        if (n.proc === null) return
+        const clean = this.stopNode(n.index).then(() => true, () => false)
+        const late = new Promise<boolean>(resolve => setTimeout(() => { resolve(false) }, 5000).unref())
+        if (!await Promise.race([clean, late])) await this.kill(n.index)
+      }))
+      await rm(this.dir, { recursive: true, force: true })
+    } finally {
+      await this.lab?.destroy()
+    }
   }
 
   private async launch (n: NodeState, bootstrap: string[]): Promise<void> {
@@ -330,7 +374,8 @@ export class ClusterProcesses extends EventEmitter<ClusterProcessesEvents> {
       onPanic: this.opts.onPanic ?? 'report',
       logLevel: this.opts.logLevel
     }
-    const proc = spawn(process.execPath, ['--import', 'tsx', entry, JSON.stringify(config)], {
+    const [cmd, argv] = placedCommand(n.placement, process.execPath, ['--import', 'tsx', entry, JSON.stringify(config)])
+    const proc = spawn(cmd, argv, {
       cwd: root,
       stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
       serialization: 'advanced',

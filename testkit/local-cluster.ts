@@ -1,6 +1,7 @@
 /**
  * Test kit (imported by test/, bench/ and examples/, which import nothing
- * of each other): runs kv-node processes on 127.0.0.1, each with its own ports and data
+ * of each other): runs kv-node processes on 127.0.0.1 (or each in a network
+ * namespace, see `placement`), each with its own ports and data
  * directory, and lets a caller kill, pause, resume and restart them. Used by
  * the multi-process tests and the kv benchmark; `freePort` by every
  * launcher in testkit/. Children are
@@ -17,6 +18,7 @@ import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { silentLogger } from '../gossip/logger.js'
 import { loadOrCreatePeerKey } from '../gossip/peer-key.js'
 import { KvClient } from './kv-client.js'
+import { LOOPBACK, placedCommand, type Placement } from './placement.js'
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..')
 const kvNode = join(root, 'examples', 'kv-node.ts')
@@ -26,6 +28,7 @@ export interface LocalNode {
   readonly http: string
   readonly listen: string
   readonly dataDir: string
+  readonly placement: Placement
   /** Created before the first start (the node keeps its key in dataDir), so bootstrap addresses can name it. */
   readonly peerId: string
   proc: ChildProcess | null
@@ -45,6 +48,8 @@ export interface LocalClusterOptions {
   readonly nodeArgs?: readonly string[]
   /** Most HTTP requests the client keeps open to one node. Default KvClient's. */
   readonly clientSockets?: number
+  /** Where node i (0-based) runs; default 127.0.0.1. A lab's namespaces need a link from here for `client`. */
+  readonly placement?: (index: number) => Placement
 }
 
 /** Ports freePort already returned in this process. */
@@ -92,7 +97,8 @@ export class LocalKvCluster {
     for (let i = 1; i <= opts.nodes; i++) {
       const dataDir = join(dir, `n${i}`)
       const peerId = peerIdFromPrivateKey(await loadOrCreatePeerKey(dataDir, silentLogger)).toString()
-      nodes.push({ id: `n${i}`, http: `127.0.0.1:${await freePort()}`, listen: `/ip4/127.0.0.1/tcp/${await freePort()}`, dataDir, peerId, proc: null, stderr: [] })
+      const placement = opts.placement?.(i - 1) ?? LOOPBACK
+      nodes.push({ id: `n${i}`, http: `${placement.host}:${await freePort()}`, listen: `/ip4/${placement.host}/tcp/${await freePort()}`, dataDir, placement, peerId, proc: null, stderr: [] })
     }
     const cluster = new LocalKvCluster(dir, nodes, opts)
     try {
@@ -124,7 +130,8 @@ export class LocalKvCluster {
       '--bootstrap', others.join(','), '--voters', this.nodes.map(x => x.id).join(','),
       '--secret', this.secret, '--tick-ms', String(this.opts.tickMs ?? 50)
     ]
-    const proc = spawn(process.execPath, args, { cwd: this.opts.root ?? root, stdio: ['ignore', 'pipe', 'pipe', 'ipc'], env: { ...process.env, ...this.opts.env } })
+    const [cmd, argv] = placedCommand(n.placement, process.execPath, args)
+    const proc = spawn(cmd, argv, { cwd: this.opts.root ?? root, stdio: ['ignore', 'pipe', 'pipe', 'ipc'], env: { ...process.env, ...this.opts.env } })
     n.proc = proc
     proc.stderr?.setEncoding('utf8').on('data', (s: string) => {
       n.stderr.push(...s.split('\n').filter(l => l.length > 0))

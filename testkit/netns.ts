@@ -9,7 +9,11 @@
  * silent, as on a real network (no reset, no refusal), and new ones time
  * out. `heal` puts every end back on the first bridge. Nothing touches the
  * machine's own namespace unless `hostLink` asks for one veth from it to
- * the hub (so a browser or HTTP client here can reach the hosts).
+ * the hub (so a browser or HTTP client here can reach the hosts; it stays
+ * on the first side of a partition), or `clientLinks` for one veth from it
+ * straight to each host, outside the hub (so clients here reach every host
+ * whatever the partition, as a load balancer on another network would, and
+ * a client of the minority side meets what a real one meets there).
  *
  * All names carry this process's pid, and `create` first removes what a
  * dead process of an earlier run left behind, so a crash leaks nothing for
@@ -17,6 +21,7 @@
  */
 import { execFile } from 'node:child_process'
 import { promisify } from 'node:util'
+import type { Placement } from './placement.js'
 
 const run = promisify(execFile)
 const PREFIX = 'rmx'
@@ -32,6 +37,12 @@ export interface NetnsLabOptions {
   readonly hosts: number
   /** Also link this machine's namespace to the hub (at 10.231.X.254), for clients running here. */
   readonly hostLink?: boolean
+  /**
+   * Instead, link this machine's namespace to each host directly (this end
+   * 10.231.X.254 on every link, a /32 route to each host): partitions cut
+   * the hosts from each other, never from here.
+   */
+  readonly clientLinks?: boolean
 }
 
 export interface NetnsHost {
@@ -69,7 +80,7 @@ export class NetnsLab {
   private bridges = 1
   private destroyed = false
 
-  private constructor (tag: string, hosts: NetnsHost[], hostAddr: string | null) {
+  private constructor (tag: string, hosts: NetnsHost[], hostAddr: string | null, private readonly clientLinks: boolean) {
     this.tag = tag
     this.hub = `${tag}h`
     this.hosts = hosts
@@ -79,11 +90,13 @@ export class NetnsLab {
   /** Builds the hub and one namespace per host, all on one bridge (no partition). */
   static async create (opts: NetnsLabOptions): Promise<NetnsLab> {
     if (!Number.isInteger(opts.hosts) || opts.hosts < 1 || opts.hosts > 200) throw new RangeError(`hosts must be an integer from 1 to 200, got ${opts.hosts}`)
+    if (opts.hostLink === true && opts.clientLinks === true) throw new RangeError('hostLink and clientLinks both take 10.231.X.254 here: ask for one')
     await removeStale()
     const tag = `${PREFIX}${process.pid}${labCounter()}`
-    const subnet = `${NET}.${opts.hostLink === true ? await freeSubnet() : 1}`
+    const linked = opts.hostLink === true || opts.clientLinks === true
+    const subnet = `${NET}.${linked ? await freeSubnet() : 1}`
     const hosts = Array.from({ length: opts.hosts }, (_, i) => ({ ns: `${tag}n${i + 1}`, addr: `${subnet}.${i + 1}` }))
-    const lab = new NetnsLab(tag, hosts, opts.hostLink === true ? `${subnet}.254` : null)
+    const lab = new NetnsLab(tag, hosts, linked ? `${subnet}.254` : null, opts.clientLinks === true)
     try {
       await lab.build()
     } catch (err) {
@@ -98,10 +111,15 @@ export class NetnsLab {
     return ['ip', 'netns', 'exec', this.host(i).ns]
   }
 
+  /** Where a launcher puts a child that runs as host `i`: its namespace, listening on its address. */
+  placement (i: number): Placement {
+    return { host: this.host(i).addr, wrap: this.exec(i) }
+  }
+
   /**
    * Cuts the lab into `groups` (host indexes): hosts in one group reach each
    * other and nobody else; a host in no group is cut off alone. The host
-   * link, if any, stays with the first group.
+   * link, if any, stays with the first group; client links are not cut.
    */
   async partition (groups: ReadonlyArray<readonly number[]>): Promise<void> {
     const seen = new Set<number>()
@@ -128,7 +146,9 @@ export class NetnsLab {
   async destroy (): Promise<void> {
     if (this.destroyed) return
     this.destroyed = true
-    if (this.hostAddr !== null) await ip('link', 'del', `${this.tag}x`).catch(() => {})
+    if (this.hostAddr !== null && !this.clientLinks) await ip('link', 'del', `${this.tag}x`).catch(() => {})
+    // A process still running in a host's namespace keeps it (and its link) alive past `netns del`: cut the links here.
+    if (this.clientLinks) for (const i of this.hosts.keys()) await ip('link', 'del', `${this.tag}c${i}`).catch(() => {})
     // Deleting a namespace deletes the veth ends inside it, and so their peers.
     for (const ns of [this.hub, ...this.hosts.map(h => h.ns)]) await ip('netns', 'del', ns).catch(() => {})
   }
@@ -159,7 +179,19 @@ export class NetnsLab {
       await inNs(this.hub, 'link', 'set', hubEnd(this.tag, i), 'master', 'br0')
       await inNs(this.hub, 'link', 'set', hubEnd(this.tag, i), 'up')
     }
-    if (this.hostAddr !== null) {
+    if (this.hostAddr !== null && this.clientLinks) {
+      for (const [i, h] of this.hosts.entries()) {
+        const here = `${this.tag}c${i}`
+        await ip('link', 'add', here, 'type', 'veth', 'peer', 'name', `${this.tag}d${i}`, 'netns', h.ns)
+        await inNs(h.ns, 'link', 'set', `${this.tag}d${i}`, 'name', 'eth1')
+        await inNs(h.ns, 'link', 'set', 'eth1', 'up')
+        // Replies to this machine leave by this link, not the hub's, so no partition reaches them.
+        await inNs(h.ns, 'route', 'add', `${this.hostAddr}/32`, 'dev', 'eth1')
+        await ip('addr', 'add', `${this.hostAddr}/32`, 'dev', here)
+        await ip('link', 'set', here, 'up')
+        await ip('route', 'add', `${h.addr}/32`, 'dev', here, 'src', this.hostAddr)
+      }
+    } else if (this.hostAddr !== null) {
       await ip('link', 'add', `${this.tag}x`, 'type', 'veth', 'peer', 'name', `${this.tag}y`, 'netns', this.hub)
       await ip('addr', 'add', `${this.hostAddr}/24`, 'dev', `${this.tag}x`)
       await ip('link', 'set', `${this.tag}x`, 'up')
@@ -196,6 +228,10 @@ async function removeStale (): Promise<void> {
     if (m === null || processAlive(Number(m[2]))) continue
     await ip('netns', 'del', name).catch(() => {})
     await ip('link', 'del', `${m[1]}x`).catch(() => {})
+  }
+  const { stdout: links } = await run('ip', ['-o', 'link', 'show'])
+  for (const m of links.matchAll(new RegExp(`^\\d+: (${PREFIX}(\\d+)[a-z]c\\d+)@`, 'gm'))) {
+    if (!processAlive(Number(m[2]))) await ip('link', 'del', m[1]).catch(() => {})
   }
 }
 

@@ -6,10 +6,16 @@
  * seeded plan of faults, and the same lock checker.
  *
  * A fault hits a member and its client together, as it would hit a machine
- * running both: SIGKILL (then both restart), SIGSTOP (then both resume).
+ * running both: SIGKILL (then both restart), SIGSTOP (then both resume),
+ * and on `network: 'netns'` a partition: member i and its client run in the
+ * lab's namespace i (testkit/netns.ts), the pair is cut off from the other
+ * two by the network, and the client of the minority side sees what a real
+ * one sees there (requests that hang, a lease it cannot keep alive). This
+ * process reaches every member by the lab's client links, to find the
+ * leader. On loopback partitions are skipped: etcd has no fault layer in
+ * its transport, and this benchmark does not touch the host's firewall.
  * etcd's WAL is not torn (its format is not ours: a kill-torn is a plain
- * kill here), and partitions are skipped: etcd has no fault layer in its
- * transport, and this benchmark does not touch the host's firewall.
+ * kill here).
  */
 import { spawn, type ChildProcess } from 'node:child_process'
 import { dirname, join } from 'node:path'
@@ -18,7 +24,9 @@ import { fileURLToPath } from 'node:url'
 import { Prng } from '../../sim/prng.js'
 import { checkLockHistory } from '../../testkit/checks/lock-history.js'
 import { machineNow, type HistoryEntry, type NodeEvent } from '../../testkit/cluster-processes.js'
-import { EtcdMembers } from '../etcd-cluster.js'
+import { NetnsLab } from '../../testkit/netns.js'
+import { LOOPBACK, placedCommand } from '../../testkit/placement.js'
+import { clientUrl, EtcdMembers } from '../etcd-cluster.js'
 import { planFaults, type FaultWindow } from './nemesis.js'
 
 const entry = join(dirname(fileURLToPath(import.meta.url)), '..', 'procs', 'etcd-lock-client.ts')
@@ -27,9 +35,14 @@ const TTL_S = 2
 
 export interface EtcdRunResult {
   readonly seed: number
+  readonly network: 'loopback' | 'netns'
   readonly ok: boolean
   readonly violations: string[]
+  /** The faults applied; on loopback the plan's partitions are not among them (see `partitionsSkipped`). */
   readonly faults: FaultWindow[]
+  readonly partitionsSkipped: number
+  /** Before each fault, how long the harness waited for a member to report itself leader. */
+  readonly leaderWaitsMs: number[]
   readonly grants: number
   /** Grants whose fence could not be read back (left out of the check). */
   readonly unconfirmedGrants: number
@@ -38,9 +51,17 @@ export interface EtcdRunResult {
 
 interface Client { proc: ChildProcess, pending: Map<number, (m: { ok: boolean, error?: string }) => void> }
 
-export async function runEtcdOnce (o: { seed: number, durationMs: number, basePort: number }): Promise<EtcdRunResult> {
+export async function runEtcdOnce (o: { seed: number, durationMs: number, basePort: number, network: 'loopback' | 'netns' }): Promise<EtcdRunResult> {
   const launched = machineNow()
-  const etcd = await EtcdMembers.start(o.basePort)
+  const lab = o.network === 'netns' ? await NetnsLab.create({ hosts: 3, clientLinks: true }) : null
+  const placement = (i: number): ReturnType<NetnsLab['placement']> => lab?.placement(i) ?? LOOPBACK
+  let etcd: EtcdMembers
+  try {
+    etcd = await EtcdMembers.start(o.basePort, placement)
+  } catch (err) {
+    await lab?.destroy()
+    throw err
+  }
   const history: HistoryEntry[] = []
   const record = (node: number, e: object): void => { history.push({ ...e, node } as HistoryEntry) }
   const clients: Array<Client | null> = [null, null, null]
@@ -55,8 +76,8 @@ export async function runEtcdOnce (o: { seed: number, durationMs: number, basePo
     })
   }
   const startClient = async (i: number): Promise<void> => {
-    const endpoint = `http://127.0.0.1:${etcd.members[i].clientPort}`
-    const proc = spawn(process.execPath, ['--import', 'tsx', entry, JSON.stringify({ endpoint, ttlSeconds: TTL_S })], { stdio: ['ignore', 'ignore', 'ignore', 'ipc'], serialization: 'advanced' })
+    const [cmd, argv] = placedCommand(placement(i), process.execPath, ['--import', 'tsx', entry, JSON.stringify({ endpoint: clientUrl(etcd.members[i]), ttlSeconds: TTL_S })])
+    const proc = spawn(cmd, argv, { stdio: ['ignore', 'ignore', 'ignore', 'ipc'], serialization: 'advanced' })
     const c: Client = { proc, pending: new Map() }
     clients[i] = c
     record(i, { type: 'started', pid: proc.pid ?? -1, at: machineNow() })
@@ -89,19 +110,33 @@ export async function runEtcdOnce (o: { seed: number, durationMs: number, basePo
   const windows: FaultWindow[] = []
   let violations: string[] = []
   let unconfirmedGrants = 0
+  let partitionsSkipped = 0
+  const leaderWaitsMs: number[] = []
   try {
     for (let i = 0; i < 3; i++) await startClient(i)
     await sleep(2000)
     const rng = new Prng(o.seed ^ 0x5eed)
     for (const f of planFaults(o.seed, { durationMs: o.durationMs, sessionTtlMs: TTL_S * 1000 })) {
-      if (f.kind === 'partition') {
+      if (f.kind === 'partition' && lab === null) {
+        partitionsSkipped++
         await sleep(f.holdMs + f.gapMs)
         continue
       }
-      const leader = etcd.members.indexOf(await etcd.leader())
+      // As the raftmesh row's nemesis does (ClusterProcesses.leader(30_000)): wait for a leader, don't demand one.
+      const asked = machineNow()
+      const leader = etcd.members.indexOf(await etcd.waitForLeader(30_000))
+      leaderWaitsMs.push(Math.round(machineNow() - asked))
       const node = f.victim === 'leader' ? leader : rng.pick([0, 1, 2].filter(i => i !== leader))
       const from = machineNow()
-      if (f.kind === 'pause') {
+      if (f.kind === 'partition' && lab !== null) {
+        const others = [0, 1, 2].filter(i => i !== node)
+        await lab.partition([others, [node]])
+        const at = machineNow()
+        for (const i of [0, 1, 2]) record(i, { type: 'partitioned', from: i === node ? others : [node], at })
+        await sleep(f.holdMs)
+        await lab.heal()
+        for (const i of [0, 1, 2]) record(i, { type: 'healed', at: machineNow() })
+      } else if (f.kind === 'pause') {
         record(node, { type: 'paused', at: machineNow() })
         etcd.signal(etcd.members[node], 'SIGSTOP')
         clients[node]?.proc.kill('SIGSTOP')
@@ -130,8 +165,12 @@ export async function runEtcdOnce (o: { seed: number, durationMs: number, basePo
   } catch (err) {
     violations = [`the run could not finish: ${(err as Error).message}`]
   } finally {
-    for (let i = 0; i < 3; i++) await killClient(i)
-    await etcd.stop()
+    try {
+      for (let i = 0; i < 3; i++) await killClient(i)
+      await etcd.stop()
+    } finally {
+      await lab?.destroy()
+    }
   }
-  return { seed: o.seed, ok: violations.length === 0, violations, faults: windows, grants: history.filter(e => e.type === 'granted').length, unconfirmedGrants, wallMs: machineNow() - launched }
+  return { seed: o.seed, network: o.network, ok: violations.length === 0, violations, faults: windows, partitionsSkipped, leaderWaitsMs, grants: history.filter(e => e.type === 'granted').length, unconfirmedGrants, wallMs: machineNow() - launched }
 }

@@ -7,8 +7,14 @@
  * (sim/linearizability.ts, Wing & Gong with Lowe's improvements).
  *
  * Kills restart the node (kill-torn with a torn WAL tail, as in the
- * cluster runs); pauses SIGSTOP it; partitions are skipped, as kv-node has
- * no fault layer to drive from outside.
+ * cluster runs); pauses SIGSTOP it. On `network: 'netns'` each node runs in
+ * a network namespace of its own (testkit/netns.ts) and a partition cuts
+ * the node off from the other two by the network; the clients (in this
+ * process) keep reaching every node by the lab's client links, so some of
+ * their requests land on the minority side, where they meet what a real
+ * client meets (a redirect to a leader that is gone, a 503, or silence
+ * until the timeout) and any stale answer would show in the history. On
+ * loopback partitions are skipped, as kv-node has no fault layer.
  */
 import { join } from 'node:path'
 import { performance } from 'node:perf_hooks'
@@ -16,6 +22,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { Prng } from '../../sim/prng.js'
 import { checkKvHistory, type KvInput, type KvOutput, type Operation } from '../../sim/linearizability.js'
 import { LocalKvCluster } from '../../testkit/local-cluster.js'
+import { NetnsLab } from '../../testkit/netns.js'
 import { planFaults, type FaultWindow } from './nemesis.js'
 import { tearWalTail } from './torn-tail.js'
 
@@ -25,11 +32,14 @@ const TIMEOUT_MS = 5000
 
 export interface KvRunResult {
   readonly seed: number
+  readonly network: 'loopback' | 'netns'
   readonly ok: boolean
   /** The checker ran out of search steps: neither proven nor refuted. */
   readonly undecided: boolean
   readonly explanation: string | null
+  /** The faults applied; on loopback the plan's partitions are not among them (see `partitionsSkipped`). */
   readonly faults: FaultWindow[]
+  readonly partitionsSkipped: number
   readonly ops: number
   /** Operations whose outcome is unknown (timed out or failed after they may have been proposed). */
   readonly unknown: number
@@ -63,9 +73,16 @@ async function perform (c: LocalKvCluster, input: KvInput): Promise<KvOutput | u
   }
 }
 
-export async function runKvOnce (o: { seed: number, durationMs: number }): Promise<KvRunResult> {
+export async function runKvOnce (o: { seed: number, durationMs: number, network: 'loopback' | 'netns' }): Promise<KvRunResult> {
   const launched = performance.now()
-  const c = await LocalKvCluster.start({ nodes: 3 })
+  const lab = o.network === 'netns' ? await NetnsLab.create({ hosts: 3, clientLinks: true }) : null
+  let c: LocalKvCluster
+  try {
+    c = await LocalKvCluster.start({ nodes: 3, placement: lab === null ? undefined : i => lab.placement(i) })
+  } catch (err) {
+    await lab?.destroy()
+    throw err
+  }
   const history: Operation[] = []
   const windows: FaultWindow[] = []
   let stop = false
@@ -95,13 +112,15 @@ export async function runKvOnce (o: { seed: number, durationMs: number }): Promi
   let explanation: string | null = null
   let undecided = false
   let ok = false
+  let partitionsSkipped = 0
   try {
     await c.waitForLeader()
     const clients = [0, 1, 2].map(async i => { await client(i) })
     await sleep(1000)
     const rng = new Prng(o.seed ^ 0x5eed)
     for (const f of planFaults(o.seed, { durationMs: o.durationMs, sessionTtlMs: 2000 })) {
-      if (f.kind === 'partition') {
+      if (f.kind === 'partition' && lab === null) {
+        partitionsSkipped++
         await sleep(f.holdMs + f.gapMs)
         continue
       }
@@ -110,7 +129,11 @@ export async function runKvOnce (o: { seed: number, durationMs: number }): Promi
       const n = c.nodes[node]
       const from = performance.now()
       let tornBytes: number | undefined
-      if (f.kind === 'pause') {
+      if (f.kind === 'partition' && lab !== null) {
+        await lab.partition([[0, 1, 2].filter(i => i !== node), [node]])
+        await sleep(f.holdMs)
+        await lab.heal()
+      } else if (f.kind === 'pause') {
         c.signal(n, 'SIGSTOP')
         await sleep(f.holdMs)
         c.signal(n, 'SIGCONT')
@@ -134,7 +157,11 @@ export async function runKvOnce (o: { seed: number, durationMs: number }): Promi
     explanation = `the run could not finish: ${(err as Error).message}`
   } finally {
     stop = true
-    await c.stop()
+    try {
+      await c.stop()
+    } finally {
+      await lab?.destroy()
+    }
   }
-  return { seed: o.seed, ok, undecided, explanation, faults: windows, ops: history.length, unknown: history.filter(h => h.output === undefined).length, wallMs: performance.now() - launched }
+  return { seed: o.seed, network: o.network, ok, undecided, explanation, faults: windows, partitionsSkipped, ops: history.length, unknown: history.filter(h => h.output === undefined).length, wallMs: performance.now() - launched }
 }

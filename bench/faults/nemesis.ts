@@ -9,8 +9,9 @@
  *   tail, see torn-tail.ts);
  * - pause: SIGSTOP for a while (sometimes past the session TTL), then
  *   SIGCONT; its workers act once as it resumes, before any timer runs;
- * - partition: the node is cut off from the others by the transport's
- *   fault layer, then healed.
+ * - partition: the node is cut off from the others, then healed: by the
+ *   transport's fault layer on loopback, by the network on netns (see
+ *   ClusterProcesses' `network`).
  *
  * The victim is the Raft leader or a follower, as drawn.
  */

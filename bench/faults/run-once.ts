@@ -28,10 +28,14 @@ export interface RunOptions {
   readonly outDir: string
   /** Keep the history and logs of a run that passed too. */
   readonly keep?: boolean
+  /** loopback: partitions by the transport's fault layer; netns: by the network (see ClusterProcesses). */
+  readonly network: 'loopback' | 'netns'
 }
 
 export interface RunResult {
   readonly seed: number
+  /** Absent in runs from before the option: those were all on loopback. */
+  readonly network?: 'loopback' | 'netns'
   readonly ok: boolean
   /** Safety and liveness violations, by checker. */
   readonly violations: Record<string, string[]>
@@ -68,7 +72,7 @@ const RUN_SLACK_MS = 180_000
 
 export async function runOnce (o: RunOptions): Promise<RunResult> {
   const launched = machineNow()
-  const c = await ClusterProcesses.start({ nodes: o.nodes, sessionTtlMs: TTL_MS, panicAfterMs: PANIC_AFTER_MS, onPanic: 'report', logLevel: 'warn' })
+  const c = await ClusterProcesses.start({ nodes: o.nodes, sessionTtlMs: TTL_MS, panicAfterMs: PANIC_AFTER_MS, onPanic: 'report', logLevel: 'warn', network: o.network })
   // The run's time line starts once the cluster has formed.
   const started = machineNow()
   const nodeIds = c.nodes.map(n => n.id)
@@ -155,6 +159,7 @@ export async function runOnce (o: RunOptions): Promise<RunResult> {
   const count = (type: HistoryEntry['type']): number => h.filter(e => e.type === type).length
   const result: RunResult = {
     seed: o.seed,
+    network: o.network,
     ok,
     violations,
     faults: windows.map(w => ({ ...w, from: w.from - started, to: w.to - started })),
