@@ -50,7 +50,7 @@ const USAGE = `usage: npm run bench -- <name>... [flags]
 flags (each benchmark reads its own):
   queues  --quick --runs N
   cpu     --quick --runs N --baseline <rev> --current-env NAME=value
-  faults  --runs N --seed S --duration SECONDS --nodes N --out DIR --keep --report DIR --etcd N --kv N
+  faults  --runs N --seed S --duration SECONDS --nodes N --network netns|loopback --out DIR --keep --report DIR --etcd N --kv N
 Each prints its JSON on stdout and a table on stderr; bench/RESULTS.md records the runs.`
 if (flags.includes('--help')) {
   console.log(USAGE)
