@@ -148,6 +148,37 @@ t.test('§4.2.3 with or without check-quorum: followers that heard from a leader
   t.end()
 })
 
+t.test('§4.2.3 a follower whose answers arrive just after heartbeat rounds still hears from the leader every heartbeat interval, so it stays in the lease', t => {
+  // Seed 7582 of the simulator: with heartbeatTick 3 and electionTick 5, a
+  // periodic round skipped every follower that had acknowledged an Append
+  // since the previous round, even when that Append had gone out before the
+  // previous round. Such a follower heard nothing for two intervals (6 ticks),
+  // fell out of the leader's lease, and took the term of a removed voter that
+  // campaigned in a loop; each time, the leader was deposed.
+  const electionTick = 5
+  const net = elected(three, { heartbeatTick: 3, electionTick, preVote: false, checkQuorum: true })
+  let maxElapsed = 0
+  for (let i = 1; i <= 30 && net.core('n1').role === 'leader'; i++) {
+    if (i % 6 === 3) {
+      // An Append reaches the followers just before the leader's round; their answers arrive just after it.
+      net.core('n1').propose(bytes(`p${i}`))
+      net.readyAll()
+      net.deliver()
+    }
+    net.tick(['n1', 'n2', 'n3'])
+    maxElapsed = Math.max(maxElapsed, net.core('n2').electionElapsed, net.core('n3').electionElapsed)
+  }
+  t.equal(net.core('n1').role, 'leader', 'n1 still leads: no follower timed out')
+  t.ok(maxElapsed <= 3, `no follower went more than a heartbeat interval without hearing from the leader (at most ${maxElapsed} ticks)`)
+  // A removed voter (say n9, whose log stopped before its removal) campaigns in a higher term.
+  const term = net.core('n1').term
+  for (const to of ['n1', 'n2', 'n3']) net.send({ type: 'Vote', from: 'n9', to, term: term + 5, lastIndex: 100, lastTerm: term, force: false })
+  net.stabilize()
+  t.same(['n1', 'n2', 'n3'].map(id => net.core(id).term), [term, term, term], 'nobody took the candidate\'s term')
+  t.equal(net.core('n1').role, 'leader', 'the leader was not deposed')
+  t.end()
+})
+
 t.test('a node at a higher term tells a stale leader, which steps down, even without check-quorum and pre-vote', t => {
   const net = elected(three, { preVote: false, checkQuorum: false, log: true })
   const term = net.core('n1').term

@@ -16,8 +16,6 @@ export class Leader {
   /** New entries or a new commit index wait to be sent at the next flush. */
   private pendingAppend = false
   private pendingCommit = false
-  /** Followers that acknowledged an Append since the last heartbeat round. */
-  private readonly ackedSinceHeartbeat = new Set<NodeId>()
   private pendingReadRound = false
   /** Ticks since this node became leader: the clock of heartbeat rounds and the lease. */
   private ticks = 0
@@ -122,6 +120,7 @@ export class Leader {
       if (entries.length === 0 && !(first && sendIfEmpty)) return
       first = false
       r.send({ type: 'Append', from: r.id, to, term: r.term, prevIndex, prevTerm, entries, commit: r.log.committed })
+      pr.lastSentTick = this.ticks
       pr.sentEntries(prevIndex + entries.length, entries.length)
       // Only replicate state pipelines; a probe waits for its answer.
       if (pr.state !== 'replicate' || entries.length === 0) return
@@ -142,23 +141,29 @@ export class Leader {
     if (snap.meta.index !== pr.snapshotIndex) pr.becomeSnapshot(snap.meta.index)
     const chunk = snap.data.subarray(pr.snapshotOffset, pr.snapshotOffset + r.opts.snapshotChunkBytes)
     r.send({ type: 'Snapshot', from: r.id, to, term: r.term, meta: snap.meta, offset: pr.snapshotOffset, total: snap.data.byteLength, chunk })
+    pr.lastSentTick = this.ticks
   }
 
   /**
-   * Sends a heartbeat round. A periodic round skips followers that
-   * acknowledged an Append since the last one: that Append reset their
-   * election timer and carried the commit index, and under load this halves
-   * the messages. Rounds that confirm reads go to everyone, and with lease
-   * reads every round counts, so none is skipped.
+   * Sends a heartbeat round. A periodic round goes only to followers the
+   * leader has sent nothing they answer (Append, Snapshot, Heartbeat) for a
+   * heartbeat interval: under load their Appends reset their election timers
+   * and carry the commit index, and this halves the messages. Each follower
+   * thus hears from the leader at least every heartbeatTick ticks, which the
+   * §4.2.3 lease (followers ignore candidates while they hear from a leader)
+   * relies on. Rounds that confirm reads go to everyone, and with lease reads
+   * every round counts, so then none skips anyone.
    */
   private broadcastHeartbeat (periodic = false): void {
     const r = this.r
+    const skipIdle = periodic && !r.opts.leaseRead
+    const due = [...this.progress].filter(([, pr]) => !skipIdle || this.ticks - pr.lastSentTick >= r.opts.heartbeatTick)
+    if (due.length === 0) return
     const readSeq = r.rounds.next(this.ticks)
-    for (const [to, pr] of this.progress) {
-      if (periodic && !r.opts.leaseRead && this.ackedSinceHeartbeat.has(to) && pr.match >= r.log.committed) continue
+    for (const [to, pr] of due) {
       r.send({ type: 'Heartbeat', from: r.id, to, term: r.term, commit: Math.min(pr.match, r.log.committed), readSeq })
+      pr.lastSentTick = this.ticks
     }
-    this.ackedSinceHeartbeat.clear()
   }
 
   tick (): void {
@@ -179,8 +184,14 @@ export class Leader {
       }
       this.transferee = null
     }
-    if (this.heartbeatElapsed >= r.opts.heartbeatTick) {
-      this.heartbeatElapsed = 0
+    if (r.opts.leaseRead) {
+      // Lease rounds go to everyone at a fixed cadence.
+      if (this.heartbeatElapsed >= r.opts.heartbeatTick) {
+        this.heartbeatElapsed = 0
+        this.broadcastHeartbeat()
+      }
+    } else {
+      // Each follower on its own cadence: whoever has been sent nothing for an interval.
       this.broadcastHeartbeat(true)
     }
   }
@@ -228,7 +239,6 @@ export class Leader {
       if (pr.maybeDecrement(m.index, Math.max(1, next))) this.sendAppend(m.from, true)
       return
     }
-    this.ackedSinceHeartbeat.add(m.from)
     const committedBefore = log.committed
     const confirmsProbe = pr.state === 'probe' && m.index >= pr.match
     if (pr.maybeUpdate(m.index) || confirmsProbe) {

@@ -21,6 +21,8 @@ export class Progress {
   probeSent = false
   /** Last index of each in-flight Append, oldest first. */
   private readonly inflight: number[] = []
+  /** Leader tick of the last message sent that the follower answers (Append, Snapshot, Heartbeat). */
+  lastSentTick = 0
   /** Set on any message from the follower; read and cleared by check-quorum. */
   recentActive = false
   /** In snapshot state: the index of the snapshot being sent and the next byte to send. */
