@@ -130,7 +130,6 @@ export class SimClients {
 
   /** Records the outcome (undefined = unknown) and frees the client. */
   private resolve (p: Pending, output: KvOutput | undefined): void {
-    if (process.env.SIMDBG && p.input.key === 'z') { const c = (p.node as any).core; console.error('DBGO', this.scheduler.now.toFixed(1), 'c' + p.client, p.node.id, JSON.stringify(p.input), JSON.stringify(output), 'call', p.call, 'ret', this.clock + 1, 'role', c?.role, 't', c?.term, 'commit', c?.log.committed, 'applied', c?.log.applied, 'snap', c?.log.snapshotIndex) }
     this.busy.delete(p.client)
     this.history.push({
       clientId: p.client,

@@ -145,7 +145,6 @@ export class Simulator implements Scheduler {
       segmentBytes: rng.pick([512, 4096, 65536])
     }
     this.persistCrashRate = rng.pick([0.0005, 0.002, 0.005])
-    if (process.env.SIMDBG) console.error('DBGC', voters, spares, JSON.stringify(this.config))
     const fsyncMs = rng.pick([0, 1, 3])
     this.stats = {
       events: 0, simulatedMs: 0, voters, leaderChanges: 0, crashes: 0, crashesAtPersistPoints: 0, tornWrites: 0, partitions: 0,
@@ -179,7 +178,6 @@ export class Simulator implements Scheduler {
   }
 
   private emit (e: SimEvent): void {
-    if (process.env.SIMDBG) console.error("DBGE", this.now.toFixed(1), JSON.stringify(e))
     this.opts.onEvent?.(e)
   }
 
