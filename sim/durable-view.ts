@@ -37,7 +37,10 @@ export class DurableView {
     this.snapshotIndex = state.snapshot?.meta.index ?? 0
     this.snapshotTerm = state.snapshot?.meta.term ?? 0
     this.lastIndex = this.snapshotIndex
-    this.saved(state.entries, state.hardState)
+    // No hard state and no snapshot: the node's first save never completed,
+    // so it vouched for nothing, and the core starts its log over (see
+    // RaftCore's constructor). A prefix of entries a crash left is not a promise.
+    this.saved(state.hardState.term === 0 && state.snapshot === null ? [] : state.entries, state.hardState)
   }
 
   saved (entries: readonly Entry[], hardState: HardState | null): void {
