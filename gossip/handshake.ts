@@ -110,8 +110,13 @@ export function decodeHello (frame: Uint8Array, peerId: string): Hello {
   return { cluster: h.cluster, protocol: h.protocol, app: h.app, node: h.node, addrs: h.addrs ?? [], meta: h.meta ?? {} }
 }
 
-function encodeVerdict (err: HandshakeError | null): Uint8Array {
+export function encodeVerdict (err: HandshakeError | null): Uint8Array {
   return packr.pack(err === null ? { t: 'verdict', ok: true } : { t: 'verdict', ok: false, code: err.code, message: err.message.slice(0, 1024) })
+}
+
+/** Decodes the other side's verdict on the handshake. */
+export function decodeVerdict (frame: Uint8Array, peerId: string): Verdict {
+  return decode(verdictSchema, frame, 'verdict', peerId)
 }
 
 export function encodeControl (f: ControlFrame): Uint8Array {
@@ -181,7 +186,7 @@ export async function initiateHandshake (stream: Stream, opts: HandshakeOptions)
   return await withDeadline(opts, async signal => {
     await control.write(encodeHello(opts.local), { signal })
     remote = decodeHello(await control.next({ signal }), opts.peerId)
-    const theirs = decode(verdictSchema, await control.next({ signal }), 'verdict', opts.peerId)
+    const theirs = decodeVerdict(await control.next({ signal }), opts.peerId)
     const mine = judge(opts, remote)
     await control.write(encodeVerdict(mine), { signal })
     if (mine !== null) throw mine
@@ -201,7 +206,7 @@ export async function answerHandshake (stream: Stream, opts: HandshakeOptions): 
     await control.write(encodeVerdict(mine), { signal })
     let theirs: Verdict
     try {
-      theirs = decode(verdictSchema, await control.next({ signal }), 'verdict', opts.peerId)
+      theirs = decodeVerdict(await control.next({ signal }), opts.peerId)
     } catch (err) {
       // Our own refusal is the better explanation than the dialer hanging up on it.
       if (mine !== null) throw mine
