@@ -163,6 +163,8 @@ t.test('handshake', async t => {
       InvalidArgumentError, 'a short secret is refused')
     await t.rejects(createMeshNode({ nodeId: '', clusterName: 'alpha', appVersion: '1', dataDir: join(root, 'x'), secret: SECRET }), InvalidArgumentError)
     await t.rejects(createMeshNode({ nodeId: 'n1', clusterName: 'alpha', appVersion: '1', dataDir: join(root, 'x'), secret: SECRET, meta: { big: 'x'.repeat(2000) } }), InvalidArgumentError)
+    await t.rejects(createMeshNode({ nodeId: 'n1', clusterName: 'alpha', appVersion: '1', dataDir: join(root, 'x'), secret: SECRET, meta: JSON.parse('{"__proto__":"x"}') }),
+      InvalidArgumentError, 'a __proto__ metadata key is refused: peers would decode it as __proto_')
     const a = await start({ nodeId: 'n1', secret: undefined, insecure: true })
     const b = await start({ nodeId: 'n2', secret: undefined, insecure: true, bootstrap: [a.multiaddrs[0]] })
     await until('insecure nodes join', () => a.members().length === 1)
