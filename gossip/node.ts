@@ -166,6 +166,11 @@ export class MeshNode extends EventEmitter<MeshNodeEvents> {
     return this.libp2p.getMultiaddrs().map(String)
   }
 
+  /** Frames on members' control streams dropped as undecodable or invalid. */
+  get badControlFrames (): number {
+    return this.admission.badControlFrames
+  }
+
   /** Live members (not including this node). */
   members (): Member[] {
     return this.membership.alive()

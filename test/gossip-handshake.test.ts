@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import t from 'tap'
 import { ClusterMismatchError, HandshakeError, InvalidArgumentError, NodeIdConflictError, PeerKeyError, VersionMismatchError } from '../gossip/errors.js'
+import type { FrameStream } from '../gossip/frame-stream.js'
 import { compareHello, decodeControl, decodeHello, encodeHello, type Hello } from '../gossip/handshake.js'
 import { createMeshNode, type MeshNode, type MeshNodeOptions } from '../gossip/node.js'
 import { Packr } from 'msgpackr'
@@ -154,6 +155,20 @@ t.test('handshake', async t => {
     t.match(ec.message, /refused this node/)
     t.same(a.members().map(m => m.peerId), [b.peerId], 'the original holder keeps the id')
     await stop(a, b, c)
+  })
+
+  t.test('a bad frame on a member\'s control stream is dropped and counted; the member stays', async t => {
+    const a = await start({ nodeId: 'n1' })
+    const b = await start({ nodeId: 'n2', bootstrap: [a.multiaddrs[0]] })
+    await until('both see each other', () => a.members().length === 1 && b.members().length === 1)
+    // b's side of the connection's control stream (private: no API writes raw frames on it).
+    const controls = (b as unknown as { admission: { controls: Map<string, FrameStream> } }).admission.controls
+    const control = [...controls.values()][0]
+    for (const frame of [Uint8Array.of(0xc1), new Packr().pack({ t: 'peers', peers: 'all' })]) await control.write(frame)
+    await until('a counted both', () => a.badControlFrames === 2)
+    t.equal(a.badControlFrames, 2, 'two bad control frames counted')
+    t.equal(a.members().length, 1, 'b is still a member')
+    await stop(a, b)
   })
 
   t.test('no secret is a startup error unless insecure is explicit', async t => {
