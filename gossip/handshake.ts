@@ -17,6 +17,7 @@ import { Packr } from 'msgpackr'
 import { z } from 'zod'
 import { ClusterMismatchError, HandshakeError, NodeIdConflictError, VersionMismatchError } from './errors.js'
 import { FrameStream, StreamClosedError } from './frame-stream.js'
+import { checkPlainMsgpack } from './plain-msgpack.js'
 import type { Stream } from '@libp2p/interface'
 
 export const HANDSHAKE_PROTOCOL = '/raftmesh/handshake/1.0.0'
@@ -89,6 +90,7 @@ const controlSchema = z.discriminatedUnion('t', [
 function decode<T> (schema: z.ZodType<T>, frame: Uint8Array, what: string, peerId: string): T {
   let raw: unknown
   try {
+    checkPlainMsgpack(frame)
     raw = packr.unpack(frame)
   } catch (err) {
     throw new HandshakeError(`peer ${peerId} sent a ${what} frame that is not msgpack: ${(err as Error).message}`, peerId)
