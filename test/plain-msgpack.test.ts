@@ -12,6 +12,8 @@ import t from 'tap'
 import { ProtocolFrameError } from '../gossip/errors.js'
 import { checkPlainMsgpack } from '../gossip/plain-msgpack.js'
 import { decodeRaftMessage, InvalidFrameError } from '../gossip/raft-codec.js'
+import { decodeSyncResponse, decodeUpdate } from '../lib/cache/cache-codec.js'
+import { decodeFetchResponse, decodeHead } from '../lib/events/event-codec.js'
 
 /** As the wire codecs pack. */
 const packr = new Packr({ useRecords: false, moreTypes: false, mapsAsObjects: true })
@@ -43,12 +45,25 @@ t.test('truncated frames, trailing bytes and counts that lie are refused', async
   t.doesNotThrow(() => { checkPlainMsgpack(Buffer.concat([new Uint8Array(100_000).fill(0x91), Uint8Array.of(0xc0)])) }, 'deep nesting is left to msgpackr')
 })
 
-t.test('a Raft frame holding a 16 MB BigInt is refused without decoding it', async t => {
+/** `prefix` then an extension 0x42 (BigInt) of 16 MB: msgpackr took ~650 ms to build it. */
+function bigIntFrame (prefix: number[]): Uint8Array {
   const size = 16_000_000
-  // {type: <ext 0x42 of 16 MB>}: msgpackr took ~650 ms to build that BigInt.
-  const frame = Buffer.concat([Uint8Array.of(0x81, 0xa4, 0x74, 0x79, 0x70, 0x65, 0xc9, size >>> 24, (size >> 16) & 0xff, (size >> 8) & 0xff, size & 0xff, 0x42), randomBytes(size)])
-  const started = performance.now()
-  t.throws(() => decodeRaftMessage(frame), InvalidFrameError)
-  const ms = performance.now() - started
-  t.ok(ms < 100, `refused in ${ms.toFixed(1)} ms`)
+  return Buffer.concat([Uint8Array.from(prefix), Uint8Array.of(0xc9, size >>> 24, (size >> 16) & 0xff, (size >> 8) & 0xff, size & 0xff, 0x42), randomBytes(size)])
+}
+
+t.test('frames holding a 16 MB BigInt are refused without decoding it', async t => {
+  const cases: Array<[string, (b: Uint8Array) => unknown, number[], new (...args: never[]) => Error]> = [
+    ['raft', decodeRaftMessage, [0x81, 0xa4, 0x74, 0x79, 0x70, 0x65], InvalidFrameError],
+    ['cache update', decodeUpdate, [0x92, 0xa1, 0x69], ProtocolFrameError],
+    ['cache sync response', decodeSyncResponse, [0x94, 0xc0, 0x90, 0x91], ProtocolFrameError],
+    ['event fetch response', decodeFetchResponse, [0x92, 0xa1, 0x69, 0x91], ProtocolFrameError],
+    ['event head', decodeHead, [0x93, 0xa1, 0x69, 0x01], ProtocolFrameError]
+  ]
+  for (const [what, decode, prefix, error] of cases) {
+    const frame = bigIntFrame(prefix)
+    const started = performance.now()
+    t.throws(() => decode(frame), error, what)
+    const ms = performance.now() - started
+    t.ok(ms < 100, `${what}: refused in ${ms.toFixed(1)} ms`)
+  }
 })
