@@ -3,12 +3,14 @@
  * name, printing each result as JSON on stdout and a short table on
  * stderr. Flags go to every named benchmark (`queues` reads `--quick`,
  * `--runs N`; `cpu` reads those and `--baseline <rev>`; `faults` reads
- * `--runs`, `--seed`, `--duration`, `--nodes`, `--out`).
+ * `--runs`, `--seed`, `--duration`, `--nodes`, `--out`; `fuzz` reads
+ * `--frames`, `--seed`, `--target`, `--batch`).
  */
 import { cacheTable, runCacheBench } from './cache.js'
 import { coreTable, runCoreBench } from './core.js'
 import { cpuTable, runCpuBench } from './cpu.js'
 import { faultsTable, runFaultsBench } from './faults.js'
+import { fuzzTable, runFuzzBench } from './fuzz.js'
 import { gossipTable, runGossipBench } from './gossip.js'
 import { kvTable, runKvBench } from './kv.js'
 import { pauseTable, runPauseBench } from './leader-pause.js'
@@ -30,7 +32,8 @@ const benches: Record<string, (flags: string[]) => Promise<{ json: unknown, tabl
   cache: async () => { const r = await runCacheBench(); return { json: r, table: cacheTable(r) } },
   queues: async flags => { const r = await runQueuesBench(flags); return { json: r, table: queuesTable(r) } },
   cpu: async flags => { const r = await runCpuBench(flags); return { json: r, table: cpuTable(r) } },
-  faults: async flags => { const r = await runFaultsBench(flags); return { json: r, table: faultsTable(r) } }
+  faults: async flags => { const r = await runFaultsBench(flags); return { json: r, table: faultsTable(r) } },
+  fuzz: async flags => { const r = await runFuzzBench(flags); return { json: r, table: fuzzTable(r) } }
 }
 
 const names: string[] = []

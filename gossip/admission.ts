@@ -51,11 +51,18 @@ export class Admission {
   /** No new handshakes once set; the ones in flight still complete. */
   private leaving = false
   private stopping = false
+  private badControl = 0
+  private lastWarn = 0
 
   constructor (opts: AdmissionOptions) {
     this.opts = opts
     this.log = opts.logger
     opts.libp2p.addEventListener('connection:open', evt => { this.onConnection(evt.detail) })
+  }
+
+  /** Frames on members' control streams dropped as undecodable or invalid. */
+  get badControlFrames (): number {
+    return this.badControl
   }
 
   /** Registers the handshake protocol; call before libp2p starts listening. */
@@ -212,7 +219,13 @@ export class Admission {
         if (f.t === 'bye') membership.goodbye(peerId)
         else if (f.t === 'peers') this.opts.learned(f.peers)
       } catch (err) {
-        this.log.warn({ peer: hello.node, ...errorFields(err) }, 'ignoring a bad control frame')
+        this.badControl++
+        // At most once a second: a hostile member must not turn the log into the attack.
+        const now = Date.now()
+        if (now - this.lastWarn >= 1000) {
+          this.lastWarn = now
+          this.log.warn({ peer: hello.node, badControlFrames: this.badControl, ...errorFields(err) }, 'ignoring a bad control frame')
+        }
       }
     })
     if (conn.status !== 'open') {

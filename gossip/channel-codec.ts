@@ -17,6 +17,7 @@ import { createHash } from 'node:crypto'
 import { Packr } from 'msgpackr'
 import { ProtocolFrameError } from './errors.js'
 import { readUvarint, uvarint } from './length-prefix.js'
+import { checkPlainMsgpack } from './plain-msgpack.js'
 
 export const CHANNEL_FRAME_VERSION = 2
 /** Receivers' starts one batch may carry. */
@@ -112,7 +113,9 @@ export function decodeChannelBatch (data: Uint8Array, maxBytes = MAX_CHANNEL_MES
   const h = readHeader(data)
   let items: unknown
   try {
-    items = packr.unpack(data.subarray(h.end))
+    const body = data.subarray(h.end)
+    checkPlainMsgpack(body)
+    items = packr.unpack(body)
   } catch (err) {
     throw new ProtocolFrameError(`channel body is not msgpack: ${(err as Error).message}`)
   }

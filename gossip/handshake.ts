@@ -17,6 +17,7 @@ import { Packr } from 'msgpackr'
 import { z } from 'zod'
 import { ClusterMismatchError, HandshakeError, NodeIdConflictError, VersionMismatchError } from './errors.js'
 import { FrameStream, StreamClosedError } from './frame-stream.js'
+import { checkPlainMsgpack } from './plain-msgpack.js'
 import type { Stream } from '@libp2p/interface'
 
 export const HANDSHAKE_PROTOCOL = '/raftmesh/handshake/1.0.0'
@@ -89,6 +90,7 @@ const controlSchema = z.discriminatedUnion('t', [
 function decode<T> (schema: z.ZodType<T>, frame: Uint8Array, what: string, peerId: string): T {
   let raw: unknown
   try {
+    checkPlainMsgpack(frame)
     raw = packr.unpack(frame)
   } catch (err) {
     throw new HandshakeError(`peer ${peerId} sent a ${what} frame that is not msgpack: ${(err as Error).message}`, peerId)
@@ -110,8 +112,13 @@ export function decodeHello (frame: Uint8Array, peerId: string): Hello {
   return { cluster: h.cluster, protocol: h.protocol, app: h.app, node: h.node, addrs: h.addrs ?? [], meta: h.meta ?? {} }
 }
 
-function encodeVerdict (err: HandshakeError | null): Uint8Array {
+export function encodeVerdict (err: HandshakeError | null): Uint8Array {
   return packr.pack(err === null ? { t: 'verdict', ok: true } : { t: 'verdict', ok: false, code: err.code, message: err.message.slice(0, 1024) })
+}
+
+/** Decodes the other side's verdict on the handshake. */
+export function decodeVerdict (frame: Uint8Array, peerId: string): Verdict {
+  return decode(verdictSchema, frame, 'verdict', peerId)
 }
 
 export function encodeControl (f: ControlFrame): Uint8Array {
@@ -181,7 +188,7 @@ export async function initiateHandshake (stream: Stream, opts: HandshakeOptions)
   return await withDeadline(opts, async signal => {
     await control.write(encodeHello(opts.local), { signal })
     remote = decodeHello(await control.next({ signal }), opts.peerId)
-    const theirs = decode(verdictSchema, await control.next({ signal }), 'verdict', opts.peerId)
+    const theirs = decodeVerdict(await control.next({ signal }), opts.peerId)
     const mine = judge(opts, remote)
     await control.write(encodeVerdict(mine), { signal })
     if (mine !== null) throw mine
@@ -201,7 +208,7 @@ export async function answerHandshake (stream: Stream, opts: HandshakeOptions): 
     await control.write(encodeVerdict(mine), { signal })
     let theirs: Verdict
     try {
-      theirs = decode(verdictSchema, await control.next({ signal }), 'verdict', opts.peerId)
+      theirs = decodeVerdict(await control.next({ signal }), opts.peerId)
     } catch (err) {
       // Our own refusal is the better explanation than the dialer hanging up on it.
       if (mine !== null) throw mine

@@ -166,6 +166,11 @@ export class MeshNode extends EventEmitter<MeshNodeEvents> {
     return this.libp2p.getMultiaddrs().map(String)
   }
 
+  /** Frames on members' control streams dropped as undecodable or invalid. */
+  get badControlFrames (): number {
+    return this.admission.badControlFrames
+  }
+
   /** Live members (not including this node). */
   members (): Member[] {
     return this.membership.alive()
@@ -292,6 +297,9 @@ export async function createMeshNode (opts: MeshNodeOptions): Promise<MeshNode> 
     Object.entries(meta).some(([k, v]) => k.length === 0 || k.length > MAX_META_KEY || typeof v !== 'string' || v.length > MAX_META_VALUE)) {
     throw new InvalidArgumentError(`meta must map at most ${MAX_META_KEYS} keys of 1..${MAX_META_KEY} characters to strings of at most ${MAX_META_VALUE}`)
   }
+  // msgpackr renames a `__proto__` key to `__proto_` when decoding (against
+  // prototype pollution), so peers would see another key than the one set.
+  if (Object.hasOwn(meta, '__proto__')) throw new InvalidArgumentError('meta cannot have a __proto__ key')
   for (const k of ['pingIntervalMs', 'pingTimeoutMs', 'handshakeTimeoutMs', 'redialBaseMs', 'redialMaxMs', 'redialForMs'] as const) positive(k, opts[k], 1)
   const hasSecret = opts.secret !== undefined && opts.secret !== null && opts.secret.length > 0
   if (!hasSecret && opts.insecure !== true) {

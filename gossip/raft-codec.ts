@@ -6,6 +6,7 @@
 import { Packr } from 'msgpackr'
 import { z } from 'zod'
 import type { Message } from '../raft/index.js'
+import { checkPlainMsgpack } from './plain-msgpack.js'
 
 /** Largest frame accepted from a peer. */
 export const MAX_FRAME_BYTES = 64 * 1024 * 1024
@@ -110,6 +111,7 @@ export function decodeRaftMessage (frame: Uint8Array): Message {
   if (frame.byteLength > MAX_FRAME_BYTES) throw new InvalidFrameError(`frame of ${frame.byteLength} bytes exceeds ${MAX_FRAME_BYTES}`)
   let raw: unknown
   try {
+    checkPlainMsgpack(frame)
     raw = packr.unpack(frame)
   } catch (err) {
     throw new InvalidFrameError(`frame is not msgpack: ${(err as Error).message}`)

@@ -13,6 +13,7 @@
  */
 import { Packr } from 'msgpackr'
 import { InvalidArgumentError, ProtocolFrameError } from './errors.js'
+import { checkPlainMsgpack } from './plain-msgpack.js'
 
 /** Longest method name, in characters. */
 export const MAX_METHOD_CHARS = 128
@@ -60,6 +61,7 @@ export function encodeRpcFrame (f: RpcFrame): Uint8Array {
 export function decodeRpcFrame (frame: Uint8Array, maxBodyBytes: number): RpcFrame {
   let v: unknown
   try {
+    checkPlainMsgpack(frame)
     v = packr.unpack(frame)
   } catch (err) {
     throw new ProtocolFrameError(`not msgpack: ${(err as Error).message.slice(0, 100)}`)

@@ -128,6 +128,7 @@ export class Cluster extends EventEmitter<ClusterEvents> {
       members: () => p.mesh.membership.list(),
       rpc: () => p.rpc.stats(),
       transport: () => p.transport.stats(),
+      badControlFrames: () => p.mesh.badControlFrames,
       events: () => p.events.stats(),
       caches: () => [...this.caches].map(([name, c]) => [name, c.stats()] as const)
     })

@@ -14,6 +14,7 @@
  *   bootstrap_expect, start at most N nodes before the group has formed.
  */
 import { readdir } from 'node:fs/promises'
+import { ProtocolFrameError } from '../gossip/errors.js'
 import type { Logger } from '../gossip/logger.js'
 import { errorFields } from '../gossip/logger.js'
 import type { MeshNode } from '../gossip/node.js'
@@ -47,9 +48,17 @@ export function encodeInfo (info: NodeInfo): Uint8Array {
   return new TextEncoder().encode(JSON.stringify(info))
 }
 
+/** A member's answer; ProtocolFrameError if it is not a JSON object (the member is asked again at the next poll). */
 export function decodeInfo (bytes: Uint8Array): NodeInfo {
-  const raw = JSON.parse(new TextDecoder().decode(bytes)) as Partial<NodeInfo>
-  return { formed: raw.formed === true, leader: typeof raw.leader === 'string' ? raw.leader : null }
+  let raw: unknown
+  try {
+    raw = JSON.parse(new TextDecoder().decode(bytes))
+  } catch (err) {
+    throw new ProtocolFrameError(`node info is not JSON: ${(err as Error).message.slice(0, 100)}`)
+  }
+  if (typeof raw !== 'object' || raw === null) throw new ProtocolFrameError('node info is not an object')
+  const o = raw as Partial<NodeInfo>
+  return { formed: o.formed === true, leader: typeof o.leader === 'string' ? o.leader : null }
 }
 
 export interface FormationOptions {

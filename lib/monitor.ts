@@ -34,6 +34,7 @@ export interface MonitorSources {
   members(): readonly Member[]
   rpc(): MeshRpcStats
   transport(): RaftTransportStats
+  badControlFrames(): number
   events(): EventStats
   caches(): Iterable<readonly [string, CacheStats]>
 }

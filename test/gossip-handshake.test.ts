@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import t from 'tap'
 import { ClusterMismatchError, HandshakeError, InvalidArgumentError, NodeIdConflictError, PeerKeyError, VersionMismatchError } from '../gossip/errors.js'
+import type { FrameStream } from '../gossip/frame-stream.js'
 import { compareHello, decodeControl, decodeHello, encodeHello, type Hello } from '../gossip/handshake.js'
 import { createMeshNode, type MeshNode, type MeshNodeOptions } from '../gossip/node.js'
 import { Packr } from 'msgpackr'
@@ -156,6 +157,20 @@ t.test('handshake', async t => {
     await stop(a, b, c)
   })
 
+  t.test('a bad frame on a member\'s control stream is dropped and counted; the member stays', async t => {
+    const a = await start({ nodeId: 'n1' })
+    const b = await start({ nodeId: 'n2', bootstrap: [a.multiaddrs[0]] })
+    await until('both see each other', () => a.members().length === 1 && b.members().length === 1)
+    // b's side of the connection's control stream (private: no API writes raw frames on it).
+    const controls = (b as unknown as { admission: { controls: Map<string, FrameStream> } }).admission.controls
+    const control = [...controls.values()][0]
+    for (const frame of [Uint8Array.of(0xc1), new Packr().pack({ t: 'peers', peers: 'all' })]) await control.write(frame)
+    await until('a counted both', () => a.badControlFrames === 2)
+    t.equal(a.badControlFrames, 2, 'two bad control frames counted')
+    t.equal(a.members().length, 1, 'b is still a member')
+    await stop(a, b)
+  })
+
   t.test('no secret is a startup error unless insecure is explicit', async t => {
     await t.rejects(createMeshNode({ nodeId: 'n1', clusterName: 'alpha', appVersion: '1', dataDir: join(root, 'nosecret') }),
       { name: 'InvalidArgumentError', code: 'ERR_INVALID_ARGUMENT', message: /no cluster secret/ })
@@ -163,6 +178,8 @@ t.test('handshake', async t => {
       InvalidArgumentError, 'a short secret is refused')
     await t.rejects(createMeshNode({ nodeId: '', clusterName: 'alpha', appVersion: '1', dataDir: join(root, 'x'), secret: SECRET }), InvalidArgumentError)
     await t.rejects(createMeshNode({ nodeId: 'n1', clusterName: 'alpha', appVersion: '1', dataDir: join(root, 'x'), secret: SECRET, meta: { big: 'x'.repeat(2000) } }), InvalidArgumentError)
+    await t.rejects(createMeshNode({ nodeId: 'n1', clusterName: 'alpha', appVersion: '1', dataDir: join(root, 'x'), secret: SECRET, meta: JSON.parse('{"__proto__":"x"}') }),
+      InvalidArgumentError, 'a __proto__ metadata key is refused: peers would decode it as __proto_')
     const a = await start({ nodeId: 'n1', secret: undefined, insecure: true })
     const b = await start({ nodeId: 'n2', secret: undefined, insecure: true, bootstrap: [a.multiaddrs[0]] })
     await until('insecure nodes join', () => a.members().length === 1)

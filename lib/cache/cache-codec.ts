@@ -17,6 +17,7 @@
  */
 import { Packr } from 'msgpackr'
 import { ProtocolFrameError } from '../../gossip/errors.js'
+import { checkPlainMsgpack } from '../../gossip/plain-msgpack.js'
 import { DIGEST_BYTES } from './digest.js'
 import type { Hlc } from './hlc.js'
 
@@ -133,6 +134,8 @@ function hlcAt (v: unknown[], i: number): Hlc {
 
 function unpack (data: Uint8Array): unknown {
   try {
+    // Keys and values travel as byte strings: no format here has an extension.
+    checkPlainMsgpack(data)
     return packr.unpack(data)
   } catch (err) {
     throw new ProtocolFrameError(`not msgpack: ${(err as Error).message.slice(0, 100)}`)

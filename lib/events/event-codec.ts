@@ -15,6 +15,7 @@ import { Packr } from 'msgpackr'
 import { concat } from 'uint8arrays/concat'
 import { fromString } from 'uint8arrays/from-string'
 import { ProtocolFrameError } from '../../gossip/errors.js'
+import { checkPlainMsgpack } from '../../gossip/plain-msgpack.js'
 import { MAX_TOPIC_CHARS } from './topic-pattern.js'
 
 const MAX_INCARNATION_CHARS = 64
@@ -63,7 +64,7 @@ export function encodeSignedEvent (e: SignedEvent): Uint8Array {
 }
 
 export function decodeSignedEvent (data: Uint8Array): SignedEvent {
-  const v = array(unpack(data), 2)
+  const v = array(unpack(data, 'plain'), 2)
   const signature = bytes(v[1])
   if (signature.byteLength > MAX_SIGNATURE_BYTES) throw new ProtocolFrameError('signature too long')
   return { body: bytes(v[0]), signature }
@@ -74,7 +75,7 @@ export function encodeFetchRequest (r: FetchRequest): Uint8Array {
 }
 
 export function decodeFetchRequest (data: Uint8Array): FetchRequest {
-  const v = array(unpack(data), 3)
+  const v = array(unpack(data, 'plain'), 3)
   const r = { incarnation: incarnation(v[0]), from: seq(v[1]), to: seq(v[2]) }
   if (r.to < r.from) throw new ProtocolFrameError('empty fetch range')
   return r
@@ -85,7 +86,7 @@ export function encodeFetchResponse (r: FetchResponse): Uint8Array {
 }
 
 export function decodeFetchResponse (data: Uint8Array): FetchResponse {
-  const v = array(unpack(data), 2)
+  const v = array(unpack(data, 'plain'), 2)
   if (!Array.isArray(v[1])) throw new ProtocolFrameError('expected a list of events')
   return { incarnation: incarnation(v[0]), events: v[1].map(bytes) }
 }
@@ -95,14 +96,16 @@ export function encodeHead (h: Head): Uint8Array {
 }
 
 export function decodeHead (data: Uint8Array): Head {
-  const v = array(unpack(data), 3)
+  const v = array(unpack(data, 'plain'), 3)
   for (const x of [v[1], v[2]]) if (x !== 0) seq(x)
   if ((v[2] as number) > (v[1] as number)) throw new ProtocolFrameError('a head\'s since is after its seq')
   return { incarnation: incarnation(v[0]), seq: v[1] as number, since: v[2] as number }
 }
 
-function unpack (data: Uint8Array): unknown {
+/** `plain`: the format has no extension anywhere (all but the body, whose payload is the application's). */
+function unpack (data: Uint8Array, plain?: 'plain'): unknown {
   try {
+    if (plain !== undefined) checkPlainMsgpack(data)
     return packr.unpack(data)
   } catch (err) {
     throw new ProtocolFrameError(`not msgpack: ${(err as Error).message.slice(0, 100)}`)

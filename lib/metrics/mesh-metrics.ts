@@ -1,7 +1,7 @@
 /**
- * The libp2p layer: who is up, and the counters of the two stream
- * protocols (mesh calls and the Raft transport), whose dropped and bad
- * frames are the first sign of a sick link.
+ * The libp2p layer: who is up, and the counters of the stream protocols
+ * (mesh calls, the Raft transport, the control stream), whose dropped and
+ * bad frames are the first sign of a sick link.
  */
 import type { Registry } from 'prom-client'
 import type { Member, MemberState } from '../../gossip/membership.js'
@@ -13,6 +13,8 @@ export interface MeshMetricsSource {
   members(): readonly Member[]
   rpc(): MeshRpcStats
   transport(): RaftTransportStats
+  /** Frames on members' control streams dropped as undecodable or invalid. */
+  badControlFrames(): number
 }
 
 const STATES: readonly MemberState[] = ['alive', 'failed', 'left']
@@ -37,4 +39,5 @@ export function registerMeshMetrics (registry: Registry, source: MeshMetricsSour
   collectedCounter(registry, 'raftmesh_raft_messages_unreachable_total', 'Outbound Raft messages for nodes that are not live members.', () => transport().unreachable)
   collectedCounter(registry, 'raftmesh_raft_bad_frames_total', 'Inbound Raft frames dropped as undecodable or invalid.', () => transport().badFrames)
   collectedCounter(registry, 'raftmesh_raft_not_member_frames_total', 'Inbound Raft frames dropped from non-members.', () => transport().notMember)
+  collectedCounter(registry, 'raftmesh_control_bad_frames_total', 'Frames on members\' control streams dropped as undecodable or invalid.', () => source.badControlFrames())
 }
