@@ -54,6 +54,7 @@ flags (each benchmark reads its own):
   queues  --quick --runs N
   cpu     --quick --runs N --baseline <rev> --current-env NAME=value
   faults  --runs N --seed S --duration SECONDS --nodes N --network netns|loopback --out DIR --keep --report DIR --etcd N --kv N
+  fuzz    --frames N --seed S --target NAME --batch B
 Each prints its JSON on stdout and a table on stderr; bench/RESULTS.md records the runs.`
 if (flags.includes('--help')) {
   console.log(USAGE)
