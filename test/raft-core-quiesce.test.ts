@@ -149,6 +149,27 @@ t.test('without pre-vote, a leader deposed while quiesced first wakes the others
   t.end()
 })
 
+t.test('a quiesced follower that missed the wake-up votes for its old leader when that leader campaigns', t => {
+  // n1 wakes for a proposal, but its heartbeats to n3 are lost and n2 is
+  // down: check-quorum deposes it. n3, still quiesced, counts n1 as its
+  // live leader; refusing n1's own campaign would leave nobody to elect.
+  const { net } = quiesced(three)
+  net.isolate('n2')
+  net.drop(m => m.from === 'n1' && m.to === 'n3')
+  net.core('n1').propose(bytes('x'))
+  net.tick('n1', 25)
+  t.equal(net.core('n1').role !== 'leader', true, 'check-quorum deposed n1')
+  t.ok(net.core('n3').quiesced, 'n3 never heard the wake-up')
+  net.recover()
+  net.isolate('n2')
+  let leader: NodeId | null = null
+  try {
+    leader = net.tickUntilLeader(['n1', 'n3'], ['n1', 'n3'], 60)
+  } catch {}
+  t.equal(leader, 'n1', 'n3 granted n1\'s vote')
+  t.end()
+})
+
 t.test('ReadIndex while quiesced: a quorum round confirms it, and nobody wakes', t => {
   const { net, sent } = quiesced(three)
   sent.length = 0

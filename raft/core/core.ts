@@ -358,6 +358,13 @@ export class RaftCore {
     if (m.to !== this.id) return
     this.leaderState?.onPeerMessage(m)
     if (m.term > this.term) {
+      if ((m.type === 'PreVote' || m.type === 'Vote') && this.quiesced && m.from === this.leader) {
+        // Our quiesced leader campaigns: it lost office (its wake-up
+        // heartbeat never reached us). Waiting on it would refuse the one
+        // candidate whose log certainly holds ours (quiescence.ts).
+        this.#leader = null
+        this.quiesced = false
+      }
       if (m.type === 'PreVote' || m.type === 'Vote') {
         // §4.2.3: while we hear from a leader, ignore disruptive candidates,
         // check-quorum or not. A voter removed from the configuration hears
