@@ -80,6 +80,8 @@ export interface SimStats {
   opsUnknown: number
   /** Simulated ms from the end of faults until a new entry committed. */
   recoveryMs: number
+  /** Heartbeats marked quiesce that a leader sent (0 unless the seed turned quiescence on). */
+  quiesceHeartbeats: number
   eventCapHit: boolean
 }
 
@@ -169,7 +171,7 @@ export class Simulator implements Scheduler {
     this.stats = {
       events: 0, simulatedMs: 0, voters, leaderChanges: 0, crashes: 0, crashesAtPersistPoints: 0, tornWrites: 0, partitions: 0,
       messages: 0, dropped: 0, duplicated: 0, snapshotsInstalled: 0, configChanges: 0, configChangesRefused: 0, transfers: 0,
-      opsOk: 0, opsUnknown: 0, recoveryMs: 0, eventCapHit: false
+      opsOk: 0, opsUnknown: 0, recoveryMs: 0, quiesceHeartbeats: 0, eventCapHit: false
     }
     this.checker = new InvariantChecker(id => this.node(id).view)
     this.network = new SimNetwork(this, rng.fork(), rng.pick([3, 8, 15]), m => { this.onSend(m) })
@@ -330,6 +332,7 @@ export class Simulator implements Scheduler {
   }
 
   private onSend (m: Message): void {
+    if (m.type === 'Heartbeat' && m.quiesce) this.stats.quiesceHeartbeats++
     const from = this.node(m.from)
     const core = from.core
     const to = this.node(m.to).core
