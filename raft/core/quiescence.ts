@@ -24,7 +24,9 @@
  * reports a crashed peer at once and a silent one after its keep-alive
  * timeout (`reportUnreachable`). Any other message from the leader, the
  * transport's report that the leader is lost, a restart or a role change
- * wakes it.
+ * wakes it; so does a (pre-)vote request from its own leader, which was
+ * deposed while this follower missed its wake-up heartbeat: refusing the
+ * old leader, whose log holds ours, could leave nobody able to win.
  *
  * The leader wakes on a proposal (its own no-op, membership changes), a
  * transfer, the transport's report of any member lost, and any message from
