@@ -22,7 +22,7 @@ export function heartbeatRoundTrips (t: Libp2pRaftTransport, from: string, to: s
     await new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => { waiting.delete(readSeq); reject(new Error(`no HeartbeatResp for readSeq ${readSeq} within ${ROUND_TRIP_TIMEOUT_MS} ms`)) }, ROUND_TRIP_TIMEOUT_MS)
       waiting.set(readSeq, () => { clearTimeout(timer); resolve() })
-      t.send([{ type: 'Heartbeat', from, to, term: 1, commit: 0, readSeq }])
+      t.send([{ type: 'Heartbeat', from, to, term: 1, commit: 0, readSeq, quiesce: false }])
     })
   }
 }

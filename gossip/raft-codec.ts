@@ -34,7 +34,7 @@ const schema = z.discriminatedUnion('type', [
   z.strictObject({ type: z.enum(['PreVoteResp', 'VoteResp']), ...envelope, reject: z.boolean() }),
   z.strictObject({ type: z.literal('Append'), ...envelope, prevIndex: n, prevTerm: n, entries: z.array(entry).max(MAX_ENTRIES), commit: n }),
   z.strictObject({ type: z.literal('AppendResp'), ...envelope, reject: z.boolean(), index: n, hintIndex: n, hintTerm: n }),
-  z.strictObject({ type: z.literal('Heartbeat'), ...envelope, commit: n, readSeq: n }),
+  z.strictObject({ type: z.literal('Heartbeat'), ...envelope, commit: n, readSeq: n, quiesce: z.boolean() }),
   z.strictObject({ type: z.literal('HeartbeatResp'), ...envelope, readSeq: n }),
   z.strictObject({ type: z.literal('Commit'), ...envelope, commit: n }),
   z.strictObject({ type: z.literal('Snapshot'), ...envelope, meta: z.strictObject({ index: n, term: n, config }), offset: n, total: n, chunk: bytes }),
@@ -71,7 +71,7 @@ const HOT: Record<string, { readonly keys: readonly string[], readonly check: (o
     check: o => isNat(o.prevIndex) && isNat(o.prevTerm) && isNat(o.commit) && Array.isArray(o.entries) && o.entries.length <= MAX_ENTRIES && o.entries.every(isEntry)
   },
   AppendResp: { keys: ['reject', 'index', 'hintIndex', 'hintTerm'], check: o => typeof o.reject === 'boolean' && isNat(o.index) && isNat(o.hintIndex) && isNat(o.hintTerm) },
-  Heartbeat: { keys: ['commit', 'readSeq'], check: o => isNat(o.commit) && isNat(o.readSeq) },
+  Heartbeat: { keys: ['commit', 'readSeq', 'quiesce'], check: o => isNat(o.commit) && isNat(o.readSeq) && typeof o.quiesce === 'boolean' },
   HeartbeatResp: { keys: ['readSeq'], check: o => isNat(o.readSeq) },
   Commit: { keys: ['commit'], check: o => isNat(o.commit) }
 }

@@ -177,6 +177,7 @@ export class Cluster extends EventEmitter<ClusterEvents> {
         tickMs: opts.tickMs,
         electionTick: opts.electionTicks,
         heartbeatTick: opts.heartbeatTicks,
+        quiesceAfterTicks: opts.quiesceAfterTicks,
         snapshotEvery: opts.snapshotEvery,
         logger: (opts.logger ?? silentLogger).child({ module: 'raft' })
       })

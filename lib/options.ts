@@ -33,6 +33,9 @@ const schema = z.object({
   tickMs: z.number().int().min(5).max(1000).default(50),
   electionTicks: z.number().int().min(3).max(100).default(6),
   heartbeatTicks: z.number().int().min(1).max(50).default(2),
+  // Ticks without a write before the Raft leader stops heartbeats (0: never);
+  // the mesh's keep-alive then tells followers if it dies (see raft/core/quiescence.ts).
+  quiesceAfterTicks: z.number().int().min(0).max(10_000).default(10),
   snapshotEvery: z.number().int().min(10).default(10_000),
   joinTimeoutMs: z.number().int().positive().optional()
 }).superRefine((o, ctx) => {

@@ -53,6 +53,9 @@ export interface SeedSummary {
   partitions: number
   ops: number
   maxRecoveryMs: number
+  /** Seeds in which some leader quiesced its group, and the marked heartbeats sent in all. */
+  quiescedSeeds: number
+  quiesceHeartbeats: number
   ms: number
 }
 
@@ -66,7 +69,7 @@ export async function runSeeds (first: number, count: number, opts: RunOptions, 
   const t0 = performance.now()
   const s: SeedSummary = {
     seeds: 0, violations: 0, failedSeeds: [], events: 0, crashes: 0, crashesAtPersistPoints: 0, tornWrites: 0, configChanges: 0,
-    configChangesRefused: 0, snapshotsInstalled: 0, eventCapHits: 0, leaderChanges: 0, transfers: 0, partitions: 0, ops: 0, maxRecoveryMs: 0, ms: 0
+    configChangesRefused: 0, snapshotsInstalled: 0, eventCapHits: 0, leaderChanges: 0, transfers: 0, partitions: 0, ops: 0, maxRecoveryMs: 0, quiescedSeeds: 0, quiesceHeartbeats: 0, ms: 0
   }
   for (let seed = first; seed < first + count; seed++) {
     const v = await runSeed(seed, opts)
@@ -85,6 +88,8 @@ export async function runSeeds (first: number, count: number, opts: RunOptions, 
     s.transfers += st.transfers
     s.partitions += st.partitions
     s.maxRecoveryMs = Math.max(s.maxRecoveryMs, st.recoveryMs)
+    s.quiescedSeeds += st.quiesceHeartbeats > 0 ? 1 : 0
+    s.quiesceHeartbeats += st.quiesceHeartbeats
     if (v.violations.length > 0) {
       s.violations += v.violations.length
       s.failedSeeds.push(seed)

@@ -40,6 +40,8 @@ export class SimClients {
   private readonly hints = new Map<number, NodeId>()
   private readonly seen = new Map<string, string[]>()
   private stopped = false
+  /** Clients start no operation before this simulated time (a lull, so that the group may quiesce). */
+  pausedUntil = 0
 
   constructor (
     private readonly scheduler: Scheduler,
@@ -63,6 +65,11 @@ export class SimClients {
 
   private act (client: number): void {
     if (this.busy.has(client)) return
+    if (this.scheduler.now < this.pausedUntil) {
+      // Resume after the lull, unless the clients stopped meanwhile.
+      this.scheduler.at(this.pausedUntil, () => { if (!this.stopped) this.act(client) })
+      return
+    }
     const running = this.nodes.filter(n => n.raft !== null)
     const hinted = running.find(n => n.id === this.hints.get(client))
     const node = hinted !== undefined && this.rng.chance(0.7) ? hinted : this.rng.pick(running)

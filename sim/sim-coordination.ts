@@ -35,6 +35,8 @@ export class SimCoordination {
   private lastStamp = EPOCH
   private stopped = false
   proposed = 0
+  /** No command is proposed before this simulated time (a lull, so that the group may quiesce). */
+  pausedUntil = 0
 
   constructor (
     private readonly scheduler: Scheduler,
@@ -55,6 +57,10 @@ export class SimCoordination {
   }
 
   private act (): void {
+    if (this.scheduler.now < this.pausedUntil) {
+      this.scheduler.at(this.pausedUntil, () => { if (!this.stopped) this.act() })
+      return
+    }
     this.next(this.rng.int(2, 30))
     const leader = this.nodes.find(n => n.raft?.isLeader === true)
     if (leader?.raft === undefined || leader.raft === null || leader.sm === null) return

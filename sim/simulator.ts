@@ -11,8 +11,15 @@
  * unsynced writes and may tear the last; restarts through the real recovery
  * path; membership changes, including overlapping attempts and attempts
  * right after a leader change (both must be refused); leadership transfers.
- * Each seed also varies pre-vote, check-quorum, lease reads, ticks, message
- * limits, segment size and cluster size (1 to 7 voters).
+ * Each seed also varies pre-vote, check-quorum, lease reads, quiescence,
+ * ticks, message limits, segment size and cluster size (1 to 7 voters).
+ * With quiescence on, clients pause now and then so that the group goes
+ * quiet and faults strike it quiesced.
+ *
+ * Peers learn of failures as the mesh's keep-alive tells them
+ * (reportUnreachable): at once for a crashed process, after SILENCE_MS for
+ * a link that stayed cut (both ends, as the silent end aborts the
+ * connection), and sometimes falsely early when a partition starts.
  *
  * Invariants are checked after every event (invariants.ts), the client
  * history is kept for a linearizability check, and after the faults stop the
@@ -73,6 +80,8 @@ export interface SimStats {
   opsUnknown: number
   /** Simulated ms from the end of faults until a new entry committed. */
   recoveryMs: number
+  /** Heartbeats marked quiesce that a leader sent (0 unless the seed turned quiescence on). */
+  quiesceHeartbeats: number
   eventCapHit: boolean
 }
 
@@ -84,6 +93,8 @@ export interface SimResult {
 }
 
 const TICK_MS = 10
+/** How long the mesh's keep-alive waits on a silent connection before it reports the peer failed. */
+const SILENCE_MS = 1000
 
 /** The liveness probe after faults stop, and its marker write still waiting to commit. */
 interface Probe {
@@ -118,6 +129,14 @@ export class Simulator implements Scheduler {
   private readonly config: NodeConfig
   private faultsOn = true
   private readonly persistCrashRate: number
+  /**
+   * Choices added after the seeds' main stream was fixed (quiescence, lulls,
+   * the keep-alive's timing), drawn apart so that they leave every other
+   * choice of a seed as it was.
+   */
+  private readonly side: Prng
+  /** Per directed link `a>b` cut by the current partition: since when, without a break. */
+  private blockedSince = new Map<string, number>()
   private lastLeader: string | null = null
   /** Per leader incarnation and term: since when it cannot hear a majority. */
   private cutOffSince = new Map<string, number>()
@@ -131,7 +150,7 @@ export class Simulator implements Scheduler {
     const ids = Array.from({ length: voters + spares }, (_, i) => `n${i + 1}`)
     const checkQuorum = rng.chance(0.6)
     const electionTick = rng.pick([5, 10, 20])
-    this.config = {
+    const config = {
       tickMs: TICK_MS,
       electionTick,
       heartbeatTick: rng.int(1, Math.min(3, electionTick - 1)),
@@ -144,12 +163,14 @@ export class Simulator implements Scheduler {
       snapshotChunkBytes: rng.pick([16, 64, 1024]),
       segmentBytes: rng.pick([512, 4096, 65536])
     }
+    this.side = new Prng(opts.seed ^ 0x51e5eed)
+    this.config = { ...config, quiesceAfterTicks: !config.leaseRead && this.side.chance(0.5) ? this.side.pick([1, 3, 10]) : 0 }
     this.persistCrashRate = rng.pick([0.0005, 0.002, 0.005])
     const fsyncMs = rng.pick([0, 1, 3])
     this.stats = {
       events: 0, simulatedMs: 0, voters, leaderChanges: 0, crashes: 0, crashesAtPersistPoints: 0, tornWrites: 0, partitions: 0,
       messages: 0, dropped: 0, duplicated: 0, snapshotsInstalled: 0, configChanges: 0, configChangesRefused: 0, transfers: 0,
-      opsOk: 0, opsUnknown: 0, recoveryMs: 0, eventCapHit: false
+      opsOk: 0, opsUnknown: 0, recoveryMs: 0, quiesceHeartbeats: 0, eventCapHit: false
     }
     this.checker = new InvariantChecker(id => this.node(id).view)
     this.network = new SimNetwork(this, rng.fork(), rng.pick([3, 8, 15]), m => { this.onSend(m) })
@@ -205,6 +226,7 @@ export class Simulator implements Scheduler {
     for (const n of this.nodes) void n.start()
     await this.settle()
     this.at(50, () => { this.fault() })
+    if (this.config.quiesceAfterTicks > 0) this.at(this.side.int(50, 400), () => { this.lull() })
     this.clients.start()
     this.coordination.start()
     const faultMs = this.opts.faultMs ?? 3000
@@ -284,10 +306,14 @@ export class Simulator implements Scheduler {
     this.checkQuorumStepDown()
   }
 
-  /** §6.2: with check-quorum, a leader cut off from a majority steps down within about two election timeouts. */
+  /**
+   * §6.2: with check-quorum, a leader cut off from a majority steps down
+   * within about two election timeouts; a quiesced one hears nothing to miss
+   * until the keep-alive reports its peers lost, so it gets SILENCE_MS more.
+   */
   private checkQuorumStepDown (): void {
     if (!this.config.checkQuorum) return
-    const limit = (3 * this.config.electionTick + 2) * TICK_MS * 1.01 + 50
+    const limit = (3 * this.config.electionTick + 2) * TICK_MS * 1.01 + 50 + (this.config.quiesceAfterTicks > 0 ? SILENCE_MS + 600 : 0)
     const still = new Map<string, number>()
     for (const n of this.nodes) {
       const core = n.core
@@ -304,6 +330,7 @@ export class Simulator implements Scheduler {
   }
 
   private onSend (m: Message): void {
+    if (m.type === 'Heartbeat' && m.quiesce) this.stats.quiesceHeartbeats++
     const from = this.node(m.from)
     const core = from.core
     const to = this.node(m.to).core
@@ -368,7 +395,7 @@ export class Simulator implements Scheduler {
         if (this.rng.chance(0.3)) this.at(this.now + this.rng.int(1, 50), () => { this.node(b).raft?.reportUnreachable(a) })
       }
     }
-    this.network.blocked = blocked
+    this.setBlocked(blocked)
     this.stats.partitions++
     this.emit({ kind: 'partition', at: this.now, groups, oneWay })
   }
@@ -384,7 +411,40 @@ export class Simulator implements Scheduler {
 
   private heal (): void {
     if (this.network.blocked.size > 0) this.emit({ kind: 'heal', at: this.now })
-    this.network.blocked = new Set()
+    this.setBlocked(new Set())
+  }
+
+  /**
+   * Cuts the links in `blocked` (and only those). A link that stays cut for
+   * SILENCE_MS makes the mesh's keep-alive report each end to the other:
+   * the end that hears nothing first, the other once the aborted
+   * connection reaches it.
+   */
+  private setBlocked (blocked: Set<string>): void {
+    const since = new Map<string, number>()
+    for (const link of blocked) {
+      const from = this.blockedSince.get(link) ?? this.now
+      since.set(link, from)
+      if (this.blockedSince.has(link)) continue
+      const [a, b] = link.split('>')
+      const silentAt = from + SILENCE_MS + this.side.int(0, 100)
+      this.at(silentAt, () => {
+        if (this.blockedSince.get(link) !== from) return
+        this.node(b).raft?.reportUnreachable(a)
+        this.at(this.now + this.side.int(1, 500), () => { this.node(a).raft?.reportUnreachable(b) })
+      })
+    }
+    this.blockedSince = since
+    this.network.blocked = blocked
+  }
+
+  /** With quiescence: clients and coordination pause for a while, and the group may go quiet. */
+  private lull (): void {
+    if (!this.faultsOn) return
+    const until = this.now + this.side.int(100, 800)
+    this.clients.pausedUntil = until
+    this.coordination.pausedUntil = until
+    this.at(until + this.side.int(50, 600), () => { this.lull() })
   }
 
   /** Proposes a random valid change on the leader; sometimes a second one at once, which must be refused. */
@@ -433,7 +493,7 @@ export class Simulator implements Scheduler {
   /** Faults stop: the network heals and every crashed node restarts. */
   private healAll (): void {
     this.faultsOn = false
-    this.network.blocked = new Set()
+    this.setBlocked(new Set())
     this.network.dropRate = 0
     this.network.dupRate = 0
     this.emit({ kind: 'heal', at: this.now })

@@ -132,10 +132,10 @@ t.test('handshake', async t => {
   t.test('a raftmesh protocol version mismatch is refused', async t => {
     const a = await start({ nodeId: 'n1' })
     const aErr = nextError(a)
-    const b = await start({ nodeId: 'n2', protocolVersion: 2, bootstrap: [a.multiaddrs[0]] })
+    const b = await start({ nodeId: 'n2', protocolVersion: 3, bootstrap: [a.multiaddrs[0]] })
     const [ea, eb] = await Promise.all([aErr, nextError(b)])
-    t.equal(String(ea), 'VersionMismatchError: peer n2 speaks raftmesh protocol 2, this cluster speaks 1')
-    t.equal(String(eb), 'VersionMismatchError: peer n1 speaks raftmesh protocol 1, this cluster speaks 2')
+    t.equal(String(ea), 'VersionMismatchError: peer n2 speaks raftmesh protocol 3, this cluster speaks 2')
+    t.equal(String(eb), 'VersionMismatchError: peer n1 speaks raftmesh protocol 2, this cluster speaks 3')
     t.equal((ea as VersionMismatchError).kind, 'protocol')
     t.equal(a.members().length, 0)
     await stop(a, b)

@@ -7,7 +7,7 @@ const goodEntry = fc.record({ index: fc.nat(), term: fc.nat(), type: fc.constant
 const good = fc.oneof(
   fc.record({ type: fc.constant('Append'), ...env, prevIndex: fc.nat(100), prevTerm: fc.nat(50), entries: fc.array(goodEntry, { maxLength: 3 }), commit: fc.nat(100) }),
   fc.record({ type: fc.constant('AppendResp'), ...env, reject: fc.boolean(), index: fc.nat(100), hintIndex: fc.nat(100), hintTerm: fc.nat(50) }),
-  fc.record({ type: fc.constant('Heartbeat'), ...env, commit: fc.nat(100), readSeq: fc.nat(10) }),
+  fc.record({ type: fc.constant('Heartbeat'), ...env, commit: fc.nat(100), readSeq: fc.nat(10), quiesce: fc.boolean() }),
   fc.record({ type: fc.constant('HeartbeatResp'), ...env, readSeq: fc.nat(10) }),
   fc.record({ type: fc.constant('Commit'), ...env, commit: fc.nat(100) })
 )
@@ -68,4 +68,14 @@ t.test('a frame refused by the fast check still gets the schema\'s explanation',
   const ok = decodeRaftMessage(encodeRaftMessage({ type: 'Append', from: 'n1', to: 'n2', term: 2, prevIndex: 4, prevTerm: 1, commit: 4, entries: [{ index: 5, term: 2, type: 0, data: new Uint8Array([1]) }] }))
   t.match(ok, { type: 'Append', prevIndex: 4, entries: [{ index: 5 }] })
   t.throws(() => decodeRaftMessage(encodeRaftMessage({ type: 'Append', from: 'n1', to: 'n2', term: 2, prevIndex: 4, prevTerm: 1, commit: 4, entries: [{ index: 7, term: 2, type: 0, data: new Uint8Array([1]) }] })), /expected 5/, 'entries must still follow prevIndex')
+})
+
+t.test('a heartbeat carries its quiesce mark, a boolean that must be there', async t => {
+  const hb = { type: 'Heartbeat', from: 'n1', to: 'n2', term: 3, commit: 7, readSeq: 2, quiesce: true } as const
+  t.same(decodeRaftMessage(encodeRaftMessage(hb)), hb, 'round trip')
+  const { quiesce: _, ...unmarked } = hb
+  for (const bad of [unmarked, { ...hb, quiesce: 1 }, { ...hb, quiesce: 'yes' }]) {
+    t.notOk(fastValid(bad), `fast check refuses ${JSON.stringify(bad)}`)
+    t.throws(() => decodeRaftMessage(encodeRaftMessage(bad as never)), { name: 'InvalidFrameError', message: /quiesce/ }, 'the schema names the field')
+  }
 })

@@ -41,7 +41,7 @@ t.test('an answer to a read asked before a restart does not answer a read asked 
     const hand = handTransport()
     const node = await RaftNode.start({ id: 'b', store: new FileLogStore({ dir }), transport: hand.transport, stateMachine: new KvStateMachine(), bootstrap: ['a', 'b', 'c'], clock: stoppedClock })
     // The leader of term 2 makes itself known.
-    hand.deliver({ type: 'Heartbeat', from: 'a', to: 'b', term: 2, commit: 0, readSeq: 0 })
+    hand.deliver({ type: 'Heartbeat', from: 'a', to: 'b', term: 2, commit: 0, readSeq: 0, quiesce: false })
     await settle()
     return { node, hand }
   }

@@ -210,7 +210,7 @@ function spoofedMessage (): fc.Arbitrary<Message> {
     fc.record({ type: fc.constant('Append' as const), ...env, prevIndex: fc.nat(100), prevTerm: fc.nat(50), entries: fc.array(entry, { maxLength: 4 }), commit: fc.nat(100) })
       .map(m => ({ ...m, entries: m.entries.map((e, i) => ({ ...e, index: m.prevIndex + 1 + i })) })),
     fc.record({ type: fc.constant('AppendResp' as const), ...env, reject: fc.boolean(), index: fc.nat(100), hintIndex: fc.nat(100), hintTerm: fc.nat(50) }),
-    fc.record({ type: fc.constant('Heartbeat' as const), ...env, commit: fc.nat(100), readSeq: fc.nat(10) }),
+    fc.record({ type: fc.constant('Heartbeat' as const), ...env, commit: fc.nat(100), readSeq: fc.nat(10), quiesce: fc.boolean() }),
     fc.record({ type: fc.constant('Commit' as const), ...env, commit: fc.nat(100) }),
     fc.record({ type: fc.constant('TimeoutNow' as const), ...env }),
     fc.record({ type: fc.constant('ReadIndexResp' as const), ...env, ctx: fc.string({ maxLength: 20 }), index: fc.integer({ min: -1, max: 100 }) })

@@ -42,6 +42,14 @@ export interface RaftOptions {
   readonly checkQuorum?: boolean
   /** Serve reads from the leader lease instead of a heartbeat round; requires checkQuorum. */
   readonly leaseRead?: boolean
+  /**
+   * Ticks an idle leader waits before it stops heartbeats and its followers
+   * stop their election timers (quiescence.ts); 0 (the default) never. A
+   * quiesced follower relies on reportUnreachable to learn that its leader
+   * died, so turn it on only with a transport that reports lost peers.
+   * Not with leaseRead.
+   */
+  readonly quiesceAfterTicks?: number
   readonly maxInflight?: number
   readonly maxEntriesPerMsg?: number
   readonly maxBytesPerMsg?: number
@@ -65,6 +73,8 @@ export class RaftCore {
   /** Latest snapshot of our own state machine or from the leader (data kept to send to followers). */
   snapshot: Snapshot | null
   electionElapsed = 0
+  /** A follower whose leader quiesced the group: its election timer stands still (quiescence.ts). */
+  quiesced = false
   private ticksSinceBoot = 0
   private randomizedTimeout = 0
   votes = new Map<NodeId, boolean>()
@@ -92,6 +102,7 @@ export class RaftCore {
       preVote: options.preVote ?? true,
       checkQuorum: options.checkQuorum ?? true,
       leaseRead: options.leaseRead ?? false,
+      quiesceAfterTicks: options.quiesceAfterTicks ?? 0,
       maxInflight: options.maxInflight ?? 256,
       maxEntriesPerMsg: options.maxEntriesPerMsg ?? 512,
       maxBytesPerMsg: options.maxBytesPerMsg ?? 1024 * 1024,
@@ -99,6 +110,12 @@ export class RaftCore {
     }
     if (this.opts.leaseRead && !this.opts.checkQuorum) {
       throw new InvalidArgumentError('leaseRead requires checkQuorum: without it a deposed leader could serve stale reads')
+    }
+    if (this.opts.leaseRead && this.opts.quiesceAfterTicks > 0) {
+      throw new InvalidArgumentError('leaseRead cannot be combined with quiesceAfterTicks: a quiesced follower learns of its leader\'s death only from reportUnreachable, which a lease must ignore')
+    }
+    if (!Number.isInteger(this.opts.quiesceAfterTicks) || this.opts.quiesceAfterTicks < 0) {
+      throw new InvalidArgumentError('quiesceAfterTicks must be a non-negative integer')
     }
     if (this.opts.heartbeatTick >= this.opts.electionTick) {
       throw new InvalidArgumentError('heartbeatTick must be smaller than electionTick')
@@ -227,6 +244,7 @@ export class RaftCore {
     }
     this.#leader = null
     this.electionElapsed = 0
+    this.quiesced = false
     this.randomizedTimeout = this.opts.electionTick + Math.floor(this.opts.random() * this.opts.electionTick)
     this.votes = new Map()
     this.snapshotReceiver.reset()
@@ -245,6 +263,7 @@ export class RaftCore {
     // Pre-vote does not touch term or vote: a partitioned node cannot inflate terms (§9.6).
     this.votes = new Map()
     this.#leader = null
+    this.quiesced = false
     this.#role = 'preCandidate'
     this.stepRole = m => { stepCandidate(this, m) }
   }
@@ -290,6 +309,7 @@ export class RaftCore {
       this.leaderState.tick()
       return
     }
+    if (this.quiesced) return
     this.electionElapsed++
     if (this.promotable() && this.electionElapsed >= this.randomizedTimeout) {
       this.electionElapsed = 0
@@ -304,11 +324,18 @@ export class RaftCore {
    * are staggered by their rank among the remaining voters (1, 3, 5 ... ticks)
    * so that those who all noticed do not split the vote. A false alarm only
    * costs an election. With lease reads the leader's lease must be honoured,
-   * so then we keep waiting.
+   * so then we keep waiting. A quiesced follower wakes: this report is how it
+   * learns that its leader is gone. A leader wakes, and does not quiesce
+   * again until `id` answers (quiescence.ts).
    */
   reportUnreachable (id: NodeId): void {
+    if (this.leaderState !== null) {
+      this.leaderState.reportUnreachable(id)
+      return
+    }
     if (this.opts.leaseRead || this.role !== 'follower' || this.leader !== id) return
     this.#leader = null
+    this.quiesced = false
     const rank = Math.max(0, this.config.voters.filter(v => v !== id).indexOf(this.id))
     this.electionElapsed = Math.max(this.electionElapsed, this.randomizedTimeout - 1 - 2 * rank)
   }
@@ -329,7 +356,15 @@ export class RaftCore {
 
   step (m: Message): void {
     if (m.to !== this.id) return
+    this.leaderState?.onPeerMessage(m)
     if (m.term > this.term) {
+      if ((m.type === 'PreVote' || m.type === 'Vote') && this.quiesced && m.from === this.leader) {
+        // Our quiesced leader campaigns: it lost office (its wake-up
+        // heartbeat never reached us). Waiting on it would refuse the one
+        // candidate whose log certainly holds ours (quiescence.ts).
+        this.#leader = null
+        this.quiesced = false
+      }
       if (m.type === 'PreVote' || m.type === 'Vote') {
         // §4.2.3: while we hear from a leader, ignore disruptive candidates,
         // check-quorum or not. A voter removed from the configuration hears

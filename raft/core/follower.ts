@@ -10,6 +10,8 @@ export function stepFollower (r: RaftCore, m: Message): void {
   if (m.type === 'Append' || m.type === 'Heartbeat' || m.type === 'Commit' || m.type === 'Snapshot') {
     // Only the leader of our term sends these.
     r.heardFromLeader(m.from)
+    // Only a marked heartbeat whose commit ends our log keeps the timer still (quiescence.ts).
+    r.quiesced = false
   }
   switch (m.type) {
     case 'Append':
@@ -17,6 +19,7 @@ export function stepFollower (r: RaftCore, m: Message): void {
       return
     case 'Heartbeat':
       r.log.commitTo(m.commit)
+      r.quiesced = m.quiesce && r.log.lastIndex() === m.commit && r.log.committed === m.commit
       r.send({ type: 'HeartbeatResp', from: r.id, to: m.from, term: r.term, readSeq: m.readSeq })
       return
     case 'Commit':

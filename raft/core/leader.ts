@@ -7,6 +7,7 @@ import type { RaftCore } from './core.js'
 import type { AppendResponse, Message, SnapshotResponse } from './messages.js'
 import { Progress } from './progress.js'
 import { committedIndex, hasQuorum } from './quorum.js'
+import { leaderIdle, Quiescence } from './quiescence.js'
 import type { Entry, EntryType, NodeId } from '../types.js'
 
 export class Leader {
@@ -19,6 +20,8 @@ export class Leader {
   private pendingReadRound = false
   /** Ticks since this node became leader: the clock of heartbeat rounds and the lease. */
   private ticks = 0
+  /** Stopped heartbeats of an idle leader (quiescence.ts). */
+  readonly quiet = new Quiescence()
 
   constructor (private readonly r: RaftCore) {
     this.syncProgress()
@@ -53,6 +56,7 @@ export class Leader {
     log.append(entries)
     for (const e of entries) this.r.noteAppended(e)
     this.pendingAppend = true
+    this.wake()
     return entries[entries.length - 1]
   }
 
@@ -154,16 +158,60 @@ export class Leader {
    * relies on. Rounds that confirm reads go to everyone, and with lease reads
    * every round counts, so then none skips anyone.
    */
-  private broadcastHeartbeat (periodic = false): void {
+  private broadcastHeartbeat (periodic = false, only?: (pr: Progress) => boolean): number {
     const r = this.r
     const skipIdle = periodic && !r.opts.leaseRead
-    const due = [...this.progress].filter(([, pr]) => !skipIdle || this.ticks - pr.lastSentTick >= r.opts.heartbeatTick)
-    if (due.length === 0) return
+    const due = [...this.progress].filter(([, pr]) => (!skipIdle || this.ticks - pr.lastSentTick >= r.opts.heartbeatTick) && (only === undefined || only(pr)))
+    if (due.length === 0) return r.rounds.current()
     const readSeq = r.rounds.next(this.ticks)
+    const quiesce = this.quiet.quiesced
     for (const [to, pr] of due) {
-      r.send({ type: 'Heartbeat', from: r.id, to, term: r.term, commit: Math.min(pr.match, r.log.committed), readSeq })
+      r.send({ type: 'Heartbeat', from: r.id, to, term: r.term, commit: Math.min(pr.match, r.log.committed), readSeq, quiesce })
       pr.lastSentTick = this.ticks
     }
+    return readSeq
+  }
+
+  /** Stops periodic heartbeats: one marked round, repeated to whoever has not answered it. */
+  private quiesce (): void {
+    this.quiet.quiesced = true
+    this.quiet.round = this.broadcastHeartbeat()
+    this.heartbeatElapsed = 0
+  }
+
+  /**
+   * Something happened: the quiet period starts over, and a quiesced leader
+   * resumes heartbeats at once (unmarked, so every follower restarts its
+   * election timer) with a fresh check-quorum window.
+   */
+  wake (): void {
+    if (!this.quiet.wake()) return
+    const r = this.r
+    r.electionElapsed = 0
+    for (const pr of this.progress.values()) pr.recentActive = false
+    this.heartbeatElapsed = 0
+    this.broadcastHeartbeat()
+  }
+
+  /**
+   * A message from a member: a quiesced group expects only answers to its
+   * heartbeats and ReadIndex requests. Anything else (a (pre-)vote request
+   * from a follower whose timer runs again, a late or rejecting Append
+   * answer) means someone is not quiet: wake, before the message can make
+   * us step down.
+   */
+  onPeerMessage (m: Message): void {
+    if (!this.quiet.quiesced || !this.progress.has(m.from)) return
+    if (m.type === 'HeartbeatResp' || m.type === 'ReadIndex') return
+    this.wake()
+  }
+
+  /** The transport lost `id`: no quiescence until it answers again, and wake now. */
+  reportUnreachable (id: NodeId): void {
+    const pr = this.progress.get(id)
+    if (pr === undefined) return
+    pr.unreachable = true
+    this.wake()
   }
 
   tick (): void {
@@ -173,7 +221,8 @@ export class Leader {
     r.electionElapsed++
     if (r.electionElapsed >= r.opts.electionTick) {
       r.electionElapsed = 0
-      if (r.opts.checkQuorum) {
+      // A quiesced leader expects no answers; the transport's reports wake it (quiescence.ts).
+      if (r.opts.checkQuorum && !this.quiet.quiesced) {
         const active = (id: NodeId): boolean => id === r.id || this.progress.get(id)?.recentActive === true
         if (!hasQuorum(r.config.voters, active)) {
           // §6.2: a leader that cannot hear a majority steps down, so clients go elsewhere.
@@ -184,11 +233,20 @@ export class Leader {
       }
       this.transferee = null
     }
+    const busy = this.transferee !== null || this.pendingAppend || this.pendingCommit || this.pendingReadRound
+    if (this.quiet.tick(r.opts.quiesceAfterTicks > 0 && leaderIdle(r, this.progress, busy), r.opts.quiesceAfterTicks)) this.quiesce()
     if (r.opts.leaseRead) {
       // Lease rounds go to everyone at a fixed cadence.
       if (this.heartbeatElapsed >= r.opts.heartbeatTick) {
         this.heartbeatElapsed = 0
         this.broadcastHeartbeat()
+      }
+    } else if (this.quiet.quiesced) {
+      // The marked round again, to whoever has not answered it.
+      if (this.heartbeatElapsed >= r.opts.heartbeatTick) {
+        this.heartbeatElapsed = 0
+        const round = this.quiet.round
+        this.broadcastHeartbeat(false, pr => pr.heartbeatAcked < round)
       }
     } else {
       // Each follower on its own cadence: whoever has been sent nothing for an interval.
@@ -201,7 +259,10 @@ export class Leader {
     // Check-quorum counts only answers to our own messages: they prove the
     // follower hears us. A ReadIndex from a follower cut off one way would
     // otherwise keep a leader that can reach nobody in office (§6.2).
-    if (pr !== undefined && (m.type === 'AppendResp' || m.type === 'HeartbeatResp' || m.type === 'SnapshotResp')) pr.recentActive = true
+    if (pr !== undefined && (m.type === 'AppendResp' || m.type === 'HeartbeatResp' || m.type === 'SnapshotResp')) {
+      pr.recentActive = true
+      pr.unreachable = false
+    }
     switch (m.type) {
       case 'AppendResp':
         if (pr !== undefined) this.onAppendResp(m, pr)
@@ -210,6 +271,7 @@ export class Leader {
         if (pr === undefined) return
         pr.probeSent = false
         pr.freeFirstInflight()
+        pr.heartbeatAcked = Math.max(pr.heartbeatAcked, m.readSeq)
         if (pr.state === 'snapshot') this.sendSnapshotChunk(m.from, pr)
         // An empty Append at next-1 makes a follower that lost entries reject and reveal where it is.
         else if (pr.match < this.r.log.lastIndex()) this.sendAppend(m.from, true)
@@ -302,6 +364,7 @@ export class Leader {
 
   startTransfer (to: NodeId): void {
     const r = this.r
+    this.wake()
     this.transferee = to
     r.electionElapsed = 0
     const pr = this.progress.get(to) as Progress

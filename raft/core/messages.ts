@@ -53,6 +53,12 @@ export interface Heartbeat extends Envelope {
   readonly commit: number
   /** Highest ReadIndex round this heartbeat confirms; 0 for none. */
   readonly readSeq: number
+  /**
+   * The leader is idle and sends no periodic heartbeats until something
+   * happens (see quiescence.ts): a follower whose log ends at `commit` may
+   * stop its election timer. False wakes a quiesced follower.
+   */
+  readonly quiesce: boolean
 }
 
 /**

@@ -25,6 +25,10 @@ export class Progress {
   lastSentTick = 0
   /** Set on any message from the follower; read and cleared by check-quorum. */
   recentActive = false
+  /** Highest heartbeat round the follower answered (a quiesced leader waits for the quiesce round's). */
+  heartbeatAcked = 0
+  /** The transport reported the follower lost, and it has not answered since: the leader must not quiesce. */
+  unreachable = false
   /** In snapshot state: the index of the snapshot being sent and the next byte to send. */
   snapshotIndex = 0
   snapshotOffset = 0

@@ -40,6 +40,11 @@ export class HeartbeatRounds {
     return this.round
   }
 
+  /** True while a read waits for its round. */
+  hasPending (): boolean {
+    return this.pending.length > 0
+  }
+
   /** Queues a read at `index`, confirmed by the next round. */
   addRead (ctx: string, from: NodeId, index: number): void {
     this.pending.push({ round: this.round + 1, ctx, from, index })

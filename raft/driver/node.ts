@@ -37,6 +37,8 @@ export interface RaftNodeOptions<R> {
   /** Take a snapshot after this many entries applied since the last one. Default 10000. */
   readonly snapshotEvery?: number
   readonly leaseRead?: boolean
+  /** Ticks of idleness before the leader quiesces the group (see RaftOptions). Default 0: never. */
+  readonly quiesceAfterTicks?: number
   readonly snapshotChunkBytes?: number
   /** Pre-vote (§9.6). Default true. */
   readonly preVote?: boolean
@@ -151,6 +153,7 @@ export class RaftNode<R = unknown> extends EventEmitter<RaftNodeEvents> {
       electionTick: opts.electionTick,
       heartbeatTick: opts.heartbeatTick,
       leaseRead: opts.leaseRead,
+      quiesceAfterTicks: opts.quiesceAfterTicks,
       preVote: opts.preVote,
       checkQuorum: opts.checkQuorum,
       maxInflight: opts.maxInflight,
@@ -417,6 +420,8 @@ export class RaftNode<R = unknown> extends EventEmitter<RaftNodeEvents> {
   reportUnreachable (id: NodeId): void {
     if (this.stopped) return
     this.core.reportUnreachable(id)
+    // A quiesced leader wakes and has heartbeats to send.
+    this.kick()
   }
 
   /** Starts an election now, skipping the timeout. */

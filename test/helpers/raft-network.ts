@@ -297,7 +297,7 @@ function describe (m: Message): string {
         ? `${head} reject index=${m.index} hint=${m.hintTerm}/${m.hintIndex}`
         : `${head} index=${m.index}`
     case 'Heartbeat':
-      return `${head} commit=${m.commit} readSeq=${m.readSeq}`
+      return `${head} commit=${m.commit} readSeq=${m.readSeq}${m.quiesce ? ' quiesce' : ''}`
     case 'HeartbeatResp':
       return `${head} readSeq=${m.readSeq}`
     case 'Commit':

@@ -55,7 +55,7 @@ export function runTransportCompliance (t: Test, name: string, makePair: () => P
     t.teardown(() => p.close())
     const n = 1000
     const arriving = collect(p.b, n)
-    for (let i = 1; i <= n; i++) p.a.send([{ type: 'Heartbeat', from: p.aId, to: p.bId, term: 1, commit: 0, readSeq: i }])
+    for (let i = 1; i <= n; i++) p.a.send([{ type: 'Heartbeat', from: p.aId, to: p.bId, term: 1, commit: 0, readSeq: i, quiesce: false }])
     const seqs = (await arriving).map(m => (m as { readSeq: number }).readSeq)
     t.same(seqs, Array.from({ length: n }, (_, i) => i + 1))
   })

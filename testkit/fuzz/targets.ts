@@ -101,7 +101,7 @@ const raftMessage: fc.Arbitrary<Message> = fc.oneof(
   fc.record({ type: fc.constant('Append' as const), ...env, prevIndex: fc.nat(1e9), prevTerm: nat, entries: fc.array(entry, { maxLength: 4 }), commit: nat })
     .map(m => ({ ...m, entries: m.entries.map((e, i) => ({ ...e, index: m.prevIndex + 1 + i })) })),
   fc.record({ type: fc.constant('AppendResp' as const), ...env, reject: fc.boolean(), index: nat, hintIndex: nat, hintTerm: nat }),
-  fc.record({ type: fc.constant('Heartbeat' as const), ...env, commit: nat, readSeq: nat }),
+  fc.record({ type: fc.constant('Heartbeat' as const), ...env, commit: nat, readSeq: nat, quiesce: fc.boolean() }),
   fc.record({ type: fc.constant('HeartbeatResp' as const), ...env, readSeq: nat }),
   fc.record({ type: fc.constant('Commit' as const), ...env, commit: nat }),
   fc.record({ type: fc.constant('Snapshot' as const), ...env, meta: fc.record({ index: nat, term: nat, config: fc.record({ voters: fc.array(id, { maxLength: 5 }), learners: fc.array(id, { maxLength: 3 }) }) }), offset: fc.nat(1e6), chunk: bytes(256), total: fc.nat(1e6) })
