@@ -119,7 +119,6 @@ export interface FanoutResult {
   results: Array<SystemResult | { system: FanoutSystem, processes: number, skipped: string }>
 }
 
-
 interface SendReply { sentAt: Float64Array, firstSend: number, lastSend: number }
 interface Report { delivered: number, lastArrival: number, arrivals: Float64Array, stats: unknown }
 
