@@ -8,15 +8,9 @@
  * monotonic clock, which all processes share. Before the rows, node 1
  * sends `warmupCount` items at the paced rate, not measured.
  *
- * `cache` rows:
+ * `cache` rows, in this order:
  * - set → visible on all: `pacedCount` sets at one per `intervalMs` (1,000/s);
  *   per set, the time until the last receiver has it (and pooled per node);
- * - flood: `floodCount` sets as fast as set() takes them; sets visible on
- *   every node per second, from the first set to the last arrival anywhere
- *   (waiting at most `floodWaitMs`; what is missing then is counted);
- * - highest rate with set→all p99 ≤ 20 ms: paced runs of `stepSeconds` (at
- *   least 200 sets) at each of `steps` sets/s, stopping at the first that misses (p99 over,
- *   a set not delivered, or the writer unable to keep within 90% of the rate);
  * - invalidation: every receiver holds the keys (loaded, no broadcast);
  *   node 1 deletes them at 1,000/s; the time until the last receiver has
  *   dropped each;
@@ -27,10 +21,22 @@
  *   every node holding the same entries, and to every node holding, for
  *   every key, the write that wins last-writer-wins over all writes (by each
  *   system's stamp: hybrid logical clock, node id on ties); lost updates =
- *   keys, summed over nodes, not holding that winner when the wait ends.
+ *   keys, summed over nodes, not holding that winner when the wait
+ *   (`convWaitMs`) ends;
+ * - highest rate with set→all p99 ≤ 20 ms: paced runs of `stepSeconds` (at
+ *   least 200 sets) at each of `steps` sets/s, stopping at the first that
+ *   misses (p99 over, a set not delivered within `stepWaitMs`, or the writer
+ *   unable to keep within 90% of the rate);
+ * - flood: `floodCount` sets as fast as set() takes them (no longer than
+ *   `sendLimitMs`, as for every writer); sets visible on
+ *   every node per second, from the first set to the last arrival anywhere,
+ *   if every set reached every node within `floodWaitMs` of the last send
+ *   (else what is missing then).
+ * The last two push a system past what it keeps up with, so they come last:
+ * what they leave queued would otherwise be in the other rows' figures.
  *
  * `events` rows: publish → delivered to every other node's subscriber at
- * 1,000/s, and a flood of events (as the cache's).
+ * 1,000/s, and a flood of `eventFloodCount` events (as the cache's).
  *
  * Flags: --quick, --sizes 3,5, --systems raftmesh,redis, --network netns|loopback
  * (default netns when this process may build namespaces).
@@ -54,8 +60,11 @@ export interface FanoutOptions {
   readonly pacedCount: number
   readonly intervalMs: number
   readonly floodCount: number
+  readonly eventFloodCount: number
   readonly chunk: number
   readonly floodWaitMs: number
+  /** A writer stops sending after this long, however many items are left. */
+  readonly sendLimitMs: number
   /** Value padding, characters. */
   readonly valueBytes: number
   readonly steps: readonly number[]
@@ -75,8 +84,10 @@ const DEFAULTS: FanoutOptions = {
   pacedCount: 2000,
   intervalMs: 1,
   floodCount: 50_000,
+  eventFloodCount: 20_000,
   chunk: 500,
-  floodWaitMs: 60_000,
+  floodWaitMs: 30_000,
+  sendLimitMs: 30_000,
   valueBytes: 100,
   steps: [100, 250, 500, 1000, 2000, 5000, 10_000, 20_000, 50_000, 100_000],
   stepSeconds: 1,
@@ -87,10 +98,10 @@ const DEFAULTS: FanoutOptions = {
   convWaitMs: 30_000
 }
 
-const QUICK: Partial<FanoutOptions> = { sizes: [3], warmupCount: 300, pacedCount: 500, floodCount: 5000, floodWaitMs: 20_000, steps: [250, 1000, 5000, 20_000], stepWaitMs: 5000, convWaitMs: 10_000 }
+const QUICK: Partial<FanoutOptions> = { sizes: [3], sendLimitMs: 10_000, warmupCount: 300, pacedCount: 500, floodCount: 5000, eventFloodCount: 2000, floodWaitMs: 20_000, steps: [250, 1000, 5000, 20_000], stepWaitMs: 5000, convWaitMs: 10_000 }
 
 export interface PacedRow { items: number, perSecond: number, lastNode: LatencySummary, anyNode: LatencySummary, notDelivered: number }
-export interface FloodRow { items: number, sendSeconds: number, visibleEverywherePerSecond: number, notDelivered: number }
+export interface FloodRow { asked: number, items: number, sendSeconds: number, visibleEverywherePerSecond: number, notDelivered: number, waitedMs: number }
 export interface StepRow { targetPerSecond: number, perSecond: number, lastNodeP99Ms: number, notDelivered: number, ok: boolean, why: string }
 export interface ConvRow { partitionMs: number, writes: number[], keysWritten: number, healToEqualMs: number | null, healToAllWinnersMs: number | null, lostUpdates: number, keysWrongSomewhere: number }
 
@@ -119,7 +130,7 @@ export interface FanoutResult {
   results: Array<SystemResult | { system: FanoutSystem, processes: number, skipped: string }>
 }
 
-interface SendReply { sentAt: Float64Array, firstSend: number, lastSend: number }
+interface SendReply { sentAt: Float64Array, sent: number, firstSend: number, lastSend: number }
 interface Report { delivered: number, lastArrival: number, arrivals: Float64Array, stats: unknown }
 
 const round = (x: number, d = 3): number => Math.round(x * 10 ** d) / 10 ** d
@@ -129,16 +140,17 @@ const sleep = async (ms: number): Promise<void> => { await new Promise(resolve =
 async function fanout (p: FanoutPeers, phase: string, kind: ItemKind, count: number, send: { mode: 'paced', intervalMs: number } | { mode: 'flood', chunk: number }, o: FanoutOptions, waitMs: number): Promise<{ sent: SendReply, reports: Report[] }> {
   const [writer, ...receivers] = p.children
   await Promise.all(receivers.map(async c => await ask(c, { type: 'expect', phase, kind, capacity: count }, 60_000)))
-  const sent = await ask<SendReply>(writer, { type: 'send', phase, kind, count, size: o.valueBytes, ...send }, 300_000)
+  const sent = await ask<SendReply>(writer, { type: 'send', phase, kind, count, size: o.valueBytes, limitMs: o.sendLimitMs, ...send }, o.sendLimitMs + 120_000)
   // A receiver busy applying may answer late: that is "not yet", not the end of the wait.
   const progress = async (c: typeof writer): Promise<number> => await ask<{ delivered: number }>(c, { type: 'progress' }, 30_000).then(r => r.delivered, () => -1)
-  await waitFor(`${phase}: every item on every node`, async () => (await Promise.all(receivers.map(progress))).every(d => d === count), waitMs, 100).catch(() => {})
+  await waitFor(`${phase}: every item on every node`, async () => (await Promise.all(receivers.map(progress))).every(d => d === sent.sent), waitMs, 100).catch(() => {})
   await sleep(300)
-  const reports = await Promise.all(receivers.map(async c => await ask<Report>(c, { type: 'report', count }, 60_000)))
+  const reports = await Promise.all(receivers.map(async c => await ask<Report>(c, { type: 'report', count: sent.sent }, 60_000)))
   return { sent, reports }
 }
 
-function pacedRow (count: number, r: { sent: SendReply, reports: Report[] }): PacedRow {
+function pacedRow (r: { sent: SendReply, reports: Report[] }): PacedRow {
+  const count = r.sent.sent
   const last = new Latency()
   const any = new Latency()
   let notDelivered = 0
@@ -152,14 +164,17 @@ function pacedRow (count: number, r: { sent: SendReply, reports: Report[] }): Pa
   return { items: count, perSecond: Math.round((count - 1) / seconds), lastNode: last.summary(), anyNode: any.summary(), notDelivered }
 }
 
-function floodRow (count: number, r: { sent: SendReply, reports: Report[] }): FloodRow {
+function floodRow (asked: number, r: { sent: SendReply, reports: Report[] }, waitedMs: number): FloodRow {
+  const count = r.sent.sent
   const notDelivered = r.reports.reduce((m, x) => Math.max(m, count - x.delivered), 0)
   const lastArrival = Math.max(...r.reports.map(x => x.lastArrival))
   return {
+    asked,
     items: count,
     sendSeconds: round((r.sent.lastSend - r.sent.firstSend) / 1000),
     visibleEverywherePerSecond: notDelivered === 0 ? Math.round(count / ((lastArrival - r.sent.firstSend) / 1000)) : 0,
-    notDelivered
+    notDelivered,
+    waitedMs
   }
 }
 
@@ -168,7 +183,7 @@ async function steps (p: FanoutPeers, o: FanoutOptions): Promise<{ steps: StepRo
   let max = 0
   for (const rate of o.steps) {
     const count = Math.max(200, Math.round(rate * o.stepSeconds))
-    const row = pacedRow(count, await fanout(p, `step${rate}`, 'cache', count, { mode: 'paced', intervalMs: 1000 / rate }, o, o.stepWaitMs))
+    const row = pacedRow(await fanout(p, `step${rate}`, 'cache', count, { mode: 'paced', intervalMs: 1000 / rate }, o, o.stepWaitMs))
     const why = row.notDelivered > 0
       ? `${row.notDelivered} not delivered within ${o.stepWaitMs} ms`
       : row.lastNode.p99Ms > 20 ? `p99 ${row.lastNode.p99Ms} ms` : row.perSecond < 0.9 * rate ? `the writer reached ${row.perSecond}/s` : ''
@@ -245,16 +260,17 @@ async function runSystem (bench: 'cache' | 'events', system: FanoutSystem, n: nu
     // Not measured: the first items after the start meet cold code and a gossip mesh still forming, in either system.
     await step('warmup', async () => await fanout(p, 'warm', bench === 'cache' ? 'cache' : 'event', o.warmupCount, paced, o, 30_000))
     if (bench === 'cache') {
-      rows.cacheSet = await step('cacheSet', async () => pacedRow(o.pacedCount, await fanout(p, 'paced', 'cache', o.pacedCount, paced, o, 60_000)))
-      rows.cacheFlood = await step('cacheFlood', async () => floodRow(o.floodCount, await fanout(p, 'flood', 'cache', o.floodCount, flood, o, o.floodWaitMs)))
-      rows.cacheSteps = await step('cacheSteps', async () => await steps(p, o))
-      rows.invalidation = await step('invalidation', async () => pacedRow(o.pacedCount, await fanout(p, 'inv', 'inv', o.pacedCount, paced, o, 60_000)))
+      rows.cacheSet = await step('cacheSet', async () => pacedRow(await fanout(p, 'paced', 'cache', o.pacedCount, paced, o, 60_000)))
+      rows.invalidation = await step('invalidation', async () => pacedRow(await fanout(p, 'inv', 'inv', o.pacedCount, paced, o, 60_000)))
       rows.partition = p.canPartition
         ? await step('partition', async () => await partitionRow(p, o))
         : { skipped: 'needs network namespaces (--network netns, as root): Redis has no fault layer of its own' }
+      // The rows that push a system past what it keeps up with come last: what they leave queued would be in the others' figures.
+      rows.cacheSteps = await step('cacheSteps', async () => await steps(p, o))
+      rows.cacheFlood = await step('cacheFlood', async () => floodRow(o.floodCount, await fanout(p, 'flood', 'cache', o.floodCount, flood, o, o.floodWaitMs), o.floodWaitMs))
     } else {
-      rows.event = await step('event', async () => pacedRow(o.pacedCount, await fanout(p, 'ev', 'event', o.pacedCount, paced, o, 60_000)))
-      rows.eventFlood = await step('eventFlood', async () => floodRow(o.floodCount, await fanout(p, 'evflood', 'event', o.floodCount, flood, o, o.floodWaitMs)))
+      rows.event = await step('event', async () => pacedRow(await fanout(p, 'ev', 'event', o.pacedCount, paced, o, 60_000)))
+      rows.eventFlood = await step('eventFlood', async () => floodRow(o.eventFloodCount, await fanout(p, 'evflood', 'event', o.eventFloodCount, flood, o, o.floodWaitMs), o.floodWaitMs))
     }
     const peerStats = await Promise.all(p.children.map(async c => await ask<{ stats: unknown }>(c, { type: 'report', count: 0 }).then(r => r.stats, (err: unknown) => String(err))))
     return { system, processes: n, loadAverageBefore, loadAverageAfter: round(loadavg()[0], 2), rows, peerStats }
@@ -308,6 +324,13 @@ function ratio (a: number | null | undefined, b: number | null | undefined): str
   return `${round(a / b, 2)}×`
 }
 
+function floodText (x: FloodRow | undefined): string {
+  if (x === undefined) return '-'
+  const cut = x.items < x.asked ? ` (${x.items} of ${x.asked} sent in ${x.sendSeconds} s)` : ''
+  if (x.notDelivered > 0) return `${x.notDelivered} of ${x.items} missing somewhere ${x.waitedMs / 1000} s after the last send${cut}`
+  return `${x.visibleEverywherePerSecond}${cut}`
+}
+
 function convText (c: ConvRow | { skipped: string } | undefined): string {
   if (c === undefined) return '-'
   if ('skipped' in c) return 'skipped'
@@ -328,8 +351,7 @@ export function fanoutTable (r: FanoutResult): string {
     const both = (a: PacedRow | undefined, b: PacedRow | undefined): string => `${ratio(p50(a), p50(b))} / ${ratio(p99(a), p99(b))}`
     if (r.bench === 'cache') {
       add('set→all p50 / p99 ms @1,000/s', pair(m?.rows.cacheSet), pair(d?.rows.cacheSet), both(m?.rows.cacheSet, d?.rows.cacheSet), n === 5 ? 'p99 ≤ 5 ms' : '')
-      const fl = (x: FloodRow | undefined): string => x === undefined ? '-' : x.notDelivered > 0 ? `${x.notDelivered} not delivered` : String(x.visibleEverywherePerSecond)
-      add('flood: sets visible on all /s', fl(m?.rows.cacheFlood), fl(d?.rows.cacheFlood), ratio(m?.rows.cacheFlood?.visibleEverywherePerSecond, d?.rows.cacheFlood?.visibleEverywherePerSecond), n === 5 ? '≥ 50,000/s' : '')
+      add('flood: sets visible on all /s', floodText(m?.rows.cacheFlood), floodText(d?.rows.cacheFlood), ratio(m?.rows.cacheFlood?.visibleEverywherePerSecond, d?.rows.cacheFlood?.visibleEverywherePerSecond), n === 5 ? '≥ 50,000/s' : '')
       const st = (x: SystemResult | undefined): string => { const s = x?.rows.cacheSteps; if (s === undefined) return '-'; const f = s.steps.find(y => !y.ok); return `${s.maxPerSecondP99Under20Ms}${f !== undefined ? ` (${f.targetPerSecond}/s: ${f.why})` : ''}` }
       add('max sets/s with set→all p99 ≤ 20 ms', st(m), st(d), ratio(m?.rows.cacheSteps?.maxPerSecondP99Under20Ms, d?.rows.cacheSteps?.maxPerSecondP99Under20Ms), '')
       add('invalidate→dropped on all p50 / p99 ms @1,000/s', pair(m?.rows.invalidation), pair(d?.rows.invalidation), both(m?.rows.invalidation, d?.rows.invalidation), '')
@@ -337,8 +359,7 @@ export function fanoutTable (r: FanoutResult): string {
       add(`after a ${r.options.partitionMs / 1000} s partition: heal → equal / → LWW winners, lost`, convText(m?.rows.partition), convText(d?.rows.partition), ratio(cv(m)?.healToAllWinnersMs, cv(d)?.healToAllWinnersMs), '≤ 2,000 ms, 0 lost')
     } else {
       add('publish→all p50 / p99 ms @1,000/s', pair(m?.rows.event), pair(d?.rows.event), both(m?.rows.event, d?.rows.event), '')
-      const fl = (x: FloodRow | undefined): string => x === undefined ? '-' : x.notDelivered > 0 ? `${x.notDelivered} not delivered` : String(x.visibleEverywherePerSecond)
-      add('flood: events delivered on all /s', fl(m?.rows.eventFlood), fl(d?.rows.eventFlood), ratio(m?.rows.eventFlood?.visibleEverywherePerSecond, d?.rows.eventFlood?.visibleEverywherePerSecond), '')
+      add('flood: events delivered on all /s', floodText(m?.rows.eventFlood), floodText(d?.rows.eventFlood), ratio(m?.rows.eventFlood?.visibleEverywherePerSecond, d?.rows.eventFlood?.visibleEverywherePerSecond), '')
     }
     const load = (x: SystemResult | undefined): string => x === undefined ? '-' : `${x.loadAverageBefore} → ${x.loadAverageAfter}`
     add('load average (1 min) before → after', load(m), load(d), '', '')

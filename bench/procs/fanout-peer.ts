@@ -15,8 +15,9 @@
  *   expect {phase, kind, capacity}       record arrivals of items `<phase>:<index>` of this kind
  *   progress                             items of the phase delivered so far
  *   report {count}                       arrivals (Float64Array, NaN = not delivered), last arrival, stats
- *   send {phase, kind, mode: 'paced', count, intervalMs, size} | {..., mode: 'flood', count, chunk, size}
- *                                        → { sentAt: Float64Array, firstSend, lastSend, stats }
+ *   send {phase, kind, mode: 'paced', count, intervalMs, size, limitMs} | {..., mode: 'flood', count, chunk, size, limitMs}
+ *                                        → { sentAt: Float64Array, sent, firstSend, lastSend, stats }
+ *                                        (stops sending at limitMs: `sent` may be less than `count`)
  *   conv-write {phase, keys, intervalMs, durationMs, size}
  *                                        → { writes: ConvWrite[] } (the partition phase)
  *   conv-digest                          → { digest, entries, at }
@@ -92,12 +93,14 @@ export class Arrivals {
   }
 }
 
-async function drive (count: number, mode: 'paced' | 'flood', intervalMs: number, chunk: number, write: (i: number) => Promise<void> | void): Promise<Float64Array> {
+/** Writes items 0..count-1, paced or as fast as `write` takes them, and stops early at `limitMs`; answers when each was sent and how many were. */
+async function drive (count: number, mode: 'paced' | 'flood', intervalMs: number, chunk: number, limitMs: number, write: (i: number) => Promise<void> | void): Promise<{ sentAt: Float64Array, sent: number }> {
   const sentAt = new Float64Array(count).fill(NaN)
+  const start = performance.now()
+  const end = start + limitMs
+  let i = 0
   if (mode === 'paced') {
-    const start = performance.now()
-    let i = 0
-    while (i < count) {
+    while (i < count && performance.now() < end) {
       // Catches up after a late timer: the rate holds on average, in bursts if it must.
       while (i < count && performance.now() >= start + i * intervalMs) {
         sentAt[i] = machineNow()
@@ -106,7 +109,7 @@ async function drive (count: number, mode: 'paced' | 'flood', intervalMs: number
       if (i < count) await new Promise(resolve => setTimeout(resolve, Math.max(0, start + i * intervalMs - performance.now())))
     }
   } else {
-    for (let i = 0; i < count;) {
+    while (i < count && performance.now() < end) {
       for (let k = 0; k < chunk && i < count; k++) {
         sentAt[i] = machineNow()
         await write(i++)
@@ -114,7 +117,7 @@ async function drive (count: number, mode: 'paced' | 'flood', intervalMs: number
       await new Promise(resolve => setImmediate(resolve))
     }
   }
-  return sentAt
+  return { sentAt: sentAt.slice(0, i), sent: i }
 }
 
 /** Answers the bench's requests for `impl` until the IPC channel closes. */
@@ -137,9 +140,9 @@ export function servePeer (nodeId: string, impl: PeerImpl, arrivals: Arrivals): 
         const kind = req.kind as ItemKind
         const phase = req.phase as string
         const firstSend = machineNow()
-        const sentAt = await drive(req.count as number, req.mode as 'paced' | 'flood', (req.intervalMs as number | undefined) ?? 1, (req.chunk as number | undefined) ?? 500, i => impl.write(kind, `${phase}:${i}`, i, pad))
+        const { sentAt, sent } = await drive(req.count as number, req.mode as 'paced' | 'flood', (req.intervalMs as number | undefined) ?? 1, (req.chunk as number | undefined) ?? 500, req.limitMs as number, i => impl.write(kind, `${phase}:${i}`, i, pad))
         await impl.flush()
-        return { sentAt, firstSend, lastSend: machineNow(), stats: impl.stats() }
+        return { sentAt, sent, firstSend, lastSend: machineNow(), stats: impl.stats() }
       }
       case 'conv-write': {
         const pad = 'x'.repeat(req.size as number)
@@ -149,7 +152,7 @@ export function servePeer (nodeId: string, impl: PeerImpl, arrivals: Arrivals): 
         const max = Math.ceil((req.durationMs as number) / (req.intervalMs as number))
         let n = 0
         // Bounded by time and by count.
-        await drive(max, 'paced', req.intervalMs as number, 1, async () => {
+        await drive(max, 'paced', req.intervalMs as number, 1, req.durationMs as number, async () => {
           if (performance.now() >= until) return
           const key = `${req.phase as string}:k${Math.floor(Math.random() * keys)}`
           const tag = { w: nodeId, n: ++n }
