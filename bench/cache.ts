@@ -119,6 +119,8 @@ export interface SystemResult {
     event?: PacedRow
     eventFlood?: FloodRow
   }
+  /** Rows that failed (a peer died), with why; the rows after one are left out. */
+  errors: Record<string, string>
   peerStats: unknown[]
 }
 
@@ -248,11 +250,21 @@ async function runSystem (bench: 'cache' | 'events', system: FanoutSystem, n: nu
   process.stderr.write(`${bench}: ${system}, ${n} processes (load ${loadAverageBefore})\n`)
   const p = system === 'raftmesh' ? await startRaftmeshPeers(n, o.network) : await startRedisPeers(n, o.network)
   const rows: SystemResult['rows'] = {}
-  const step = async <T>(name: string, f: () => Promise<T>): Promise<T> => {
+  const errors: Record<string, string> = {}
+  /** Runs a row; a row that fails (a peer died) is reported in `errors` and leaves the system's remaining rows out. */
+  const step = async <T>(name: string, f: () => Promise<T>): Promise<T | undefined> => {
+    if (Object.keys(errors).length > 0) return undefined
     const t = performance.now()
-    const r = await f()
-    process.stderr.write(`  ${name}: ${Math.round(performance.now() - t)} ms\n`)
-    return r
+    try {
+      const r = await f()
+      process.stderr.write(`  ${name}: ${Math.round(performance.now() - t)} ms\n`)
+      return r
+    } catch (err) {
+      const crashed = p.children.filter(c => c.exited).map(c => `${c.name} exited${c.crash !== null ? ` (${c.crash})` : ''}`)
+      errors[name] = `${String(err)}${crashed.length > 0 ? `; ${crashed.join('; ')}` : ''}`
+      process.stderr.write(`  ${name}: failed after ${Math.round(performance.now() - t)} ms: ${errors[name]}\n`)
+      return undefined
+    }
   }
   try {
     const paced = { mode: 'paced' as const, intervalMs: o.intervalMs }
@@ -273,7 +285,7 @@ async function runSystem (bench: 'cache' | 'events', system: FanoutSystem, n: nu
       rows.eventFlood = await step('eventFlood', async () => floodRow(o.eventFloodCount, await fanout(p, 'evflood', 'event', o.eventFloodCount, flood, o, o.floodWaitMs), o.floodWaitMs))
     }
     const peerStats = await Promise.all(p.children.map(async c => await ask<{ stats: unknown }>(c, { type: 'report', count: 0 }).then(r => r.stats, (err: unknown) => String(err))))
-    return { system, processes: n, loadAverageBefore, loadAverageAfter: round(loadavg()[0], 2), rows, peerStats }
+    return { system, processes: n, loadAverageBefore, loadAverageAfter: round(loadavg()[0], 2), rows, errors, peerStats }
   } finally {
     await p.stop()
   }
@@ -361,6 +373,8 @@ export function fanoutTable (r: FanoutResult): string {
       add('publish→all p50 / p99 ms @1,000/s', pair(m?.rows.event), pair(d?.rows.event), both(m?.rows.event, d?.rows.event), '')
       add('flood: events delivered on all /s', floodText(m?.rows.eventFlood), floodText(d?.rows.eventFlood), ratio(m?.rows.eventFlood?.visibleEverywherePerSecond, d?.rows.eventFlood?.visibleEverywherePerSecond), '')
     }
+    const failed = (x: SystemResult | undefined): string => Object.entries(x?.errors ?? {}).map(([k, v]) => `${k}: ${v.split('\n')[0].slice(0, 200)}`).join('; ')
+    if (failed(m) !== '' || failed(d) !== '') add('rows failed', failed(m) || '-', failed(d) || '-', '', '')
     const load = (x: SystemResult | undefined): string => x === undefined ? '-' : `${x.loadAverageBefore} → ${x.loadAverageAfter}`
     add('load average (1 min) before → after', load(m), load(d), '', '')
   }

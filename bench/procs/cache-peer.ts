@@ -55,6 +55,15 @@ cache.on('change', c => { if (c.origin === 'remote' && c.op === 'set') arrivals.
 inv.on('change', c => { if (c.origin === 'remote' && c.op === 'delete') arrivals.arrived('inv', c.key) })
 events.subscribe<{ key: string }>('bench.*', e => { if (e.publisher !== args.nodeId) arrivals.arrived('event', e.payload.key) })
 
+/** Publishes not yet returned (at most 1,000, as the Redis peer's), and those that failed. */
+let pending: Array<Promise<unknown>> = []
+const failures = { publish: 0, lastError: '' }
+async function flush (): Promise<void> {
+  const p = pending
+  pending = []
+  await Promise.all(p)
+}
+
 const TOPICS = ['raftmesh/cache/bench', 'raftmesh/cache/inv', 'raftmesh/cache/conv', 'raftmesh/events']
 
 const impl: PeerImpl = {
@@ -71,9 +80,13 @@ const impl: PeerImpl = {
   write: async (kind, key, _index, pad) => {
     if (kind === 'cache') await cache.set(key, { pad })
     else if (kind === 'inv') await inv.delete(key)
-    else await events.publish(`bench.${key.slice(0, key.lastIndexOf(':'))}`, { key, pad })
+    else {
+      // As an application publishing from many requests at once would, not one publish after another's return.
+      pending.push(events.publish(`bench.${key.slice(0, key.lastIndexOf(':'))}`, { key, pad }).catch((err: unknown) => { failures.publish++; failures.lastError = String(err) }))
+      if (pending.length >= 1000) await flush()
+    }
   },
-  flush: async () => {},
+  flush,
   convWrite: async (key, tag, pad) => {
     frozenWall = Date.now()
     try {
@@ -85,7 +98,7 @@ const impl: PeerImpl = {
     }
   },
   convEntries: () => conv.entries().map(([k, v]) => [k, { w: v.w, n: v.n }]),
-  stats: () => ({ cache: cache.stats(), inv: inv.stats(), conv: conv.stats(), events: events.stats() }),
+  stats: () => ({ cache: cache.stats(), inv: inv.stats(), conv: conv.stats(), events: events.stats(), ...failures }),
   partition: async deny => {
     mesh.gate.deny(deny)
     await Promise.all(deny.map(async p => { await mesh.libp2p.hangUp(peerIdFromString(p)).catch(() => {}) }))

@@ -122,7 +122,8 @@ async function drive (count: number, mode: 'paced' | 'flood', intervalMs: number
 
 /** Answers the bench's requests for `impl` until the IPC channel closes. */
 export function servePeer (nodeId: string, impl: PeerImpl, arrivals: Arrivals): void {
-  const send = (m: object): void => { if (process.connected) process.send?.(m) }
+  // The bench may be gone by the time an answer is ready: the answer is dropped, and the disconnect stops this process.
+  const send = (m: object): void => { if (process.connected) process.send?.(m, undefined, {}, () => {}) }
   const handle = async (req: Request): Promise<object> => {
     switch (req.type) {
       case 'status':
