@@ -1,5 +1,6 @@
 /**
- * One `redis-server` (Debian's) on 127.0.0.1, for side-by-side benchmarks:
+ * One `redis-server` (Debian's) on 127.0.0.1 (or a network namespace's
+ * address), for side-by-side benchmarks:
  * a free port, its own temporary directory, and one of two persistence
  * settings:
  *
@@ -19,6 +20,7 @@ import { createConnection } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { freePort } from '../testkit/local-cluster.js'
+import { LOOPBACK, placedCommand, type Placement } from '../testkit/placement.js'
 import { waitFor } from './transport.js'
 
 export type RedisPersistence = 'default' | 'always'
@@ -33,9 +35,9 @@ export function redisVersion (): string {
 }
 
 /** Sends one inline command and resolves with the first line of the reply. */
-async function command (port: number, cmd: string, timeoutMs = 1000): Promise<string> {
+async function command (host: string, port: number, cmd: string, timeoutMs = 1000): Promise<string> {
   return await new Promise((resolve, reject) => {
-    const s = createConnection({ host: '127.0.0.1', port })
+    const s = createConnection({ host, port })
     let out = ''
     const timer = setTimeout(() => { s.destroy(); reject(new Error(`redis ${cmd}: no answer within ${timeoutMs} ms`)) }, timeoutMs)
     s.setEncoding('utf8')
@@ -54,22 +56,30 @@ async function command (port: number, cmd: string, timeoutMs = 1000): Promise<st
 export class RedisServer {
   private exited: Promise<void>
 
-  private constructor (readonly port: number, readonly dir: string, readonly persistence: RedisPersistence, private readonly proc: ChildProcess) {
+  private constructor (readonly host: string, readonly port: number, readonly dir: string, readonly persistence: RedisPersistence, private readonly proc: ChildProcess) {
     this.exited = new Promise(resolve => { proc.once('exit', () => { resolve() }) })
   }
 
-  static async start (persistence: RedisPersistence): Promise<RedisServer> {
+  /**
+   * `placement`: where the server runs (testkit/placement.ts), listening on
+   * its host's address; this process must be able to reach that address
+   * (a NetnsLab with `clientLinks`).
+   */
+  static async start (persistence: RedisPersistence, placement: Placement = LOOPBACK): Promise<RedisServer> {
     const dir = await mkdtemp(join(tmpdir(), 'raftmesh-redis-'))
     const port = await freePort()
-    const args = ['--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--daemonize', 'no', '--logfile', join(dir, 'redis.log'),
+    const host = placement.host
+    const args = ['--port', String(port), '--bind', host, '--dir', dir, '--daemonize', 'no', '--logfile', join(dir, 'redis.log'),
       // BullMQ refuses to run on a server that may evict its keys.
       '--maxmemory-policy', 'noeviction']
     if (persistence === 'always') args.push('--appendonly', 'yes', '--appendfsync', 'always')
-    const proc = spawn('redis-server', args, { stdio: 'ignore' })
-    const server = new RedisServer(port, dir, persistence, proc)
+    // Off loopback Redis refuses every client unless told otherwise; a lab's namespace is reachable from this machine only.
+    if (host !== '127.0.0.1') args.push('--protected-mode', 'no')
+    const proc = spawn(...placedCommand(placement, 'redis-server', args), { stdio: 'ignore' })
+    const server = new RedisServer(host, port, dir, persistence, proc)
     try {
-      await waitFor(`redis-server on port ${port}`, async () => await command(port, 'PING').then(r => r === '+PONG', () => false), 10_000, 50)
-      const aof = await command(port, 'CONFIG GET appendfsync')
+      await waitFor(`redis-server on ${host}:${port}`, async () => await command(host, port, 'PING').then(r => r === '+PONG', () => false), 10_000, 50)
+      const aof = await command(host, port, 'CONFIG GET appendfsync')
       if (aof.startsWith('-')) throw new Error(`redis CONFIG GET answered ${aof}`)
     } catch (err) {
       await server.stop()
@@ -79,7 +89,7 @@ export class RedisServer {
   }
 
   get url (): string {
-    return `redis://127.0.0.1:${this.port}`
+    return `redis://${this.host}:${this.port}`
   }
 
   /** The pid of the server process (for the report). */

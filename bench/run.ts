@@ -4,9 +4,10 @@
  * stderr. Flags go to every named benchmark (`queues` reads `--quick`,
  * `--runs N`; `cpu` reads those and `--baseline <rev>`; `faults` reads
  * `--runs`, `--seed`, `--duration`, `--nodes`, `--out`; `fuzz` reads
- * `--frames`, `--seed`, `--target`, `--batch`).
+ * `--frames`, `--seed`, `--target`, `--batch`; `cache` and `events` read
+ * `--quick`, `--sizes`, `--systems`, `--network`).
  */
-import { cacheTable, runCacheBench } from './cache.js'
+import { fanoutTable, runCacheBench, runEventsBench } from './cache.js'
 import { coreTable, runCoreBench } from './core.js'
 import { cpuTable, runCpuBench } from './cpu.js'
 import { faultsTable, runFaultsBench } from './faults.js'
@@ -29,7 +30,8 @@ const benches: Record<string, (flags: string[]) => Promise<{ json: unknown, tabl
   gossip: async () => { const r = await runGossipBench(); return { json: r, table: gossipTable(r) } },
   rpc: async () => { const r = await runRpcBench(); return { json: r, table: rpcTable(r) } },
   pause: async () => { const r = await runPauseBench(); return { json: r, table: pauseTable(r) } },
-  cache: async () => { const r = await runCacheBench(); return { json: r, table: cacheTable(r) } },
+  cache: async flags => { const r = await runCacheBench(flags); return { json: r, table: fanoutTable(r) } },
+  events: async flags => { const r = await runEventsBench(flags); return { json: r, table: fanoutTable(r) } },
   queues: async flags => { const r = await runQueuesBench(flags); return { json: r, table: queuesTable(r) } },
   cpu: async flags => { const r = await runCpuBench(flags); return { json: r, table: cpuTable(r) } },
   faults: async flags => { const r = await runFaultsBench(flags); return { json: r, table: faultsTable(r) } },
@@ -53,6 +55,8 @@ const USAGE = `usage: npm run bench -- <name>... [flags]
 flags (each benchmark reads its own):
   queues  --quick --runs N
   cpu     --quick --runs N --baseline <rev> --current-env NAME=value
+  cache   --quick --sizes 3,5 --systems raftmesh,redis --network netns|loopback
+  events  (as cache)
   faults  --runs N --seed S --duration SECONDS --nodes N --network netns|loopback --out DIR --keep --report DIR --etcd N --kv N
   fuzz    --frames N --seed S --target NAME --batch B
 Each prints its JSON on stdout and a table on stderr; bench/RESULTS.md records the runs.`

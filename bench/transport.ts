@@ -21,6 +21,7 @@ import { createMeshNode, type MeshNode } from '../gossip/node.js'
 import { heartbeatRoundTrips } from './heartbeat-round-trip.js'
 import { Libp2pRaftTransport, type RaftTransportStats } from '../gossip/raft-transport.js'
 import { Latency, type LatencySummary } from './latency.js'
+import { LOOPBACK, placedCommand, type Placement } from '../testkit/placement.js'
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..')
 
@@ -46,9 +47,11 @@ export class BenchChild {
   exited = false
   private readonly exitedP: Promise<void>
 
-  constructor (name: string, script: string, arg: unknown, env: Record<string, string>) {
+  /** `placement`: where the child runs (testkit/placement.ts); this machine's loopback by default. */
+  constructor (name: string, script: string, arg: unknown, env: Record<string, string>, placement: Placement = LOOPBACK) {
     this.name = name
-    this.proc = spawn(process.execPath, ['--import', 'tsx', script, JSON.stringify(arg)], {
+    const [cmd, argv] = placedCommand(placement, process.execPath, ['--import', 'tsx', script, JSON.stringify(arg)])
+    this.proc = spawn(cmd, argv, {
       cwd: root,
       env: { ...process.env, ...env },
       stdio: ['ignore', 'pipe', 'inherit', 'ipc'],

@@ -1,120 +1,122 @@
 /**
- * One node of `npm run bench -- cache`, driven over IPC by bench/cache.ts:
- * a mesh node, its RPC endpoint and one replicated cache. Every node
- * records, per key of the current phase, the time from the writer's set()
- * to the change event here (values carry their write time; all processes
- * share the machine's clock).
+ * One raftmesh node of `npm run bench -- cache` / `-- events`, driven over
+ * IPC by bench/cache.ts (the requests: bench/procs/fanout-peer.ts): a mesh
+ * node, its RPC endpoint, and on them the services the rows measure, as a
+ * Cluster builds them (lib/service-host.ts) but without the Raft log,
+ * which none of them uses: a replicated cache `bench`, an invalidation
+ * cache `inv`, the event bus, and a replicated cache `conv` for the
+ * partition phase.
  *
  * Usage (spawned with an IPC channel, structured-clone serialization):
  *   node --import tsx bench/procs/cache-peer.ts '<{"nodeId","clusterName","dataDir","listen","bootstrap"}>'
- * The cluster secret comes in RAFTMESH_BENCH_SECRET. Sends {type:'ready'}
+ * The cluster secret comes in RAFTMESH_BENCH_SECRET. Sends {type:'ready', peerId}
  * once started; stops when the IPC channel closes.
  *
- * Requests ({id, type, ...} → {id, ...}):
- *   status                      members alive, cache channel subscribers
- *   expect {phase, capacity}    start recording keys `<phase>:<index>`
- *   progress                    keys of the phase delivered so far
- *   report {count}              latencies (Float64Array, NaN = not delivered), last arrival, cache stats
- *   set {phase, mode: 'paced', count, intervalMs, size} | {phase, mode: 'flood', count, chunk, size}
+ * The partition phase's writes are answered with their hybrid-logical-clock
+ * stamp: the cache's clock reads a wall-clock value frozen for the length of
+ * each set(), and a HybridClock here, fed the same value, follows it
+ * exactly while no other node's write of `conv` reaches this one (the
+ * bench writes `conv` only while the two writers are cut apart).
  */
-import { createMeshNode } from '../../gossip/node.js'
+import { peerIdFromString } from '@libp2p/peer-id'
 import { silentLogger } from '../../gossip/logger.js'
+import { createMeshNode } from '../../gossip/node.js'
+import { loadOrCreatePeerKey } from '../../gossip/peer-key.js'
 import { MeshRpc } from '../../gossip/rpc.js'
 import { Cache } from '../../lib/cache/cache.js'
+import { HybridClock } from '../../lib/cache/hlc.js'
+import { EventBus } from '../../lib/events/events.js'
+import type { ServiceHost } from '../../lib/service-host.js'
+import { Arrivals, servePeer, type ConvTag, type ItemKind, type PeerImpl } from './fanout-peer.js'
 import { exitWithParent } from './lifecycle.js'
 
 interface PeerArgs { nodeId: string, clusterName: string, dataDir: string, listen: string, bootstrap: string[] }
-interface Request { id: number, type: string, [k: string]: unknown }
-interface Value { t: number, pad: string }
 
 if (process.send === undefined) {
   console.error('cache-peer must be spawned with an IPC channel')
   process.exit(2)
 }
-const send = (m: object): void => { if (process.connected) process.send?.(m) }
 const args = JSON.parse(process.argv[2] ?? '{}') as PeerArgs
-const clock = (): number => performance.timeOrigin + performance.now()
-const TOPIC = 'raftmesh/cache/bench'
 
 const mesh = await createMeshNode({ nodeId: args.nodeId, clusterName: args.clusterName, appVersion: 'bench', dataDir: args.dataDir, secret: process.env.RAFTMESH_BENCH_SECRET ?? '', listen: [args.listen], bootstrap: args.bootstrap })
 const rpc = await MeshRpc.create(mesh)
-const cache = new Cache<string, Value>({ nodeId: args.nodeId, mesh, channel: (topic, opts) => mesh.channel(topic, opts), calls: rpc, logger: silentLogger, clock: Date.now }, 'bench', { mode: 'replicated', maxEntries: 1_000_000 })
+let frozenWall: number | null = null
+const wall = (): number => frozenWall ?? Date.now()
+const host: ServiceHost = { nodeId: args.nodeId, mesh, channel: (topic, opts) => mesh.channel(topic, opts), calls: rpc, logger: silentLogger, clock: wall }
+const cache = new Cache<string, { pad: string }>(host, 'bench', { mode: 'replicated', maxEntries: 1_000_000 })
+const inv = new Cache<string, number>(host, 'inv', { mode: 'invalidation', maxEntries: 1_000_000 })
+const conv = new Cache<string, ConvTag & { pad: string }>(host, 'conv', { mode: 'replicated', maxEntries: 100_000 })
+// The subscriber's queue is sized for the flood, not the default 1,000: a drop would be the bench's doing.
+const events = new EventBus(host, { privateKey: await loadOrCreatePeerKey(args.dataDir, silentLogger), maxQueue: 1_000_000 })
+const convClock = new HybridClock(args.nodeId, wall)
+const arrivals = new Arrivals()
 
-let phase = ''
-let latency = new Float64Array(0)
-let delivered = 0
-let lastArrival = 0
-cache.on('change', c => {
-  if (c.origin !== 'remote' || c.op !== 'set' || c.value === undefined) return
-  const now = clock()
-  const [ph, index] = c.key.split(':')
-  if (ph !== phase) return
-  const i = Number(index)
-  if (!(i < latency.length)) return
-  if (Number.isNaN(latency[i])) delivered++
-  latency[i] = now - c.value.t
-  lastArrival = now
-})
+cache.on('change', c => { if (c.origin === 'remote' && c.op === 'set') arrivals.arrived('cache', c.key) })
+inv.on('change', c => { if (c.origin === 'remote' && c.op === 'delete') arrivals.arrived('inv', c.key) })
+events.subscribe<{ key: string }>('bench.*', e => { if (e.publisher !== args.nodeId) arrivals.arrived('event', e.payload.key) })
 
-async function setPaced (ph: string, count: number, intervalMs: number, pad: string): Promise<object> {
-  const first = clock()
-  const start = performance.now()
-  let i = 0
-  while (i < count) {
-    while (i < count && performance.now() >= start + i * intervalMs) await cache.set(`${ph}:${i++}`, { t: clock(), pad })
-    if (i < count) await new Promise(resolve => setTimeout(resolve, Math.max(0, start + i * intervalMs - performance.now())))
-  }
-  return { published: i, firstSet: first, lastSet: clock() }
+/** Publishes not yet returned (at most 1,000, as the Redis peer's), and those that failed. */
+let pending: Array<Promise<unknown>> = []
+const failures = { publish: 0, lastError: '' }
+async function flush (): Promise<void> {
+  const p = pending
+  pending = []
+  await Promise.all(p)
 }
 
-/** As fast as set() takes them, one turn of the event loop every `chunk`. */
-async function setFlood (ph: string, count: number, chunk: number, pad: string): Promise<object> {
-  const first = clock()
-  for (let i = 0; i < count;) {
-    for (let k = 0; k < chunk && i < count; k++) await cache.set(`${ph}:${i++}`, { t: clock(), pad })
-    await new Promise(resolve => setImmediate(resolve))
+const TOPICS = ['raftmesh/cache/bench', 'raftmesh/cache/inv', 'raftmesh/cache/conv', 'raftmesh/events']
+
+const impl: PeerImpl = {
+  status: async () => {
+    const pubsub = mesh.libp2p.services.pubsub
+    const subscribers = Math.min(...TOPICS.map(t => pubsub.getSubscribers(t).length))
+    return { ready: true, members: mesh.members().length, subscribers }
+  },
+  prepare: async (phase: string, kind: ItemKind, capacity: number) => {
+    if (kind !== 'inv') return
+    // Each receiver holds every key it will be told to drop, loaded as from the database (no broadcast).
+    for (let i = 0; i < capacity; i++) await inv.getOrLoad(`${phase}:${i}`, async () => i)
+  },
+  write: async (kind, key, _index, pad) => {
+    if (kind === 'cache') await cache.set(key, { pad })
+    else if (kind === 'inv') await inv.delete(key)
+    else {
+      // As an application publishing from many requests at once would, not one publish after another's return.
+      pending.push(events.publish(`bench.${key.slice(0, key.lastIndexOf(':'))}`, { key, pad }).catch((err: unknown) => { failures.publish++; failures.lastError = String(err) }))
+      if (pending.length >= 1000) await flush()
+    }
+  },
+  flush,
+  convWrite: async (key, tag, pad) => {
+    frozenWall = Date.now()
+    try {
+      const h = convClock.now()
+      await conv.set(key, { ...tag, pad })
+      return [h.ms, h.c, h.node]
+    } finally {
+      frozenWall = null
+    }
+  },
+  convEntries: () => conv.entries().map(([k, v]) => [k, { w: v.w, n: v.n }]),
+  stats: () => ({ cache: cache.stats(), inv: inv.stats(), conv: conv.stats(), events: events.stats(), ...failures }),
+  partition: async deny => {
+    mesh.gate.deny(deny)
+    await Promise.all(deny.map(async p => { await mesh.libp2p.hangUp(peerIdFromString(p)).catch(() => {}) }))
+  },
+  heal: async () => {
+    mesh.gate.allowAll()
+    mesh.redialNow()
   }
-  return { published: count, firstSet: first, lastSet: clock() }
 }
+servePeer(args.nodeId, impl, arrivals)
 
 exitWithParent(async () => {
-  await cache.close()
+  await events.close()
+  await Promise.all([cache.close(), inv.close(), conv.close()])
   await rpc.close()
   await mesh.stop()
 })
 
-process.on('message', (req: Request) => {
-  void (async () => {
-    switch (req.type) {
-      case 'status':
-        send({ id: req.id, members: mesh.members().length, subscribers: mesh.libp2p.services.pubsub.getSubscribers(TOPIC).length })
-        break
-      case 'expect':
-        phase = req.phase as string
-        latency = new Float64Array(req.capacity as number).fill(NaN)
-        delivered = lastArrival = 0
-        send({ id: req.id })
-        break
-      case 'progress':
-        send({ id: req.id, delivered })
-        break
-      case 'report':
-        send({ id: req.id, delivered, lastArrival, latency: latency.slice(0, req.count as number), stats: cache.stats() })
-        break
-      case 'set': {
-        const pad = 'x'.repeat(req.size as number)
-        const r = req.mode === 'paced'
-          ? await setPaced(req.phase as string, req.count as number, req.intervalMs as number, pad)
-          : await setFlood(req.phase as string, req.count as number, req.chunk as number, pad)
-        send({ id: req.id, ...r, stats: cache.stats() })
-        break
-      }
-      default:
-        send({ id: req.id, error: `unknown request ${req.type}` })
-    }
-  })().catch(err => { send({ id: req.id, error: String(err) }) })
-})
-
 const ready = { type: 'ready', peerId: mesh.peerId, multiaddrs: mesh.multiaddrs }
 process.stdout.write(JSON.stringify(ready) + '\n')
-send(ready)
+process.send?.(ready)
