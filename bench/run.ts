@@ -5,12 +5,14 @@
  * `--runs N`; `cpu` reads those and `--baseline <rev>`; `faults` reads
  * `--runs`, `--seed`, `--duration`, `--nodes`, `--out`; `fuzz` reads
  * `--frames`, `--seed`, `--target`, `--batch`; `cache` and `events` read
- * `--quick`, `--sizes`, `--systems`, `--network`).
+ * `--quick`, `--sizes`, `--systems`, `--network`; `idle` reads `--runs`,
+ * `--seconds`).
  */
 import { fanoutTable, runCacheBench, runEventsBench } from './cache.js'
 import { coreTable, runCoreBench } from './core.js'
 import { cpuTable, runCpuBench } from './cpu.js'
 import { faultsTable, runFaultsBench } from './faults.js'
+import { idleTable, runIdleBench } from './idle.js'
 import { fuzzTable, runFuzzBench } from './fuzz.js'
 import { gossipTable, runGossipBench } from './gossip.js'
 import { kvTable, runKvBench } from './kv.js'
@@ -35,7 +37,8 @@ const benches: Record<string, (flags: string[]) => Promise<{ json: unknown, tabl
   queues: async flags => { const r = await runQueuesBench(flags); return { json: r, table: queuesTable(r) } },
   cpu: async flags => { const r = await runCpuBench(flags); return { json: r, table: cpuTable(r) } },
   faults: async flags => { const r = await runFaultsBench(flags); return { json: r, table: faultsTable(r) } },
-  fuzz: async flags => { const r = await runFuzzBench(flags); return { json: r, table: fuzzTable(r) } }
+  fuzz: async flags => { const r = await runFuzzBench(flags); return { json: r, table: fuzzTable(r) } },
+  idle: async flags => { const r = await runIdleBench(flags); return { json: r, table: idleTable(r) } }
 }
 
 const names: string[] = []
@@ -59,6 +62,7 @@ flags (each benchmark reads its own):
   events  (as cache)
   faults  --runs N --seed S --duration SECONDS --nodes N --network netns|loopback --out DIR --keep --report DIR --etcd N --kv N
   fuzz    --frames N --seed S --target NAME --batch B
+  idle    --runs N --seconds S
 Each prints its JSON on stdout and a table on stderr; bench/RESULTS.md records the runs.`
 if (flags.includes('--help')) {
   console.log(USAGE)

@@ -1,0 +1,71 @@
+/**
+ * One process of `npm run bench -- idle`: embeds a Cluster (expect: 3) and
+ * does nothing else; answers `sample` with its own counters, so the bench
+ * can take differences over an idle window: process CPU, context switches
+ * (Linux /proc), memory, and the Raft messages and mesh calls it sent (from
+ * the node's own Prometheus registry, as an operator would read them).
+ *
+ * Usage (spawned with an IPC channel by bench/idle.ts):
+ *   node --import tsx bench/procs/idle-peer.ts '<{"nodeId","dataDir","listen","bootstrap","quiesceAfterTicks"}>'
+ * The cluster secret comes in RAFTMESH_BENCH_SECRET.
+ */
+import { readFile } from 'node:fs/promises'
+import { Cluster } from '../../lib/index.js'
+import { exitWithParent } from './lifecycle.js'
+
+interface PeerArgs { nodeId: string, dataDir: string, listen: string, bootstrap: string[], quiesceAfterTicks?: number }
+
+export interface IdleSample {
+  readonly role: string
+  readonly cpuUs: number
+  readonly voluntarySwitches: number
+  readonly involuntarySwitches: number
+  readonly rssBytes: number
+  readonly raftSent: number
+  readonly rpcCalls: number
+}
+
+const args = JSON.parse(process.argv[2] ?? '{}') as PeerArgs
+const cluster = await Cluster.start({
+  name: 'bench-idle',
+  secret: process.env.RAFTMESH_BENCH_SECRET,
+  dataDir: args.dataDir,
+  nodeId: args.nodeId,
+  listen: [args.listen],
+  bootstrap: args.bootstrap,
+  expect: 3,
+  ...(args.quiesceAfterTicks === undefined ? {} : { quiesceAfterTicks: args.quiesceAfterTicks }),
+  onPanic: () => {}
+})
+exitWithParent(async () => { await cluster.stop() })
+
+async function counter (name: string): Promise<number> {
+  const m = cluster.metrics.getSingleMetric(name)
+  const v = m === undefined ? undefined : (await m.get()).values[0]?.value
+  return v ?? 0
+}
+
+async function switches (): Promise<[number, number]> {
+  const status = await readFile('/proc/self/status', 'utf8').catch(() => '')
+  const field = (k: string): number => Number(new RegExp(`^${k}:\\s+(\\d+)`, 'm').exec(status)?.[1] ?? NaN)
+  return [field('voluntary_ctxt_switches'), field('nonvoluntary_ctxt_switches')]
+}
+
+process.on('message', (m: { id?: number, type?: string }) => {
+  if (m.type !== 'sample') return
+  void (async () => {
+    const cpu = process.cpuUsage()
+    const [voluntary, involuntary] = await switches()
+    const sample: IdleSample = {
+      role: cluster.status().raft.role,
+      cpuUs: cpu.user + cpu.system,
+      voluntarySwitches: voluntary,
+      involuntarySwitches: involuntary,
+      rssBytes: process.memoryUsage().rss,
+      raftSent: await counter('raftmesh_raft_messages_sent_total'),
+      rpcCalls: await counter('raftmesh_rpc_calls_total')
+    }
+    process.send?.({ id: m.id, sample })
+  })()
+})
+process.send?.({ type: 'ready' })
