@@ -99,7 +99,7 @@ export class GossipLinks extends EventEmitter<GossipLinkEvents> {
   private readonly opts: GossipLinksOptions
   private readonly log: Logger
   private readonly links = new Map<string, Link>()
-  private readonly timer: NodeJS.Timeout
+  private timer: NodeJS.Timeout | null = null
   private readonly counts = { broken: 0, relinked: 0, resets: 0 }
   private warnedInternal = false
 
@@ -107,8 +107,7 @@ export class GossipLinks extends EventEmitter<GossipLinkEvents> {
     super()
     this.opts = opts
     this.log = opts.logger
-    this.timer = setInterval(() => { this.check() }, opts.checkMs)
-    this.timer.unref()
+    this.start()
   }
 
   stats (): GossipLinkStats {
@@ -120,8 +119,17 @@ export class GossipLinks extends EventEmitter<GossipLinkEvents> {
     return this.links.get(nodeId)?.state === 'up'
   }
 
+  /** Checks every `checkMs` (from construction on; again after `stop`, starting at once: what `isUp` says may be stale). */
+  start (): void {
+    if (this.timer !== null) return
+    this.timer = setInterval(() => { this.check() }, this.opts.checkMs)
+    this.timer.unref()
+    this.check()
+  }
+
   stop (): void {
-    clearInterval(this.timer)
+    if (this.timer !== null) clearInterval(this.timer)
+    this.timer = null
   }
 
   /** One pass over every live member; runs every `checkMs` (tests may call it). */
