@@ -63,7 +63,12 @@ t.test('services across a gossip link that broke while the connection stayed up'
     const got: ClusterEvent[] = []
     bus[1].subscribe('#', e => { got.push(e) })
     const before = connections()
+    const raw = nodes.map(n => n.mesh.channel('test/silent-raw'))
+    closers.push(async () => { for (const c of raw) await c.close() })
+    const channel = raw[1]
+    await until('the raw channel sees n1', () => channel.peers().length === 1)
     await silence(t, topic)
+    t.same(channel.peers(), ['n1'], 'the channel still lists n1, which gossipsub dropped')
     await bus[0].publish('a', 1)
     await bus[0].publish('a', 2)
     await until('n2 has both events', () => got.length === 2)
