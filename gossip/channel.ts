@@ -105,6 +105,12 @@ export class GossipChannel extends EventEmitter<ChannelEvents> {
   private seq = 0
   /** Last sequence number handed to gossipsub. */
   private handed = 0
+  /**
+   * Peers (by peer id) seen subscribed, with the join time of the member then
+   * (null before its handshake): gossipsub forgets a peer whose stream broke
+   * while its connection stays up, and the repairs built on `peers()` must not.
+   */
+  private readonly seenSubscribed = new Map<string, number | null>()
   /** Peers (by peer id) that subscribed recently: their first sequence number, told until `until`. */
   private readonly starts = new Map<string, { seq: number, until: number }>()
   private pending: Uint8Array[] = []
@@ -119,8 +125,15 @@ export class GossipChannel extends EventEmitter<ChannelEvents> {
   private readonly onSubscriptionChange = (evt: CustomEvent<SubscriptionChangeData>): void => {
     // From now on our publishes reach this peer (gossipsub floods a
     // publisher's own messages to every subscriber it knows of).
-    if (evt.detail.subscriptions.some(s => s.topic === this.topic && s.subscribe)) {
-      this.starts.set(evt.detail.peerId.toString(), { seq: this.handed + 1, until: Date.now() + ANNOUNCE_START_MS })
+    const peer = evt.detail.peerId.toString()
+    for (const s of evt.detail.subscriptions) {
+      if (s.topic !== this.topic) continue
+      if (!s.subscribe) {
+        this.seenSubscribed.delete(peer)
+        continue
+      }
+      this.starts.set(peer, { seq: this.handed + 1, until: Date.now() + ANNOUNCE_START_MS })
+      this.seenSubscribed.set(peer, this.mesh.membership.aliveByPeer(peer)?.joinedAt ?? null)
     }
   }
 
@@ -166,12 +179,35 @@ export class GossipChannel extends EventEmitter<ChannelEvents> {
     await this.publishing
   }
 
-  /** Node ids of live members subscribed to this channel. */
+  /**
+   * Node ids of live members subscribed to this channel: those gossipsub
+   * lists now, and those seen subscribing since they (last) joined, until
+   * they unsubscribe, fail or leave. A member whose gossip link broke
+   * silently (gossip-links.ts) drops out of gossipsub's list, but stays
+   * here, so the repairs that ask `peers()` (head checks, anti-entropy)
+   * still reach it by direct calls.
+   */
   peers (): string[] {
-    const ids: string[] = []
+    const { membership } = this.mesh
     for (const p of this.mesh.libp2p.services.pubsub.getSubscribers(this.topic)) {
-      const id = this.mesh.membership.nodeIdOfPeer(p.toString())
-      if (id !== null) ids.push(id)
+      const peer = p.toString()
+      this.seenSubscribed.set(peer, membership.aliveByPeer(peer)?.joinedAt ?? null)
+    }
+    const ids: string[] = []
+    for (const [peer, joinedAt] of this.seenSubscribed) {
+      const m = membership.aliveByPeer(peer)
+      if (m === undefined) {
+        // Down since: forgotten (a subscription seen before the handshake waits while the peer is still connected).
+        if (joinedAt !== null || this.mesh.libp2p.getConnections().every(c => c.remotePeer.toString() !== peer)) this.seenSubscribed.delete(peer)
+        continue
+      }
+      if (joinedAt !== null && joinedAt !== m.joinedAt) {
+        // It failed or left, and joined again: only what it says (or gossipsub lists) from now on counts.
+        this.seenSubscribed.delete(peer)
+        continue
+      }
+      if (joinedAt === null) this.seenSubscribed.set(peer, m.joinedAt)
+      ids.push(m.nodeId)
     }
     return ids.sort()
   }

@@ -7,7 +7,10 @@
  * Failure detection: a closed connection is seen at once, and every member
  * connection carries a keep-alive frame each way every `pingIntervalMs` on
  * its control stream; one silent for `pingTimeoutMs` is aborted, so a paused
- * process is noticed within about a second and a half.
+ * process is noticed within about a second and a half. The gossipsub
+ * streams of a live connection can die on their own (a send buffer over its
+ * limit while the member was stalled): gossip-links.ts reopens them and
+ * reports the break.
  */
 import './polyfill.js'
 import { gossipsub, StrictNoSign, type GossipSub } from '@libp2p/gossipsub'
@@ -25,6 +28,7 @@ import { GossipChannel, type ChannelOptions } from './channel.js'
 import { channelMessageId, MAX_CHANNEL_MESSAGE_BYTES } from './channel-codec.js'
 import { peerIdOfAddr, Redialer } from './dialer.js'
 import { Admission } from './admission.js'
+import { GossipLinks } from './gossip-links.js'
 import { InvalidArgumentError, type HandshakeError } from './errors.js'
 import { MAX_META_KEY, MAX_META_KEYS, MAX_META_VALUE, PROTOCOL_VERSION, type Hello, type PeerRecord } from './handshake.js'
 import { errorFields, silentLogger, type Logger } from './logger.js'
@@ -62,6 +66,13 @@ export interface MeshNodeOptions {
   readonly pingIntervalMs?: number
   /** A member connection silent for longer than this is aborted (the member fails). Default 1000. */
   readonly pingTimeoutMs?: number
+  /**
+   * A member's gossip link (its gossipsub streams) that broke while the
+   * connection stayed up is reopened at once; if it is still broken after
+   * this long, the member's connections are aborted (it fails and is
+   * redialed). Default 5000.
+   */
+  readonly gossipLinkTimeoutMs?: number
   /** Deadline of the join handshake. Default 5000. */
   readonly handshakeTimeoutMs?: number
   /** First redial delay after a failure; doubles up to `redialMaxMs`. Defaults 100 and 5000. */
@@ -94,6 +105,8 @@ const DEFAULT_LISTEN = ['/ip4/127.0.0.1/tcp/0']
 /** How long the larger peer id of two waits before dialing the other (see tieBreakMs). */
 const TIE_BREAK_MS = 500
 const MAX_OUTBOUND_BUFFER_BYTES = 8 * 1024 * 1024
+/** How long gossipsub may take to open its streams to a member that just joined (identify runs first). */
+const GOSSIP_LINK_GRACE_MS = 5000
 
 function nonEmpty (name: string, v: unknown, max: number): string {
   if (typeof v !== 'string' || v.length === 0 || v.length > max) throw new InvalidArgumentError(`${name} must be a non-empty string of at most ${max} characters`)
@@ -112,6 +125,8 @@ export class MeshNode extends EventEmitter<MeshNodeEvents> {
   readonly appVersion: string
   readonly libp2p: Libp2p<MeshServices>
   readonly membership: Membership
+  /** The gossipsub link to each member: broken ones are reopened and reported (`relinked`). */
+  readonly gossipLinks: GossipLinks
   /** Peers refused at the connection gater; the fault layer's lever. */
   readonly gate: PeerGate
   readonly log: Logger
@@ -153,6 +168,14 @@ export class MeshNode extends EventEmitter<MeshNodeEvents> {
       learned: peers => { this.onLearned(peers) },
       keepAliveMs: positive('pingIntervalMs', opts.pingIntervalMs, 500),
       silenceMs: positive('pingTimeoutMs', opts.pingTimeoutMs, 1000)
+    })
+    this.gossipLinks = new GossipLinks({
+      libp2p,
+      membership: this.membership,
+      logger: log,
+      checkMs: positive('pingIntervalMs', opts.pingIntervalMs, 500),
+      graceMs: GOSSIP_LINK_GRACE_MS,
+      timeoutMs: positive('gossipLinkTimeoutMs', opts.gossipLinkTimeoutMs, 5000)
     })
     libp2p.addEventListener('peer:discovery', evt => { this.onDiscovery(evt.detail.id) })
   }
@@ -199,6 +222,7 @@ export class MeshNode extends EventEmitter<MeshNodeEvents> {
     if (this.stopping) return
     this.stopping = true
     this.redialer.stop()
+    this.gossipLinks.stop()
     await this.admission.goodbye()
     this.membership.close()
     await this.libp2p.stop()
@@ -300,7 +324,7 @@ export async function createMeshNode (opts: MeshNodeOptions): Promise<MeshNode> 
   // msgpackr renames a `__proto__` key to `__proto_` when decoding (against
   // prototype pollution), so peers would see another key than the one set.
   if (Object.hasOwn(meta, '__proto__')) throw new InvalidArgumentError('meta cannot have a __proto__ key')
-  for (const k of ['pingIntervalMs', 'pingTimeoutMs', 'handshakeTimeoutMs', 'redialBaseMs', 'redialMaxMs', 'redialForMs'] as const) positive(k, opts[k], 1)
+  for (const k of ['pingIntervalMs', 'pingTimeoutMs', 'gossipLinkTimeoutMs', 'handshakeTimeoutMs', 'redialBaseMs', 'redialMaxMs', 'redialForMs'] as const) positive(k, opts[k], 1)
   const hasSecret = opts.secret !== undefined && opts.secret !== null && opts.secret.length > 0
   if (!hasSecret && opts.insecure !== true) {
     throw new InvalidArgumentError('no cluster secret: pass `secret` (the same on every node), or `insecure: true` to run without a private network (local development only)')

@@ -129,6 +129,7 @@ export class Cluster extends EventEmitter<ClusterEvents> {
       rpc: () => p.rpc.stats(),
       transport: () => p.transport.stats(),
       badControlFrames: () => p.mesh.badControlFrames,
+      gossipLinks: () => p.mesh.gossipLinks.stats(),
       events: () => p.events.stats(),
       caches: () => [...this.caches].map(([name, c]) => [name, c.stats()] as const)
     })

@@ -7,6 +7,7 @@
  */
 import type { EventEmitter } from 'node:events'
 import { Registry } from 'prom-client'
+import type { GossipLinkStats } from '../gossip/gossip-links.js'
 import type { Member } from '../gossip/membership.js'
 import type { MeshRpcStats } from '../gossip/rpc.js'
 import type { RaftTransportStats } from '../gossip/raft-transport.js'
@@ -35,6 +36,7 @@ export interface MonitorSources {
   rpc(): MeshRpcStats
   transport(): RaftTransportStats
   badControlFrames(): number
+  gossipLinks(): GossipLinkStats
   events(): EventStats
   caches(): Iterable<readonly [string, CacheStats]>
 }

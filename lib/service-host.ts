@@ -28,9 +28,11 @@ export interface ServiceHost {
 /**
  * Calls `fn` with a member's node id each time this node may have missed
  * its gossip on `topic` and can now hear it again: the member joined (or
- * rejoined after a cut), or announced its subscription to the topic (which
- * gossipsub does on every new connection, possibly before the join
- * handshake has finished, hence both). Returns the unsubscribe.
+ * rejoined after a cut), announced its subscription to the topic (which
+ * gossipsub does on every new stream, possibly before the join handshake
+ * has finished, hence both), or its gossip link broke while the
+ * connection stayed up and is whole again (a cut all the same, though no
+ * membership event shows it). Returns the unsubscribe.
  */
 export function onPeerReconnect (mesh: MeshNode, topic: string, fn: (nodeId: string) => void): () => void {
   const pubsub = mesh.libp2p.services.pubsub
@@ -40,13 +42,18 @@ export function onPeerReconnect (mesh: MeshNode, topic: string, fn: (nodeId: str
     if (nodeId !== null) fn(nodeId)
   }
   const onJoin = (m: Member): void => { fn(m.nodeId) }
+  const onRelinked = (nodeId: string): void => { fn(nodeId) }
   pubsub.addEventListener('subscription-change', onSubscription)
   // One listener per cache or service is expected, not a leak.
   mesh.membership.setMaxListeners(mesh.membership.getMaxListeners() + 1)
   mesh.membership.on('join', onJoin)
+  mesh.gossipLinks.setMaxListeners(mesh.gossipLinks.getMaxListeners() + 1)
+  mesh.gossipLinks.on('relinked', onRelinked)
   return () => {
     pubsub.removeEventListener('subscription-change', onSubscription)
     mesh.membership.off('join', onJoin)
     mesh.membership.setMaxListeners(Math.max(10, mesh.membership.getMaxListeners() - 1))
+    mesh.gossipLinks.off('relinked', onRelinked)
+    mesh.gossipLinks.setMaxListeners(Math.max(10, mesh.gossipLinks.getMaxListeners() - 1))
   }
 }

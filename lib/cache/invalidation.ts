@@ -8,7 +8,9 @@
  * the channel reports a gap in a member's invalidations (those payloads are
  * gone), and when a member (re)connects, since while it was unreachable
  * (crashed, partitioned away, or this node was the one cut off) its writes
- * could not reach this node. Dropping costs reloads, never correctness.
+ * could not reach this node. A gossip link that broke while the connection
+ * stayed up (gossip-links.ts) is such a cut too: onPeerReconnect reports it
+ * when the link is whole again. Dropping costs reloads, never correctness.
  * The window that remains is gossipsub's: a member's invalidation published
  * after the reconnect but before it has learnt this node's subscription;
  * that is milliseconds, and the same as any pub/sub invalidation scheme.

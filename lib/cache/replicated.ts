@@ -10,8 +10,10 @@
  * entries in the buckets that differ, and this node pushes back its own
  * for those buckets, so one exchange brings both sides to the merge of the
  * two. It runs with every member when the cache opens, whenever a member
- * (re)connects or re-subscribes, after a gap in a member's updates, and
- * every `antiEntropyIntervalMs` with one member picked at random, for the
+ * (re)connects, re-subscribes or its gossip link is whole again after a
+ * break, after a gap in a member's updates, and every
+ * `antiEntropyIntervalMs` with one member picked at random (among those
+ * seen subscribed, even if gossipsub lost them: channel.ts), for the
  * losses nothing else reveals (the last update before a member went
  * quiet, or a first update overtaken by the next one).
  *

@@ -11,8 +11,9 @@
  * before going on (inbound.ts). When a member subscribes or (re)connects,
  * this node asks for its last sequence number: events after it are this
  * node's to get, and what it missed while they were apart is fetched. It
- * asks every member again every `headCheckMs`, which finds a lost last
- * event (no later one reveals it). What the buffer no longer holds is
+ * asks every member again every `headCheckMs` (every one seen subscribed,
+ * even behind a gossip link that went silent: channel.ts), which finds a
+ * lost last event (no later one reveals it). What the buffer no longer holds is
  * reported as a `gap` event: never left behind silently.
  *
  * `{ ordered: true }` events go through the Raft log instead, for one total

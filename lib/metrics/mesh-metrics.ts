@@ -4,6 +4,7 @@
  * bad frames are the first sign of a sick link.
  */
 import type { Registry } from 'prom-client'
+import type { GossipLinkStats } from '../../gossip/gossip-links.js'
 import type { Member, MemberState } from '../../gossip/membership.js'
 import type { MeshRpcStats } from '../../gossip/rpc.js'
 import type { RaftTransportStats } from '../../gossip/raft-transport.js'
@@ -15,6 +16,8 @@ export interface MeshMetricsSource {
   transport(): RaftTransportStats
   /** Frames on members' control streams dropped as undecodable or invalid. */
   badControlFrames(): number
+  /** Members' gossipsub links that broke while their connection stayed up. */
+  gossipLinks(): GossipLinkStats
 }
 
 const STATES: readonly MemberState[] = ['alive', 'failed', 'left']
@@ -39,5 +42,9 @@ export function registerMeshMetrics (registry: Registry, source: MeshMetricsSour
   collectedCounter(registry, 'raftmesh_raft_messages_unreachable_total', 'Outbound Raft messages for nodes that are not live members.', () => transport().unreachable)
   collectedCounter(registry, 'raftmesh_raft_bad_frames_total', 'Inbound Raft frames dropped as undecodable or invalid.', () => transport().badFrames)
   collectedCounter(registry, 'raftmesh_raft_not_member_frames_total', 'Inbound Raft frames dropped from non-members.', () => transport().notMember)
+  const links = perScrape(() => source.gossipLinks())
+  collectedCounter(registry, 'raftmesh_gossip_links_broken_total', 'Members\' gossipsub links found broken while their connection stayed up.', () => links().broken)
+  collectedCounter(registry, 'raftmesh_gossip_links_relinked_total', 'Broken gossipsub links made whole again.', () => links().relinked)
+  collectedCounter(registry, 'raftmesh_gossip_links_resets_total', 'Member connections aborted because their gossipsub link could not be reopened.', () => links().resets)
   collectedCounter(registry, 'raftmesh_control_bad_frames_total', 'Frames on members\' control streams dropped as undecodable or invalid.', () => source.badControlFrames())
 }
