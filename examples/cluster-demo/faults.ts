@@ -173,8 +173,6 @@ export class Faults {
     return victim
   }
 
-  get partitioned (): boolean { return this.cut }
-
   get canPartition (): boolean { return this.lab !== null }
 
   async heal (): Promise<void> {
