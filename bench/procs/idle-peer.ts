@@ -10,10 +10,10 @@
  * The cluster secret comes in RAFTMESH_BENCH_SECRET.
  */
 import { readFile } from 'node:fs/promises'
-import { Cluster } from '../../lib/index.js'
+import { startBenchCluster, type BenchNodeArgs } from './bench-cluster.js'
 import { exitWithParent } from './lifecycle.js'
 
-interface PeerArgs { nodeId: string, dataDir: string, listen: string, bootstrap: string[], quiesceAfterTicks?: number }
+interface PeerArgs extends BenchNodeArgs { quiesceAfterTicks?: number }
 
 export interface IdleSample {
   readonly role: string
@@ -26,17 +26,7 @@ export interface IdleSample {
 }
 
 const args = JSON.parse(process.argv[2] ?? '{}') as PeerArgs
-const cluster = await Cluster.start({
-  name: 'bench-idle',
-  secret: process.env.RAFTMESH_BENCH_SECRET,
-  dataDir: args.dataDir,
-  nodeId: args.nodeId,
-  listen: [args.listen],
-  bootstrap: args.bootstrap,
-  expect: 3,
-  ...(args.quiesceAfterTicks === undefined ? {} : { quiesceAfterTicks: args.quiesceAfterTicks }),
-  onPanic: () => {}
-})
+const cluster = await startBenchCluster('bench-idle', args, args.quiesceAfterTicks === undefined ? {} : { quiesceAfterTicks: args.quiesceAfterTicks })
 exitWithParent(async () => { await cluster.stop() })
 
 async function counter (name: string): Promise<number> {

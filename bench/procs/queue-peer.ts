@@ -13,24 +13,14 @@
 import { writeFile } from 'node:fs/promises'
 import { Session } from 'node:inspector/promises'
 import { join } from 'node:path'
-import { ClaimExpiredError, Cluster } from '../../lib/index.js'
+import { ClaimExpiredError } from '../../lib/index.js'
+import { startBenchCluster, type BenchNodeArgs } from './bench-cluster.js'
 import { serveQueueBench, type BenchPayload } from './queue-driver.js'
 
-interface PeerArgs { nodeId: string, dataDir: string, listen: string, bootstrap: string[], sessionTtlMs: number }
+interface PeerArgs extends BenchNodeArgs { sessionTtlMs: number }
 
 const args = JSON.parse(process.argv[2] ?? '{}') as PeerArgs
-const cluster = await Cluster.start({
-  name: 'bench-queues',
-  secret: process.env.RAFTMESH_BENCH_SECRET,
-  dataDir: args.dataDir,
-  nodeId: args.nodeId,
-  listen: [args.listen],
-  bootstrap: args.bootstrap,
-  expect: 3,
-  sessionTtlMs: args.sessionTtlMs,
-  // A server's own handler: stay up, so a slow moment on a loaded machine does not end the run.
-  onPanic: () => {}
-})
+const cluster = await startBenchCluster('bench-queues', args, { sessionTtlMs: args.sessionTtlMs })
 
 const profDir = process.env.QUEUES_BENCH_CPU_PROF
 const profiler = profDir === undefined ? null : new Session()
