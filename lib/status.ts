@@ -19,6 +19,8 @@ export interface MemberStatus {
   readonly voter: boolean
   readonly learner: boolean
   readonly lastSeen: number | null
+  /** Why a `failed` member failed, as this node saw it (a closed connection, a silent peer); null otherwise. */
+  readonly failure: string | null
   /** Leader's view only: the member's replicated index, and how far it lags. */
   readonly matchIndex: number | null
   readonly lag: number | null
@@ -81,6 +83,7 @@ export function buildStatus (i: StatusInput): ClusterStatus {
         voter: raft.config.voters.includes(id),
         learner: raft.config.learners.includes(id),
         lastSeen: m?.lastSeen ?? null,
+        failure: m?.state === 'failed' ? m.failure ?? null : null,
         matchIndex: raft.role === 'leader' ? match : null,
         lag: raft.role === 'leader' && match !== null ? Math.max(0, raft.lastIndex - match) : null,
         meta: m?.meta ?? {}

@@ -106,7 +106,7 @@ function render (s) {
   $('panic').classList.toggle('on', s.panic !== null)
   $('panic').textContent = s.panic === null ? '' : 'Quorum-loss panic since ' + clock(s.panic.at) + ': ' + s.panic.reason
   table('members', [['node'], ['role'], ['state'], ['membership'], ['last seen'], ['match', 'num'], ['lag', 'num']], s.members.map(m => row(
-    { 'data-member': m.id, 'data-role': m.role, 'data-state': m.state, class: 'role-' + m.role + ' state-' + m.state },
+    { 'data-member': m.id, 'data-role': m.role, 'data-state': m.state, title: m.failure ?? '', class: 'role-' + m.role + ' state-' + m.state },
     [m.id, m.role, m.state, m.voter ? 'voter' : m.learner ? 'learner' : '-', m.state === 'self' ? '' : ago(s.time, m.lastSeen), [m.matchIndex ?? '', 'num'], [m.lag ?? '', 'num']])))
   $('lag-note').hidden = r.role === 'leader'
   table('locks', [['kind'], ['name'], ['holder'], ['fence', 'num'], ['held for'], ['waiters', 'num']], s.locks.map(l => row(
