@@ -1,5 +1,5 @@
 /**
- * `npm run bench -- faults [--runs N] [--seed S] [--duration SECONDS] [--nodes N] [--out DIR] [--keep] [--report DIR] [--etcd N] [--kv N] [--network netns|loopback]`:
+ * `npm run bench -- faults [--runs N] [--seed S] [--duration SECONDS] [--nodes N] [--out DIR] [--keep] [--report DIR] [--etcd N] [--kv N] [--network netns|loopback] [--clock-skew F]`:
  * fault-injection runs (bench/faults/run-once.ts), one after another, each
  * with seed S, S+1, …. Prints a progress line per run on stderr, writes
  * each run's JSON and the SVG plots to the output folder, keeps a failing
@@ -16,6 +16,12 @@
  * rows; `--network loopback` runs them on 127.0.0.1, where raftmesh's
  * partitions are its transport's fault layer and the etcd and KV rows skip
  * them. The run JSONs and the summary say which.
+ *
+ * `--clock-skew F` (default 0) runs each raftmesh node's clocks and timers
+ * fast or slow by up to F for the whole run, one node at each extreme (see
+ * clockRatesFor in bench/faults/nemesis.ts); the library's lease margin
+ * covers rates that differ by up to 10%, so F up to 0.05 must pass. The
+ * etcd and KV rows run on real time.
  */
 import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
@@ -30,7 +36,7 @@ import { Latency, type LatencySummary } from './latency.js'
 export interface FaultsResult {
   readonly bench: 'faults'
   readonly command: string
-  readonly options: { runs: number, seed: number, durationS: number, nodes: number, network: Network }
+  readonly options: { runs: number, seed: number, durationS: number, nodes: number, network: Network, clockSkew: number }
   readonly out: string
   readonly runs: Array<Omit<RunResult, 'latency' | 'throughput'>>
   readonly summary: {
@@ -63,7 +69,7 @@ function positiveInt (name: string, v: string | undefined, dflt: number): number
 }
 
 export async function runFaultsBench (flags: string[]): Promise<FaultsResult> {
-  const { values } = parseArgs({ args: flags, options: { runs: { type: 'string' }, seed: { type: 'string' }, duration: { type: 'string' }, nodes: { type: 'string' }, out: { type: 'string' }, keep: { type: 'boolean' }, report: { type: 'string' }, etcd: { type: 'string' }, kv: { type: 'string' }, network: { type: 'string' } }, strict: true })
+  const { values } = parseArgs({ args: flags, options: { runs: { type: 'string' }, seed: { type: 'string' }, duration: { type: 'string' }, nodes: { type: 'string' }, out: { type: 'string' }, keep: { type: 'boolean' }, report: { type: 'string' }, etcd: { type: 'string' }, kv: { type: 'string' }, network: { type: 'string' }, 'clock-skew': { type: 'string' } }, strict: true })
   const runs = positiveInt('runs', values.runs, 10)
   const seed = positiveInt('seed', values.seed, Date.now() % 1_000_000)
   const durationS = positiveInt('duration', values.duration, 30)
@@ -73,26 +79,29 @@ export async function runFaultsBench (flags: string[]): Promise<FaultsResult> {
   const etcdRuns = positiveInt('etcd', values.etcd, 0)
   const kvRuns = positiveInt('kv', values.kv, 0)
   if (values.network !== undefined && values.network !== 'netns' && values.network !== 'loopback') throw new Error(`--network must be netns or loopback, got ${values.network}`)
+  const clockSkew = Number(values['clock-skew'] ?? 0)
+  if (!(clockSkew >= 0 && clockSkew < 0.5)) throw new Error(`--clock-skew must be a fraction from 0 to under 0.5, got ${values['clock-skew']}`)
   if (values.report !== undefined) return await report(values.report, await readRuns(values.report, 'run'), await readRuns(values.report, 'etcd'), await readRuns(values.report, 'kv'), durationS, nodes)
   const canNetns = await netnsAvailable()
   if (values.network === 'netns' && !canNetns) throw new Error('--network netns needs root and iproute2 (ip netns)')
   const network: Network = values.network ?? (canNetns ? 'netns' : 'loopback')
   const out = values.out ?? join('bench', 'out', `faults-${new Date().toISOString().replace(/[:.]/g, '-')}`)
   await mkdir(out, { recursive: true })
-  const rerun = (s: number): string => `npm run bench -- faults --runs 1 --seed ${s} --duration ${durationS} --nodes ${nodes} --network ${network}`
+  const skewFlag = clockSkew > 0 ? ` --clock-skew ${clockSkew}` : ''
+  const rerun = (s: number): string => `npm run bench -- faults --runs 1 --seed ${s} --duration ${durationS} --nodes ${nodes} --network ${network}${skewFlag}`
   process.stderr.write(`faults: network ${network}${network === 'netns' ? ' (each node in a network namespace: partitions drop packets, in every row)' : ' (raftmesh partitions by its transport\'s fault layer; the etcd and KV rows skip them)'}\n`)
 
   const results: RunResult[] = []
   for (let k = 0; k < runs; k++) {
     const s = seed + k
-    const r = await runOnce({ seed: s, nodes, durationMs: durationS * 1000, outDir: out, keep: values.keep, network }).catch((err: unknown): RunResult => ({
-      seed: s, network, ok: false, violations: { harness: [`the cluster did not start: ${(err as Error).message}`] }, faults: [], failovers: [], ops: {}, eventsReportedLost: 0, wallMs: 0, latency: [], throughput: []
+    const r = await runOnce({ seed: s, nodes, durationMs: durationS * 1000, outDir: out, keep: values.keep, network, clockSkew }).catch((err: unknown): RunResult => ({
+      seed: s, network, clockSkew, ok: false, violations: { harness: [`the cluster did not start: ${(err as Error).message}`] }, faults: [], failovers: [], ops: {}, eventsReportedLost: 0, wallMs: 0, latency: [], throughput: []
     }))
     results.push(r)
     await writeFile(join(out, `run-${s}.json`), JSON.stringify(r))
     const n = Object.values(r.violations).flat().length
     const fo = r.failovers.map(f => Math.round(f.ms)).join('/')
-    process.stderr.write(`faults run ${k + 1}/${runs} seed ${s}: ${r.ok ? 'ok' : `FAILED, ${n} violations (${Object.keys(r.violations).join(', ')})`}; ${r.faults.length} faults (${r.faults.map(f => f.kind).join(' ')}); failover ${fo === '' ? '-' : fo} ms; ${r.ops.lockGrants ?? 0} grants, ${r.ops.acked ?? 0} acks, ${r.ops.taskRuns ?? 0} ticks, ${r.ops.eventsDelivered ?? 0} deliveries; ${(r.wallMs / 1000).toFixed(0)} s\n`)
+    process.stderr.write(`faults run ${k + 1}/${runs} seed ${s}: ${r.ok ? 'ok' : `FAILED, ${n} violations (${Object.keys(r.violations).join(', ')})`}; ${r.faults.length} faults (${r.faults.map(f => f.kind).join(' ')}); failover ${fo === '' ? '-' : fo} ms; ${r.ops.lockGrants ?? 0} grants, ${r.ops.acked ?? 0} acks, ${r.ops.taskRuns ?? 0} ticks, ${r.ops.eventsDelivered ?? 0} deliveries${clockSkew > 0 ? `; clocks ${(r.clockRates ?? []).map(x => `x${x}`).join('/')}` : ''}; ${(r.wallMs / 1000).toFixed(0)} s\n`)
     if (!r.ok) {
       for (const [checker, vs] of Object.entries(r.violations)) for (const v of vs.slice(0, 5)) process.stderr.write(`  ${checker}: ${v}\n`)
       process.stderr.write(`  history and logs kept in ${r.kept ?? out}\n  rerun: ${rerun(s)}\n`)
@@ -136,6 +145,9 @@ async function report (out: string, results: readonly RunResult[], etcd: readonl
   const networks = [...new Set([...results, ...etcd, ...kv].map(r => r.network ?? 'loopback'))]
   if (networks.length > 1) throw new Error(`the runs in ${out} mix networks (${networks.join(', ')}): report them apart`)
   const network = networks[0]
+  const skews = [...new Set(results.map(r => r.clockSkew ?? 0))]
+  if (skews.length > 1) throw new Error(`the runs in ${out} mix clock skews (${skews.join(', ')}): report them apart`)
+  const clockSkew = skews[0]
   const partitions = (rs: ReadonlyArray<{ faults: ReadonlyArray<{ kind: string }> }>): number => rs.reduce((n, r) => n + r.faults.filter(f => f.kind === 'partition').length, 0)
   const skipped = (rs: ReadonlyArray<{ partitionsSkipped?: number }>): number => rs.reduce((n, r) => n + (r.partitionsSkipped ?? 0), 0)
   const shown = results.find(r => !r.ok) ?? results[results.length - 1]
@@ -154,8 +166,8 @@ async function report (out: string, results: readonly RunResult[], etcd: readonl
   for (const r of results) for (const [k, v] of Object.entries(r.ops)) ops[k] = (ops[k] ?? 0) + v
   return {
     bench: 'faults',
-    command: `npm run bench -- faults --runs ${runs} --seed ${seed} --duration ${durationS} --nodes ${nodes} --network ${network}${etcd.length > 0 ? ` --etcd ${etcd.length}` : ''}${kv.length > 0 ? ` --kv ${kv.length}` : ''}`,
-    options: { runs, seed, durationS, nodes, network },
+    command: `npm run bench -- faults --runs ${runs} --seed ${seed} --duration ${durationS} --nodes ${nodes} --network ${network}${clockSkew > 0 ? ` --clock-skew ${clockSkew}` : ''}${etcd.length > 0 ? ` --etcd ${etcd.length}` : ''}${kv.length > 0 ? ` --kv ${kv.length}` : ''}`,
+    options: { runs, seed, durationS, nodes, network, clockSkew },
     out,
     runs: results.map(({ latency: _l, throughput: _t, ...r }) => r),
     summary: {
@@ -185,6 +197,7 @@ export function faultsTable (r: FaultsResult): string {
   const parts = (x: { partitions: number, partitionsSkipped: number }): string => `, partitions ${x.partitions} applied${x.partitionsSkipped > 0 ? `, ${x.partitionsSkipped} skipped` : ''}`
   const rows = [
     ['network', s.network === 'netns' ? 'netns (each node in a network namespace: partitions drop packets)' : 'loopback (raftmesh partitions by its transport\'s fault layer; etcd and KV skip them)'],
+    ['clocks', r.options.clockSkew > 0 ? `each raftmesh node up to ${r.options.clockSkew * 100}% fast or slow, one at each extreme` : 'real time'],
     ['runs', String(s.runs)],
     ['failed runs', String(s.failed)],
     ['violations', String(s.violations)],

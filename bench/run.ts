@@ -60,7 +60,7 @@ flags (each benchmark reads its own):
   cpu     --quick --runs N --baseline <rev> --current-env NAME=value
   cache   --quick --sizes 3,5 --systems raftmesh,redis --network netns|loopback
   events  (as cache)
-  faults  --runs N --seed S --duration SECONDS --nodes N --network netns|loopback --out DIR --keep --report DIR --etcd N --kv N
+  faults  --runs N --seed S --duration SECONDS --nodes N --network netns|loopback --clock-skew F --out DIR --keep --report DIR --etcd N --kv N
   fuzz    --frames N --seed S --target NAME --batch B
   idle    --runs N --seconds S
 Each prints its JSON on stdout and a table on stderr; bench/RESULTS.md records the runs.`

@@ -30,6 +30,7 @@ import { silentLogger } from '../gossip/logger.js'
 import { loadOrCreatePeerKey } from '../gossip/peer-key.js'
 import type { ClusterStatus } from '../lib/index.js'
 import { machineNow, type CacheContents, type CacheWorkload, type ChildMessage, type CycleLoop, type CycleTimes, type EventWorkload, type LockWorkload, type NodeConfig, type NodeEvent, type ProcessWorkload, type ProduceWorkload, type QueueState, type Request, type RequestBody, type ScheduleWorkload } from './cluster-node-protocol.js'
+import { CLOCK_RATE_ENV, parseClockRate } from './clock-skew.js'
 import { freePort } from './local-cluster.js'
 import { NetnsLab } from './netns.js'
 import { LOOPBACK, placedCommand, type Placement } from './placement.js'
@@ -38,6 +39,7 @@ export { machineNow, type CacheContents, type CacheWorkload, type CycleLoop, typ
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..')
 const entry = join(root, 'testkit', 'cluster-node.ts')
+const clockSkewShim = join(root, 'testkit', 'clock-skew-preload.ts')
 
 /** A fault or lifecycle step this harness applied to node `node`. */
 export type HarnessEvent = { readonly at: number } & (
@@ -71,6 +73,12 @@ export interface ClusterProcessesOptions {
   readonly env?: Record<string, string>
   /** Default 'loopback'; 'netns' needs root and iproute2 (see testkit/netns.ts `netnsAvailable`). */
   readonly network?: 'loopback' | 'netns'
+  /**
+   * Node i's clocks and timers run at `clockRates[i]` times real time, through
+   * every restart (testkit/clock-skew.ts); missing or 1: real time. The
+   * history stays on real time.
+   */
+  readonly clockRates?: readonly number[]
 }
 
 export interface ProcessNode {
@@ -124,6 +132,7 @@ export class ClusterProcesses extends EventEmitter<ClusterProcessesEvents> {
 
   /** Starts `opts.nodes` processes and resolves once every one has joined; on failure stops what started (and the lab). */
   static async start (opts: ClusterProcessesOptions): Promise<ClusterProcesses> {
+    for (const r of opts.clockRates ?? []) parseClockRate(String(r))
     const lab = opts.network === 'netns' ? await NetnsLab.create({ hosts: opts.nodes }) : null
     let procs: ClusterProcesses | null = null
     try {
@@ -374,12 +383,14 @@ export class ClusterProcesses extends EventEmitter<ClusterProcessesEvents> {
       onPanic: this.opts.onPanic ?? 'report',
       logLevel: this.opts.logLevel
     }
-    const [cmd, argv] = placedCommand(n.placement, process.execPath, ['--import', 'tsx', entry, JSON.stringify(config)])
+    const rate = this.opts.clockRates?.[n.index] ?? 1
+    const skew = rate === 1 ? [] : ['--import', clockSkewShim]
+    const [cmd, argv] = placedCommand(n.placement, process.execPath, ['--import', 'tsx', ...skew, entry, JSON.stringify(config)])
     const proc = spawn(cmd, argv, {
       cwd: root,
       stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
       serialization: 'advanced',
-      env: { ...process.env, ...this.opts.env, RAFTMESH_SECRET: this.secret }
+      env: { ...process.env, ...this.opts.env, RAFTMESH_SECRET: this.secret, ...(rate === 1 ? {} : { [CLOCK_RATE_ENV]: String(rate) }) }
     })
     n.proc = proc
     n.paused = false

@@ -14,6 +14,11 @@
  *   ClusterProcesses' `network`).
  *
  * The victim is the Raft leader or a follower, as drawn.
+ *
+ * Beneath them, with `--clock-skew`, every node's clocks and timers run at
+ * a rate of their own for the whole run (clockRatesFor): drift, which the
+ * session lease's margin must absorb, is a standing condition of a
+ * machine, not a window.
  */
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
@@ -50,6 +55,23 @@ export interface NemesisBounds {
 }
 
 const KINDS: readonly FaultKind[] = ['kill', 'kill-torn', 'pause', 'partition']
+
+/**
+ * Each node's clock rate for a run with this seed: uniform in
+ * [1 - skew, 1 + skew], to the nearest 0.001, with the extremes always
+ * present (one node at 1 - skew, another at 1 + skew) so every run has the
+ * widest drift the bound allows. skew 0: all 1.
+ */
+export function clockRatesFor (seed: number, nodes: number, skew: number): number[] {
+  if (skew === 0) return new Array<number>(nodes).fill(1)
+  const rng = new Prng(seed ^ 0xc10c)
+  const rates = Array.from({ length: nodes }, () => Math.round((1 + (rng.next() * 2 - 1) * skew) * 1000) / 1000)
+  const slow = rng.int(0, nodes - 1)
+  const fast = (slow + rng.int(1, nodes - 1)) % nodes
+  rates[slow] = Math.round((1 - skew) * 1000) / 1000
+  rates[fast] = Math.round((1 + skew) * 1000) / 1000
+  return rates
+}
 
 /** The faults a run with this seed injects, in order. */
 export function planFaults (seed: number, b: NemesisBounds): PlannedFault[] {

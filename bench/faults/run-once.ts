@@ -16,7 +16,7 @@ import { checkLockHistory } from '../../testkit/checks/lock-history.js'
 import { checkQueueHistory } from '../../testkit/checks/queue-history.js'
 import { checkTicks, tickRuns } from '../../testkit/checks/tick-history.js'
 import { ClusterProcesses, machineNow, type CacheWorkload, type HistoryEntry, type QueueState } from '../../testkit/cluster-processes.js'
-import { planFaults, runNemesis, type FaultWindow } from './nemesis.js'
+import { clockRatesFor, planFaults, runNemesis, type FaultWindow } from './nemesis.js'
 import { failovers, latencies, throughput, type Failover, type LatencyPoint, type ThroughputPoint } from './series.js'
 
 export interface RunOptions {
@@ -30,12 +30,18 @@ export interface RunOptions {
   readonly keep?: boolean
   /** loopback: partitions by the transport's fault layer; netns: by the network (see ClusterProcesses). */
   readonly network: 'loopback' | 'netns'
+  /** Each node's clocks run up to this fraction fast or slow (see clockRatesFor); 0: real time. */
+  readonly clockSkew: number
 }
 
 export interface RunResult {
   readonly seed: number
   /** Absent in runs from before the option: those were all on loopback. */
   readonly network?: 'loopback' | 'netns'
+  /** Absent in runs from before the option: real time. */
+  readonly clockSkew?: number
+  /** Each node's clock rate (1: real time). */
+  readonly clockRates?: number[]
   readonly ok: boolean
   /** Safety and liveness violations, by checker. */
   readonly violations: Record<string, string[]>
@@ -72,7 +78,8 @@ const RUN_SLACK_MS = 180_000
 
 export async function runOnce (o: RunOptions): Promise<RunResult> {
   const launched = machineNow()
-  const c = await ClusterProcesses.start({ nodes: o.nodes, sessionTtlMs: TTL_MS, panicAfterMs: PANIC_AFTER_MS, onPanic: 'report', logLevel: 'warn', network: o.network })
+  const clockRates = clockRatesFor(o.seed, o.nodes, o.clockSkew)
+  const c = await ClusterProcesses.start({ nodes: o.nodes, sessionTtlMs: TTL_MS, panicAfterMs: PANIC_AFTER_MS, onPanic: 'report', logLevel: 'warn', network: o.network, clockRates })
   // The run's time line starts once the cluster has formed.
   const started = machineNow()
   const nodeIds = c.nodes.map(n => n.id)
@@ -160,6 +167,8 @@ export async function runOnce (o: RunOptions): Promise<RunResult> {
   const result: RunResult = {
     seed: o.seed,
     network: o.network,
+    clockSkew: o.clockSkew,
+    clockRates,
     ok,
     violations,
     faults: windows.map(w => ({ ...w, from: w.from - started, to: w.to - started })),
