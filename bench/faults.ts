@@ -45,6 +45,8 @@ export interface FaultsResult {
     violations: number
     faults: Record<string, number>
     failoverMs: LatencySummary
+    /** A killed node's restart, from its Cluster.start: seen by every other node in the mesh, in gossipsub, and joined (caught up); `missing` never got there. */
+    rejoinMs: Record<'mesh' | 'gossip' | 'joined', LatencySummary & { missing: number }>
     ops: Record<string, number>
     eventsReportedLost: number
     /** Where the nodes ran; `partitions` below count the partitions applied, `partitionsSkipped` those of the plans left out (etcd and KV on loopback). */
@@ -160,6 +162,17 @@ async function report (out: string, results: readonly RunResult[], etcd: readonl
 
   const failover = new Latency()
   for (const r of results) for (const f of r.failovers) failover.record(f.ms)
+  const rejoinMs = {} as FaultsResult['summary']['rejoinMs']
+  for (const k of ['mesh', 'gossip', 'joined'] as const) {
+    const l = new Latency()
+    let missing = 0
+    for (const r of results) for (const j of r.rejoins ?? []) {
+      const ms = j[`${k}Ms`]
+      if (ms === null) missing++
+      else l.record(ms)
+    }
+    rejoinMs[k] = { ...l.summary(), missing }
+  }
   const faults: Record<string, number> = {}
   for (const f of results.flatMap(r => r.faults)) faults[f.kind] = (faults[f.kind] ?? 0) + 1
   const ops: Record<string, number> = {}
@@ -176,6 +189,7 @@ async function report (out: string, results: readonly RunResult[], etcd: readonl
       violations: results.reduce((n, r) => n + Object.values(r.violations).flat().length, 0) + kv.filter(r => !r.ok && !r.undecided).length,
       faults,
       failoverMs: failover.summary(),
+      rejoinMs,
       ops,
       eventsReportedLost: results.reduce((n, r) => n + r.eventsReportedLost, 0),
       network,
@@ -203,6 +217,11 @@ export function faultsTable (r: FaultsResult): string {
     ['violations', String(s.violations)],
     ['faults', Object.entries(s.faults).map(([k, v]) => `${k} ${v}`).join(', ')],
     ['failover ms (p50 / p99 / max, n)', `${ms(s.failoverMs.p50Ms)} / ${ms(s.failoverMs.p99Ms)} / ${ms(s.failoverMs.maxMs)}, ${s.failoverMs.count}`],
+    ...(['mesh', 'gossip', 'joined'] as const).map(k => {
+      const j = s.rejoinMs[k]
+      const v = j.count === 0 ? '-' : `${j.p50Ms.toFixed(0)} / ${j.p99Ms.toFixed(0)} / ${j.maxMs.toFixed(0)}, ${j.count}${j.missing > 0 ? ` (${j.missing} never)` : ''}`
+      return [`restart → ${k === 'mesh' ? 'in every mesh' : k === 'gossip' ? 'in every gossipsub' : 'joined, caught up'} ms`, v]
+    }),
     ...Object.entries(s.ops).map(([k, v]) => [k, String(v)]),
     ['events reported lost (gaps)', String(s.eventsReportedLost)],
     ...(['raftmesh', 'etcd'] as const).filter(k => s.lockRow[k].runs > 0).map(k => [`lock row, ${k}`, `${s.lockRow[k].failed} of ${s.lockRow[k].runs} runs with violations (${s.lockRow[k].violations} in all), ${s.lockRow[k].grants} grants${parts(s.lockRow[k])}`]),

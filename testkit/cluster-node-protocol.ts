@@ -278,6 +278,11 @@ export type NodeEventBody =
   | { readonly type: 'leader', readonly leader: string | null, readonly term: number }
   | { readonly type: 'member-up', readonly id: string }
   | { readonly type: 'member-down', readonly id: string, readonly reason: string }
+  /** Cluster.start was called, and resolved (joined and caught up). */
+  | { readonly type: 'cluster-starting' }
+  | { readonly type: 'cluster-joined' }
+  /** gossipsub here saw peer `peerId` subscribe to a topic (the peer's gossip is live again after a restart). */
+  | { readonly type: 'gossip-subscribed', readonly peerId: string }
   | { readonly type: 'error', readonly op: string, readonly name: string, readonly message: string }
 
 /** An event with the time the child saw it (see {@link machineNow}). */

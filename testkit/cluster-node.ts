@@ -224,6 +224,7 @@ async function main (): Promise<void> {
   process.on('disconnect', () => process.exit(0))
   const config = JSON.parse(process.argv[2] ?? '') as NodeConfig
   const logger = config.logLevel === undefined ? undefined : pino({ level: config.logLevel, base: { node: config.nodeId } }, pino.destination(2))
+  report({ type: 'cluster-starting' })
   const cluster = await Cluster.start({
     name: config.name,
     secret: process.env.RAFTMESH_SECRET,
@@ -244,6 +245,10 @@ async function main (): Promise<void> {
   cluster.on('leader', l => { report({ type: 'leader', leader: l.leader, term: l.term }) })
   cluster.on('member-up', m => { report({ type: 'member-up', id: m.id }) })
   cluster.on('member-down', m => { report({ type: 'member-down', id: m.id, reason: m.reason }) })
+  report({ type: 'cluster-joined' })
+  cluster.mesh.libp2p.services.pubsub.addEventListener('subscription-change', evt => {
+    if (evt.detail.subscriptions.some(s => s.subscribe)) report({ type: 'gossip-subscribed', peerId: evt.detail.peerId.toString() })
+  })
 
   let workloads = new AbortController()
   const running = new Set<Promise<void>>()

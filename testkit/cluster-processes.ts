@@ -454,6 +454,7 @@ export class ClusterProcesses extends EventEmitter<ClusterProcessesEvents> {
   }
 }
 
-function peerIdOf (addr: string): string {
+/** The peer id a `/p2p/` multiaddr ends with. */
+export function peerIdOf (addr: string): string {
   return addr.slice(addr.lastIndexOf('/p2p/') + '/p2p/'.length)
 }

@@ -15,9 +15,9 @@ import { checkEventHistory } from '../../testkit/checks/event-history.js'
 import { checkLockHistory } from '../../testkit/checks/lock-history.js'
 import { checkQueueHistory } from '../../testkit/checks/queue-history.js'
 import { checkTicks, tickRuns } from '../../testkit/checks/tick-history.js'
-import { ClusterProcesses, machineNow, type CacheWorkload, type HistoryEntry, type QueueState } from '../../testkit/cluster-processes.js'
+import { ClusterProcesses, machineNow, peerIdOf, type CacheWorkload, type HistoryEntry, type QueueState } from '../../testkit/cluster-processes.js'
 import { clockRatesFor, planFaults, runNemesis, type FaultWindow } from './nemesis.js'
-import { failovers, latencies, throughput, type Failover, type LatencyPoint, type ThroughputPoint } from './series.js'
+import { failovers, latencies, rejoins, throughput, type Failover, type LatencyPoint, type Rejoin, type ThroughputPoint } from './series.js'
 
 export interface RunOptions {
   readonly seed: number
@@ -47,6 +47,8 @@ export interface RunResult {
   readonly violations: Record<string, string[]>
   readonly faults: FaultWindow[]
   readonly failovers: Failover[]
+  /** Absent in runs from before the measure. */
+  readonly rejoins?: Rejoin[]
   readonly ops: Record<string, number>
   readonly eventsReportedLost: number
   readonly wallMs: number
@@ -173,6 +175,7 @@ export async function runOnce (o: RunOptions): Promise<RunResult> {
     violations,
     faults: windows.map(w => ({ ...w, from: w.from - started, to: w.to - started })),
     failovers: failovers(h, windows, nodeIds),
+    rejoins: rejoins(h, windows, nodeIds, c.nodes.map(n => peerIdOf(n.addr))),
     ops: {
       lockGrants: count('granted'),
       enqueued: count('enqueued'),

@@ -2,7 +2,7 @@
  * What a fault run's history says about performance: latency of each
  * completed operation over time, throughput per second, and the failover
  * time of each fault that took the leader away (until another node saw a
- * new leader).
+ * new leader), and how fast each killed node came back.
  */
 import type { HistoryEntry } from '../../testkit/cluster-processes.js'
 import type { FaultWindow } from './nemesis.js'
@@ -24,6 +24,17 @@ export interface Failover {
   readonly kind: FaultWindow['kind']
   /** From the fault to the first moment another node saw a new leader. */
   readonly ms: number
+}
+
+/** A killed node's way back, from the moment its restarted process called Cluster.start. */
+export interface Rejoin {
+  readonly kind: FaultWindow['kind']
+  /** Until every other live node saw it join the mesh (member-up). */
+  readonly meshMs: number | null
+  /** Until every other live node's gossipsub saw it subscribe (its gossip topics are live again). */
+  readonly gossipMs: number | null
+  /** Until its Cluster.start resolved: a member again, caught up with the log. */
+  readonly joinedMs: number | null
 }
 
 /** What counts as one completed operation of each kind, for throughput. */
@@ -72,6 +83,40 @@ export function failovers (history: readonly HistoryEntry[], windows: readonly F
     const old = nodeIds[w.node]
     const seen = history.find(e => e.type === 'leader' && e.node !== w.node && e.at > w.from && e.at < w.from + withinMs && e.leader !== null && e.leader !== old)
     if (seen !== undefined) out.push({ kind: w.kind, ms: seen.at - w.from })
+  }
+  return out
+}
+
+/**
+ * The rejoin of every node a kill took away. "Every other node" is those
+ * that reported anything after the restart (a node down at that moment
+ * cannot see anything); null when one of them never saw it within `withinMs`.
+ */
+export function rejoins (history: readonly HistoryEntry[], windows: readonly FaultWindow[], nodeIds: readonly string[], peerIds: readonly string[], withinMs = 30_000): Rejoin[] {
+  const out: Rejoin[] = []
+  for (const w of windows) {
+    if (w.kind !== 'kill' && w.kind !== 'kill-torn') continue
+    const start = history.find(e => e.node === w.node && e.type === 'cluster-starting' && e.at > w.from)
+    if (start === undefined) continue
+    const until = start.at + withinMs
+    const after = (e: HistoryEntry): boolean => e.at >= start.at && e.at <= until
+    const others = [...new Set(history.filter(e => e.node !== w.node && after(e)).map(e => e.node))]
+    const allSaw = (saw: (e: HistoryEntry) => boolean): number | null => {
+      let last = start.at
+      for (const j of others) {
+        const seen = history.find(e => e.node === j && after(e) && saw(e))
+        if (seen === undefined) return null
+        last = Math.max(last, seen.at)
+      }
+      return others.length === 0 ? null : last - start.at
+    }
+    const joined = history.find(e => e.node === w.node && e.type === 'cluster-joined' && after(e))
+    out.push({
+      kind: w.kind,
+      meshMs: allSaw(e => e.type === 'member-up' && e.id === nodeIds[w.node]),
+      gossipMs: allSaw(e => e.type === 'gossip-subscribed' && e.peerId === peerIds[w.node]),
+      joinedMs: joined === undefined ? null : joined.at - start.at
+    })
   }
   return out
 }
