@@ -62,7 +62,7 @@ flags (each benchmark reads its own):
   events  (as cache)
   faults  --runs N --seed S --duration SECONDS --nodes N --network netns|loopback --clock-skew F --out DIR --keep --report DIR --etcd N --kv N
   fuzz    --frames N --seed S --target NAME --batch B
-  idle    --runs N --seconds S
+  idle    --runs N --seconds S --profile
 Each prints its JSON on stdout and a table on stderr; bench/RESULTS.md records the runs.`
 if (flags.includes('--help')) {
   console.log(USAGE)

@@ -4,12 +4,15 @@
  * can take differences over an idle window: process CPU, context switches
  * (Linux /proc), memory, and the Raft messages and mesh calls it sent (from
  * the node's own Prometheus registry, as an operator would read them).
+ * With `profile-start` and `profile-stop` (`path`) it runs the V8 CPU
+ * profiler over the window in between and writes the .cpuprofile there.
  *
  * Usage (spawned with an IPC channel by bench/idle.ts):
  *   node --import tsx bench/procs/idle-peer.ts '<{"nodeId","dataDir","listen","bootstrap","quiesceAfterTicks"}>'
  * The cluster secret comes in RAFTMESH_BENCH_SECRET.
  */
-import { readFile } from 'node:fs/promises'
+import { readFile, writeFile } from 'node:fs/promises'
+import { Session } from 'node:inspector/promises'
 import { startBenchCluster, type BenchNodeArgs } from './bench-cluster.js'
 import { exitWithParent } from './lifecycle.js'
 
@@ -41,7 +44,29 @@ async function switches (): Promise<[number, number]> {
   return [field('voluntary_ctxt_switches'), field('nonvoluntary_ctxt_switches')]
 }
 
-process.on('message', (m: { id?: number, type?: string }) => {
+let profiler: Session | null = null
+
+async function profile (op: 'profile-start' | 'profile-stop', path: string | undefined): Promise<void> {
+  if (op === 'profile-start') {
+    profiler = new Session()
+    profiler.connect()
+    await profiler.post('Profiler.enable')
+    await profiler.post('Profiler.start')
+    return
+  }
+  if (profiler === null || path === undefined) throw new Error('profile-stop needs a running profile and a path')
+  const { profile } = await profiler.post('Profiler.stop')
+  profiler.disconnect()
+  profiler = null
+  await writeFile(path, JSON.stringify(profile))
+}
+
+process.on('message', (m: { id?: number, type?: string, path?: string }) => {
+  if (m.type === 'profile-start' || m.type === 'profile-stop') {
+    const op = m.type
+    void profile(op, m.path).then(() => process.send?.({ id: m.id }), (err: unknown) => process.send?.({ id: m.id, error: String(err) }))
+    return
+  }
   if (m.type !== 'sample') return
   void (async () => {
     const cpu = process.cpuUsage()
