@@ -5,8 +5,12 @@
  * events) that need per-publisher order and to know when something was
  * missed.
  *
- * Publishing batches small payloads into one gossipsub message (flushed
- * when `batchBytes` is reached or `batchDelayMs` after the first payload).
+ * Publishing batches small payloads into one gossipsub message. A payload
+ * published when no batch left in the last `batchDelayMs` goes at the end
+ * of the current turn (with whatever else this turn publishes), so a lone
+ * update waits for nothing; under a stream of updates a batch leaves at
+ * most every `batchDelayMs`, or once it reaches `batchBytes`, so the
+ * message rate stays bounded while the update rate grows.
  * Receiving delivers each publisher's payloads in sequence order exactly
  * once: duplicates are dropped, a batch that arrives ahead of a missing one
  * is held for `reorderWindowMs`, and if the missing one has not come by then
@@ -34,7 +38,7 @@ export interface ChannelOptions {
   readonly maxPayloadBytes?: number
   /** Flush a batch once its payloads reach this many bytes. Default 16 KiB. */
   readonly batchBytes?: number
-  /** Flush a batch this long after its first payload. Default 5 ms. */
+  /** At most one batch per this long, unless batches fill up (see above). Default 2 ms. */
   readonly batchDelayMs?: number
   /** How long a batch that skipped ahead waits for the missing ones. Default 100 ms. */
   readonly reorderWindowMs?: number
@@ -116,6 +120,8 @@ export class GossipChannel extends EventEmitter<ChannelEvents> {
   private pending: Uint8Array[] = []
   private pendingBytes = 0
   private flushTimer: NodeJS.Timeout | null = null
+  private flushImmediate: NodeJS.Immediate | null = null
+  private lastFlushAt = -Infinity
   private publishing: Promise<void> = Promise.resolve()
   private readonly publishers = new Map<string, PublisherState>()
   private readonly decoded = new WeakMap<object, ChannelBatch>()
@@ -147,7 +153,7 @@ export class GossipChannel extends EventEmitter<ChannelEvents> {
     // A batch is at most batchBytes plus one payload, and must fit in one gossipsub message.
     this.maxPayloadBytes = limit('maxPayloadBytes', opts.maxPayloadBytes, 256 * 1024, MAX_CHANNEL_MESSAGE_BYTES / 2)
     this.batchBytes = limit('batchBytes', opts.batchBytes, 16 * 1024, MAX_CHANNEL_MESSAGE_BYTES / 4)
-    this.batchDelayMs = limit('batchDelayMs', opts.batchDelayMs, 5, 60_000)
+    this.batchDelayMs = limit('batchDelayMs', opts.batchDelayMs, 2, 60_000)
     this.reorderWindowMs = limit('reorderWindowMs', opts.reorderWindowMs, 100, 60_000)
     const pubsub = mesh.libp2p.services.pubsub
     pubsub.topicValidators.set(topic, (peer, msg) => this.validate(peer, msg))
@@ -169,7 +175,11 @@ export class GossipChannel extends EventEmitter<ChannelEvents> {
     this.counts.published++
     const seq = ++this.seq
     if (this.pendingBytes >= this.batchBytes || this.pending.length >= MAX_BATCH_ITEMS) this.flushNow()
-    else if (this.flushTimer === null) this.flushTimer = setTimeout(() => { this.flushNow() }, this.batchDelayMs)
+    else if (this.flushTimer === null && this.flushImmediate === null) {
+      const wait = this.lastFlushAt + this.batchDelayMs - performance.now()
+      if (wait <= 0) this.flushImmediate = setImmediate(() => { this.flushNow() })
+      else this.flushTimer = setTimeout(() => { this.flushNow() }, wait)
+    }
     return seq
   }
 
@@ -230,9 +240,9 @@ export class GossipChannel extends EventEmitter<ChannelEvents> {
   }
 
   private flushNow (): void {
-    if (this.flushTimer !== null) clearTimeout(this.flushTimer)
-    this.flushTimer = null
+    this.cancelFlush()
     if (this.pending.length === 0) return
+    this.lastFlushAt = performance.now()
     const items = this.pending
     const firstSeq = this.seq - items.length + 1
     const last = this.seq
@@ -252,6 +262,13 @@ export class GossipChannel extends EventEmitter<ChannelEvents> {
         this.log.warn({ firstSeq: batch.firstSeq, items: items.length, ...errorFields(err) }, 'publish failed')
       }
     })
+  }
+
+  private cancelFlush (): void {
+    if (this.flushTimer !== null) clearTimeout(this.flushTimer)
+    if (this.flushImmediate !== null) clearImmediate(this.flushImmediate)
+    this.flushTimer = null
+    this.flushImmediate = null
   }
 
   /** The starts of receivers that subscribed recently, by node id (peers not yet admitted wait for a later batch). */

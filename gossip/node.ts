@@ -371,7 +371,24 @@ export async function createMeshNode (opts: MeshNodeOptions): Promise<MeshNode> 
         // Bounded per-peer send buffers: under a publish flood gossipsub drops
         // (the channel reports the gap) instead of buffering without limit,
         // which starves pings and has crashed pnet's cipher (bench/RESULTS.md).
-        maxOutboundBufferSize: MAX_OUTBOUND_BUFFER_BYTES
+        maxOutboundBufferSize: MAX_OUTBOUND_BUFFER_BYTES,
+        // Members form a full mesh of connections and a publisher floods its
+        // own messages to every subscriber, so each member already gets each
+        // message straight from its publisher. A gossipsub mesh (D peers
+        // forwarding everything they receive) only multiplies the copies:
+        // with 5 nodes, 16 transmissions of each message instead of 4, which
+        // measured as 10x the event latency (bench/RESULTS.md, fifth
+        // session). Lazy gossip (IHAVE/IWANT) is off for the same reason.
+        // What a member misses, the channel finds as a gap and the services
+        // repair from the publisher directly; a member cut off from a
+        // publisher but not from the rest waits for its own link to heal.
+        D: 0,
+        Dlo: 0,
+        Dhi: 0,
+        Dout: 0,
+        Dscore: 0,
+        Dlazy: 0,
+        gossipFactor: 0
       })
     }
   })

@@ -62,6 +62,26 @@ t.test('gossip channel', async t => {
     t.ok(n1.channel.stats().batchesSent < 3, 'the three small payloads were batched')
   })
 
+  t.test('a lone payload leaves at the end of its turn; later ones wait for the batch delay and go together', async t => {
+    // A delay no test would wait out: the first payload must not wait for it, the next three must.
+    const lone = [n1, n2].map(n => n.mesh.channel('test/lone', { batchDelayMs: 60_000 }))
+    t.teardown(async () => { for (const c of lone) await c.close() })
+    const got: string[] = []
+    lone[1].on('message', m => got.push(dec.decode(m.payload)))
+    await until('n1 sees n2 subscribed', () => lone[0].peers().includes('n2'))
+    lone[0].publish(enc.encode('first'))
+    await until('the lone payload arrives', () => got.length === 1)
+    t.equal(lone[0].stats().batchesSent, 1)
+    lone[0].publish(enc.encode('b'))
+    await new Promise(resolve => setTimeout(resolve, 50))
+    for (const x of ['c', 'd']) lone[0].publish(enc.encode(x))
+    t.same(got, ['first'], 'payloads right after a batch wait for the delay')
+    await lone[0].flush()
+    await until('the held payloads arrive', () => got.length === 4)
+    t.same(got, ['first', 'b', 'c', 'd'])
+    t.equal(lone[0].stats().batchesSent, 2, 'the three held payloads, published in two turns, went as one batch')
+  })
+
   t.test('per-publisher order holds with concurrent publishers and mixed sizes', async t => {
     reset()
     const N = 300
@@ -165,6 +185,12 @@ t.test('gossip channel', async t => {
     t.ok(told.length > 0, 'n1\'s batches name n4')
     t.ok(told.every(([, start]) => start > before && start <= after), `n4's share starts after the earlier publish (${before}) and no later than ${after}: ${JSON.stringify(told)}`)
     t.same(n4.gaps, [], 'nothing owed to n4 was lost')
+  })
+
+  t.test('no gossipsub mesh: members do not forward, each gets every message from its publisher', async t => {
+    // A heartbeat (every second) would have grafted mesh peers by now if the degree were not 0.
+    await new Promise(resolve => setTimeout(resolve, 1200))
+    for (const n of nodes) t.same(n.mesh.libp2p.services.pubsub.getMeshPeers(TOPIC), [], `${n.mesh.nodeId} forwards to nobody`)
   })
 
   t.test('oversized payloads are refused at publish', async t => {
