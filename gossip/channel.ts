@@ -49,6 +49,13 @@ export interface ChannelMessage {
   readonly publisher: string
   readonly seq: number
   readonly payload: Uint8Array
+  /**
+   * It came over the publisher's own connection, whose peer is
+   * authenticated (noise) and admitted under that node id, so the publisher
+   * field is proven. Members do not relay (node.ts), so this is the rule;
+   * false means another member sent it, claiming `publisher`.
+   */
+  readonly direct: boolean
 }
 
 /** Sequence numbers `from`..`to` (inclusive) of `publisher` will not be delivered. */
@@ -124,7 +131,9 @@ export class GossipChannel extends EventEmitter<ChannelEvents> {
   private lastFlushAt = -Infinity
   private publishing: Promise<void> = Promise.resolve()
   private readonly publishers = new Map<string, PublisherState>()
-  private readonly decoded = new WeakMap<object, ChannelBatch>()
+  private readonly decoded = new WeakMap<object, { batch: ChannelBatch, from: string | null }>()
+  /** Batches that came over their publisher's own connection (see ChannelMessage.direct). */
+  private readonly direct = new WeakSet<ChannelBatch>()
   private closed = false
   private readonly counts = { published: 0, batchesSent: 0, delivered: 0, duplicates: 0, gaps: 0, badMessages: 0, notMember: 0 }
   private readonly onPubsubMessage = (evt: CustomEvent<PubsubMessage>): void => { this.onMessage(evt.detail) }
@@ -287,12 +296,13 @@ export class GossipChannel extends EventEmitter<ChannelEvents> {
   }
 
   private validate (peer: PeerId, msg: PubsubMessage): TopicValidatorResult {
-    if (this.mesh.membership.nodeIdOfPeer(peer.toString()) === null) {
+    const from = this.mesh.membership.nodeIdOfPeer(peer.toString())
+    if (from === null) {
       this.counts.notMember++
       return TopicValidatorResult.Ignore
     }
     try {
-      this.decoded.set(msg, decodeChannelBatch(msg.data))
+      this.decoded.set(msg, { batch: decodeChannelBatch(msg.data), from })
       return TopicValidatorResult.Accept
     } catch (err) {
       this.counts.badMessages++
@@ -303,7 +313,8 @@ export class GossipChannel extends EventEmitter<ChannelEvents> {
 
   private onMessage (msg: PubsubMessage): void {
     if (msg.topic !== this.topic || this.closed) return
-    let batch = this.decoded.get(msg)
+    const validated = this.decoded.get(msg)
+    let batch = validated?.batch
     if (batch === undefined) {
       try {
         batch = decodeChannelBatch(msg.data)
@@ -313,6 +324,7 @@ export class GossipChannel extends EventEmitter<ChannelEvents> {
       }
     }
     if (batch.publisher === this.mesh.nodeId && batch.incarnation === this.incarnation) return
+    if (validated?.from === batch.publisher) this.direct.add(batch)
     this.receive(batch)
   }
 
@@ -358,7 +370,7 @@ export class GossipChannel extends EventEmitter<ChannelEvents> {
     for (let i = Math.max(0, skip); i < b.items.length; i++) {
       this.counts.delivered++
       st.next = b.firstSeq + i + 1
-      this.emit('message', { publisher: b.publisher, seq: b.firstSeq + i, payload: b.items[i] })
+      this.emit('message', { publisher: b.publisher, seq: b.firstSeq + i, payload: b.items[i], direct: this.direct.has(b) })
     }
   }
 

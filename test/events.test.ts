@@ -203,6 +203,19 @@ t.test('event bus', async t => {
     t.same(got, [], 'none delivered')
   })
 
+  t.test('an event over its publisher\'s own connection needs no signature check; passed on by another member, it does', async t => {
+    const { topic, bus: [, b2] } = await open()
+    const got = collect(b2, '#')
+    const body = (publisher: string): Uint8Array => encodeBody({ incarnation: `unsigned-${publisher}`, seq: 1, topic: 'a', payload: `from ${publisher}` })
+    // A signature nobody made: only the connection it came over can vouch for these.
+    const batch = (publisher: string): Uint8Array => encodeChannelBatch({ publisher, incarnation: `unsigned-${publisher}`, firstSeq: 1, items: [encodeSignedEvent({ body: body(publisher), signature: new Uint8Array(64) })] })
+    const pubsub = n3.mesh.libp2p.services.pubsub
+    await pubsub.publish(topic, batch('n3'))
+    await pubsub.publish(topic, batch('n1'))
+    await until('n3\'s own event delivered and the one claiming n1 counted', () => got.length === 1 && b2.stats().forged === 1)
+    t.same(got.map(e => [e.publisher, e.payload]), [['n3', 'from n3']])
+  })
+
   t.test('ordered events go to the sink the Cluster gives, and come back in its order', async t => {
     // Stands in for the Raft log: one counter, each entry applied on every node.
     let index = 0

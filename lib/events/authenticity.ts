@@ -1,12 +1,14 @@
 /**
- * Who published an event. Gossipsub forwards a message through other
- * members, and the mesh sends messages unsigned (node.ts: StrictNoSign), so
- * neither the relaying peer nor the channel's publisher field says who
- * wrote an event. Each event is therefore signed with its publisher's peer
- * key (the Ed25519 key whose public half is its libp2p peer id), and a
- * receiver checks the signature against the peer id the publisher joined
- * with (membership). An event that fails is dropped and counted: a member
- * cannot put words in another's mouth.
+ * Who published an event. The mesh sends messages unsigned (node.ts:
+ * StrictNoSign), so the channel's publisher field is only a claim. Each
+ * event is therefore signed with its publisher's peer key (the Ed25519 key
+ * whose public half is its libp2p peer id). An event that comes over the
+ * publisher's own connection (authenticated by noise, admitted under that
+ * node id) is proven by the connection, and members do not relay, so that
+ * is the common case and costs no verification (ChannelMessage.direct);
+ * one that another member passes on is checked against the peer id the
+ * publisher joined with (membership). An event that fails is dropped and
+ * counted: a member cannot put words in another's mouth.
  */
 import type { PrivateKey, PublicKey } from '@libp2p/interface'
 import { peerIdFromString } from '@libp2p/peer-id'

@@ -165,7 +165,8 @@ export class EventBus extends EventEmitter<EventBusEvents> {
     this.auth = new EventAuthenticity(host.nodeId, opts.privateKey, host.mesh.membership)
     this.inbound = new InboundOrder({
       fetch: async (publisher, req) => decodeFetchResponse(await host.calls.call(publisher, `${this.topic}/fetch`, encodeFetchRequest(req), { timeoutMs: this.fetchTimeoutMs })),
-      open: async (publisher, event) => await this.authenticate(publisher, event),
+      // Fetched from the publisher itself, over its own connection.
+      open: async (publisher, event) => await this.authenticate(publisher, event, true),
       deliver: (publisher, body) => {
         this.counts.received++
         this.dispatch({ topic: body.topic, payload: body.payload, publisher, seq: body.seq })
@@ -297,15 +298,22 @@ export class EventBus extends EventEmitter<EventBusEvents> {
   }
 
   private onGossip (m: ChannelMessage): void {
-    this.inbound.receive(m.publisher, async () => await this.authenticate(m.publisher, m.payload))
+    this.inbound.receive(m.publisher, async () => await this.authenticate(m.publisher, m.payload, m.direct))
   }
 
-  /** Decodes and authenticates one event of `publisher`; null (counted, logged) if it is not theirs or not valid. */
-  private async authenticate (publisher: string, data: Uint8Array): Promise<EventBody | null> {
+  /**
+   * Decodes and authenticates one event of `publisher`; null (counted,
+   * logged) if it is not theirs or not valid. One that came over the
+   * publisher's own authenticated connection (`direct`) is theirs: its
+   * signature is checked only when another member passes it on, which
+   * saves every receiver an Ed25519 verification (about 110 µs here) per
+   * event.
+   */
+  private async authenticate (publisher: string, data: Uint8Array, direct: boolean): Promise<EventBody | null> {
     let body: EventBody
     try {
       const e = decodeSignedEvent(data)
-      const verdict = await this.auth.verify(publisher, e.body, e.signature)
+      const verdict = direct ? 'authentic' : await this.auth.verify(publisher, e.body, e.signature)
       if (verdict !== 'authentic') {
         if (verdict === 'forged') this.counts.forged++
         else this.counts.unknownPublisher++
