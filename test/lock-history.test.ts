@@ -54,6 +54,12 @@ t.test('a holder whose signal fires after the lock was granted elsewhere, in a r
   t.match(v[0], /n1\.12 .* while n0\.10 .* to 2000 ms \(lost\)/)
 })
 
+t.test('a holder frozen just as it was granted (SIGSTOP sent, then the grant reported) ends at its last passing valid()', async t => {
+  const base = [paused(0, 999.99), granted(0, 10, 1000), granted(1, 12, 3200), resumed(0, 4000), released(1, 12, 4100), granted(2, 14, 4200), released(2, 14, 4300), granted(1, 16, 4400), released(1, 16, 4500)]
+  t.same(checkLockHistory([...base, lost(0, 10, 4010, 1000)], bounds), [])
+  t.equal(checkLockHistory([...base, lost(0, 10, 4010, 4005)], bounds).length, 1, 'valid() passing after SIGCONT still overlaps')
+})
+
 t.test('a paused holder whose valid() passes after SIGCONT overlaps', async t => {
   const v = checkLockHistory([granted(0, 10, 1000), paused(0, 1100), granted(1, 12, 3200), resumed(0, 4000), lost(0, 10, 4010, 4005), released(1, 12, 4100), granted(2, 14, 4200), released(2, 14, 4300)], bounds)
   t.equal(v.length, 1)

@@ -80,13 +80,22 @@ t.test('(a) an undrained queue, or a dead letter with attempts left, is reported
 })
 
 t.test('(b) a job started while an earlier claim of the same item was live is reported', async t => {
-  const overlap = [...correct, sent(0, 'j', 3000), enqueued(0, 'j', 3005), started(0, 'j', 200, 3010), started(1, 'j', 210, 3050), lost(0, 'j', 200, 3100, 3090), ackSent(1, 'j', 210, 3150), acked(1, 'j', 210, 3160)]
-  t.match(checkQueueHistory(overlap, drained(8, [{ id: 'g', attempts: 3 }]), bounds), [/item j: n1\.210 \(fence 210\) started at 2050 ms while n0\.200 \(fence 200\) held it from 2010 ms to 2100 ms \(lost\)/])
+  // On node 2: node 0 is SIGSTOPped from 1250 to 4000 in `correct`.
+  const overlap = [...correct, sent(0, 'j', 3000), enqueued(0, 'j', 3005), started(2, 'j', 200, 3010), started(1, 'j', 210, 3050), lost(2, 'j', 200, 3100, 3090), ackSent(1, 'j', 210, 3150), acked(1, 'j', 210, 3160)]
+  t.match(checkQueueHistory(overlap, drained(8, [{ id: 'g', attempts: 3 }]), bounds), [/item j: n1\.210 \(fence 210\) started at 2050 ms while n2\.200 \(fence 200\) held it from 2010 ms to 2100 ms \(lost\)/])
 })
 
 t.test('(b) a paused worker whose valid() passes after SIGCONT overlaps the next claim', async t => {
   const late = correct.map(e => e.type === 'job-lost' && e.id === 'e' ? lost(0, 'e', 40, 4001, 4000) : e)
   t.match(checkQueueHistory(late, correctFinal, bounds), [/item e: n2\.50 \(fence 50\) started at 1600 ms while n0\.40 \(fence 40\) held it from 210 ms to 3000 ms \(lost\)/])
+})
+
+t.test('(b) a worker frozen just as it started the job (SIGSTOP sent, then the start reported) ends at its last passing valid()', async t => {
+  // The harness records the pause before the signal lands: the start can carry a later stamp (seen in CI).
+  const race = correct.map(e => e.type === 'paused' && e.node === 0 ? paused(0, 1209.99) : e)
+  t.same(checkQueueHistory(race, correctFinal, bounds), [])
+  const passedLate = race.map(e => e.type === 'job-lost' && e.id === 'e' ? lost(0, 'e', 40, 4001, 4000) : e)
+  t.match(checkQueueHistory(passedLate, correctFinal, bounds), [/item e: .* held it from 210 ms to 3000 ms \(lost\)/], 'valid() passing after SIGCONT still overlaps')
 })
 
 t.test('(b) a claim whose signal fires only after the item went elsewhere, in a running process, overlaps', async t => {

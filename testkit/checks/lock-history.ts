@@ -18,6 +18,7 @@
  * passes after SIGCONT moves that end past the next grant and is reported.
  */
 import type { HistoryEntry } from '../cluster-processes.js'
+import { Pauses } from './pauses.js'
 
 export interface LockHistoryBounds {
   readonly lock: string
@@ -82,13 +83,10 @@ export function checkLockHistory (history: readonly HistoryEntry[], b: LockHisto
 function intervals (entries: readonly HistoryEntry[], lock: string): Holding[] {
   const holdings: Holding[] = []
   const open = new Map<string, Holding>()
-  const pausedAt = new Map<number, number[]>()
-  const pausedWithin = (node: number, from: number, to: number): boolean => (pausedAt.get(node) ?? []).some(p => p >= from && p <= to)
+  const pauses = new Pauses()
   for (const e of entries) {
+    pauses.see(e)
     switch (e.type) {
-      case 'paused':
-        pausedAt.set(e.node, [...pausedAt.get(e.node) ?? [], e.at])
-        break
       case 'granted': {
         if (e.lock !== lock) break
         const h: Holding = { node: e.node, owner: e.owner, fence: e.fence, start: e.at, end: e.valid ? Infinity : -Infinity, ended: 'open' }
@@ -103,7 +101,7 @@ function intervals (entries: readonly HistoryEntry[], lock: string): Holding[] {
         if (h === undefined) break
         open.delete(e.owner)
         h.ended = e.type
-        h.end = e.type === 'lost' && pausedWithin(e.node, h.start, e.at) ? e.heldUntil ?? -Infinity : e.at
+        h.end = e.type === 'lost' && pauses.during(e.node, h.start, e.at) ? e.heldUntil ?? -Infinity : e.at
         break
       }
       case 'killed':

@@ -27,6 +27,7 @@
  * shows plus every such unanswered one that nothing else accounts for.
  */
 import type { HistoryEntry } from '../cluster-processes.js'
+import { Pauses } from './pauses.js'
 
 export interface QueueHistoryBounds {
   readonly queue: string
@@ -130,8 +131,7 @@ export function checkQueueHistory (history: readonly HistoryEntry[], final: Fina
 export function jobIntervals (entries: readonly HistoryEntry[], queue: string): JobHolding[] {
   const holdings: JobHolding[] = []
   const open = new Map<string, JobHolding>()
-  const pausedAt = new Map<number, number[]>()
-  const pausedWithin = (node: number, from: number, to: number): boolean => (pausedAt.get(node) ?? []).some(p => p >= from && p <= to)
+  const pauses = new Pauses()
   const close = (owner: string, ended: JobHolding['ended'], end: (h: JobHolding) => number): void => {
     const h = open.get(owner)
     if (h === undefined) return
@@ -140,10 +140,8 @@ export function jobIntervals (entries: readonly HistoryEntry[], queue: string): 
     h.end = end(h)
   }
   for (const e of entries) {
+    pauses.see(e)
     switch (e.type) {
-      case 'paused':
-        pausedAt.set(e.node, [...pausedAt.get(e.node) ?? [], e.at])
-        break
       case 'job-started': {
         if (e.queue !== queue) break
         const h: JobHolding = { node: e.node, id: e.id, owner: e.owner, fence: e.fence, start: e.at, end: e.valid ? Infinity : -Infinity, ended: 'open' }
@@ -156,10 +154,10 @@ export function jobIntervals (entries: readonly HistoryEntry[], queue: string): 
         if (e.queue === queue) close(e.owner, 'acked', () => e.at)
         break
       case 'job-ack-failed':
-        if (e.queue === queue) close(e.owner, 'ack-failed', h => pausedWithin(e.node, h.start, e.at) ? e.heldUntil : e.firedAt ?? e.at)
+        if (e.queue === queue) close(e.owner, 'ack-failed', h => pauses.during(e.node, h.start, e.at) ? e.heldUntil : e.firedAt ?? e.at)
         break
       case 'job-lost':
-        if (e.queue === queue) close(e.owner, 'lost', h => pausedWithin(e.node, h.start, e.at) ? e.heldUntil ?? -Infinity : e.firedAt ?? e.at)
+        if (e.queue === queue) close(e.owner, 'lost', h => pauses.during(e.node, h.start, e.at) ? e.heldUntil ?? -Infinity : e.firedAt ?? e.at)
         break
       case 'killed':
       case 'exited':
