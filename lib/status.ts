@@ -83,7 +83,7 @@ export function buildStatus (i: StatusInput): ClusterStatus {
         voter: raft.config.voters.includes(id),
         learner: raft.config.learners.includes(id),
         lastSeen: m?.lastSeen ?? null,
-        failure: m?.state === 'failed' ? m.failure ?? null : null,
+        failure: m?.failure ?? null,
         matchIndex: raft.role === 'leader' ? match : null,
         lag: raft.role === 'leader' && match !== null ? Math.max(0, raft.lastIndex - match) : null,
         meta: m?.meta ?? {}

@@ -13,12 +13,12 @@
  *   leader then (`--cpu-prof` only writes at a clean exit).
  */
 import fs from 'node:fs'
-import { open, writeFile } from 'node:fs/promises'
+import { open } from 'node:fs/promises'
 import { subscribe } from 'node:diagnostics_channel'
-import { Session } from 'node:inspector'
 import { syncBuiltinESMExports } from 'node:module'
 import type { Socket } from 'node:net'
 import { performance } from 'node:perf_hooks'
+import { CpuProfileWindow } from './cpu-profile-window.js'
 
 export interface ProbeSample {
   /** Event-loop busy and idle time since start, ms. */
@@ -81,30 +81,18 @@ function sample (): ProbeSample {
   return { eluActiveMs: elu.active, eluIdleMs: elu.idle, userUs: cpu.user, systemUs: cpu.system, fsyncs, meshBytesOut: out, meshBytesIn: inn }
 }
 
-let session: Session | null = null
-const post = async (method: string, params?: object): Promise<any> => await new Promise((resolve, reject) => {
-  session?.post(method, params, (err, res) => { if (err !== null) reject(err); else resolve(res) })
-})
+const profiler = new CpuProfileWindow()
 
 async function answer (op: string, path: unknown): Promise<unknown> {
   switch (op) {
     case 'sample': return sample()
     case 'profile-start':
-      session = new Session()
-      session.connect()
-      await post('Profiler.enable')
       // --cpu-prof's default interval is 1 ms; a finer one gives enough samples in a few seconds.
-      await post('Profiler.setSamplingInterval', { interval: 250 })
-      await post('Profiler.start')
+      await profiler.start(250)
       return {}
-    case 'profile-stop': {
-      if (session === null) throw new Error('no profile running')
-      const { profile } = await post('Profiler.stop') as { profile: unknown }
-      session.disconnect()
-      session = null
-      await writeFile(String(path), JSON.stringify(profile))
+    case 'profile-stop':
+      await profiler.stop(String(path))
       return { path }
-    }
     default: throw new Error(`unknown probe op ${op}`)
   }
 }

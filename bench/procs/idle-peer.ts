@@ -11,9 +11,9 @@
  *   node --import tsx bench/procs/idle-peer.ts '<{"nodeId","dataDir","listen","bootstrap","quiesceAfterTicks"}>'
  * The cluster secret comes in RAFTMESH_BENCH_SECRET.
  */
-import { readFile, writeFile } from 'node:fs/promises'
-import { Session } from 'node:inspector/promises'
+import { readFile } from 'node:fs/promises'
 import { startBenchCluster, type BenchNodeArgs } from './bench-cluster.js'
+import { CpuProfileWindow } from './cpu-profile-window.js'
 import { exitWithParent } from './lifecycle.js'
 
 interface PeerArgs extends BenchNodeArgs { quiesceAfterTicks?: number }
@@ -44,21 +44,12 @@ async function switches (): Promise<[number, number]> {
   return [field('voluntary_ctxt_switches'), field('nonvoluntary_ctxt_switches')]
 }
 
-let profiler: Session | null = null
+const profiler = new CpuProfileWindow()
 
 async function profile (op: 'profile-start' | 'profile-stop', path: string | undefined): Promise<void> {
-  if (op === 'profile-start') {
-    profiler = new Session()
-    profiler.connect()
-    await profiler.post('Profiler.enable')
-    await profiler.post('Profiler.start')
-    return
-  }
-  if (profiler === null || path === undefined) throw new Error('profile-stop needs a running profile and a path')
-  const { profile } = await profiler.post('Profiler.stop')
-  profiler.disconnect()
-  profiler = null
-  await writeFile(path, JSON.stringify(profile))
+  if (op === 'profile-start') await profiler.start()
+  else if (path === undefined) throw new Error('profile-stop needs a path')
+  else await profiler.stop(path)
 }
 
 process.on('message', (m: { id?: number, type?: string, path?: string }) => {

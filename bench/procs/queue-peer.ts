@@ -10,11 +10,10 @@
  * QUEUES_BENCH_CPU_PROF=<dir>, a CPU profile from the join to a clean
  * stop is written there as <nodeId>-<pid>.cpuprofile.
  */
-import { writeFile } from 'node:fs/promises'
-import { Session } from 'node:inspector/promises'
 import { join } from 'node:path'
 import { ClaimExpiredError } from '../../lib/index.js'
 import { startBenchCluster, type BenchNodeArgs } from './bench-cluster.js'
+import { CpuProfileWindow } from './cpu-profile-window.js'
 import { serveQueueBench, type BenchPayload } from './queue-driver.js'
 
 interface PeerArgs extends BenchNodeArgs { sessionTtlMs: number }
@@ -23,12 +22,8 @@ const args = JSON.parse(process.argv[2] ?? '{}') as PeerArgs
 const cluster = await startBenchCluster('bench-queues', args, { sessionTtlMs: args.sessionTtlMs })
 
 const profDir = process.env.QUEUES_BENCH_CPU_PROF
-const profiler = profDir === undefined ? null : new Session()
-if (profiler !== null) {
-  profiler.connect()
-  await profiler.post('Profiler.enable')
-  await profiler.post('Profiler.start')
-}
+const profiler = profDir === undefined ? null : new CpuProfileWindow()
+await profiler?.start()
 
 serveQueueBench({
   enqueue: async (queue, payload) => { await cluster.queue<BenchPayload>(queue).enqueue(payload) },
@@ -49,10 +44,7 @@ serveQueueBench({
     return { node: cluster.id, leader: s.raft.leader, session: s.session.id !== null, panic: s.panic !== null, applied: s.raft.appliedIndex }
   },
   close: async () => {
-    if (profiler !== null && profDir !== undefined) {
-      const { profile } = await profiler.post('Profiler.stop')
-      await writeFile(join(profDir, `${args.nodeId}-${process.pid}.cpuprofile`), JSON.stringify(profile))
-    }
+    if (profiler !== null && profDir !== undefined) await profiler.stop(join(profDir, `${args.nodeId}-${process.pid}.cpuprofile`))
     await cluster.stop()
   }
 })
