@@ -243,6 +243,17 @@ export class RaftCore {
 
   // ---- ticks ---------------------------------------------------------------
 
+  /**
+   * True when ticks would change nothing until a message, a proposal or a
+   * transport report arrives: a quiesced follower (its election timer stands
+   * still) or a quiesced leader that every member has answered. The driver
+   * then stops its tick timer, so an idle group costs no wake-ups per tick.
+   */
+  dormant (): boolean {
+    if (this.leaderState !== null) return this.leaderState.dormant()
+    return this.#role === 'follower' && this.quiesced
+  }
+
   tick (): void {
     this.ticksSinceBoot++
     if (this.leaderState !== null) {

@@ -214,6 +214,18 @@ export class Leader {
     this.wake()
   }
 
+  /**
+   * Quiesced, and every member answered the quiesce round: a tick would
+   * only advance counters that waking resets, so no tick is needed until
+   * something wakes the group.
+   */
+  dormant (): boolean {
+    if (!this.quiet.quiesced || this.transferee !== null || this.r.rounds.hasPending()) return false
+    const round = this.quiet.round
+    for (const pr of this.progress.values()) if (pr.heartbeatAcked < round) return false
+    return true
+  }
+
   tick (): void {
     const r = this.r
     this.heartbeatElapsed++

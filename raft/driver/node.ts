@@ -166,7 +166,7 @@ export class RaftNode<R = unknown> extends EventEmitter<RaftNodeEvents> {
     const node = new RaftNode(opts, core, random)
     node.log.info({ term: core.term, commit: core.log.committed, lastIndex: core.log.lastIndex(), snapshotIndex: core.log.snapshotIndex }, 'raft node started')
     opts.transport.onMessage(m => { node.receive(m) })
-    node.timer = node.clock.setInterval(() => { node.onTick() }, opts.tickMs ?? 50)
+    node.updateTicking()
     node.kick()
     return node
   }
@@ -176,6 +176,24 @@ export class RaftNode<R = unknown> extends EventEmitter<RaftNodeEvents> {
     this.core.tick()
     this.askAgain()
     this.kick()
+    this.updateTicking()
+  }
+
+  /**
+   * Runs the tick timer only while a tick can matter: a dormant group (see
+   * RaftCore.dormant) with no read of ours to ask again would spend a
+   * wake-up per tick doing nothing. Everything that can end dormancy
+   * (a message, a proposal, a read, a transport report) passes through
+   * kick(), whose loop calls this when it is done.
+   */
+  private updateTicking (): void {
+    const needed = !this.stopped && (!this.core.dormant() || this.readAskedAt.size > 0)
+    if (needed && this.timer === null) {
+      this.timer = this.clock.setInterval(() => { this.onTick() }, this.opts.tickMs ?? 50)
+    } else if (!needed && this.timer !== null) {
+      this.clock.clearInterval(this.timer)
+      this.timer = null
+    }
   }
 
   /**
@@ -213,6 +231,7 @@ export class RaftNode<R = unknown> extends EventEmitter<RaftNodeEvents> {
         this.running = false
         // Work that arrived while the loop was finishing must not wait for the next tick.
         if (!this.stopped && this.core.hasReady()) this.kick()
+        else this.updateTicking()
       })
     })
   }
@@ -448,6 +467,7 @@ export class RaftNode<R = unknown> extends EventEmitter<RaftNodeEvents> {
     if (this.stopped) return
     this.stopped = true
     if (this.timer !== null) this.clock.clearInterval(this.timer)
+    this.timer = null
     this.notices.clear()
     const err = new StoppedError()
     for (const w of [...this.proposals.values(), ...this.reads.values(), ...this.readWaits.map(x => x.waiter)]) w.reject(err)
