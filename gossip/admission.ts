@@ -45,6 +45,9 @@ export class Admission {
   private readonly opts: AdmissionOptions
   private readonly log: Logger
   private readonly controls = new Map<string, FrameStream>()
+  /** Keep-alive beats of the member connections, all run by one timer. */
+  private readonly beats = new Set<() => void>()
+  private beatTimer: NodeJS.Timeout | null = null
   private readonly handshaking = new Set<string>()
   /** Handshakes under way; a stopping node lets them finish so the peer hears its `bye`. */
   private readonly inFlight = new Set<Promise<void>>()
@@ -134,13 +137,19 @@ export class Admission {
    * and it costs one small frame per beat on an open stream, where a ping
    * protocol opens and negotiates a new stream every time. If our own timer
    * ran late (this event loop was stalled), the silence is ours: start over.
+   * A beat is skipped while the last one still waits for the stream to
+   * drain (it rejects when the connection closes), rather than bounded by a
+   * timer of its own: that timer fired silenceMs after every beat, twice
+   * a second per member, on an otherwise idle node. One timer beats for
+   * every member: a wake-up per beat, not one per member.
    */
   private keepAlive (conn: Connection, control: FrameStream): { heard: () => void, stop: () => void } {
     const { keepAliveMs, silenceMs } = this.opts
     const alive = encodeControl({ t: 'alive' })
     let heardAt = Date.now()
     let beatAt = heardAt
-    const timer = setInterval(() => {
+    let draining = false
+    const beat = (): void => {
       const now = Date.now()
       const late = now - beatAt > keepAliveMs + silenceMs / 2
       beatAt = now
@@ -151,10 +160,23 @@ export class Admission {
         conn.abort(err)
         return
       }
-      control.write(alive, { signal: AbortSignal.timeout(silenceMs) }).catch(() => {})
-    }, keepAliveMs)
-    timer.unref()
-    return { heard: () => { heardAt = Date.now() }, stop: () => { clearInterval(timer) } }
+      if (draining) return
+      draining = true
+      control.write(alive).catch(() => {}).finally(() => { draining = false })
+    }
+    this.beats.add(beat)
+    if (this.beatTimer === null) {
+      this.beatTimer = setInterval(() => { for (const b of [...this.beats]) b() }, keepAliveMs)
+      this.beatTimer.unref()
+    }
+    const stop = (): void => {
+      this.beats.delete(beat)
+      if (this.beats.size === 0 && this.beatTimer !== null) {
+        clearInterval(this.beatTimer)
+        this.beatTimer = null
+      }
+    }
+    return { heard: () => { heardAt = Date.now() }, stop }
   }
 
   private track (handshake: Promise<void>): void {
