@@ -31,13 +31,25 @@ export interface AutopilotOptions {
 export class Autopilot {
   private readonly o: AutopilotOptions
   private readonly downSince = new Map<string, number>()
-  private readonly timer: NodeJS.Timeout
+  private timer: NodeJS.Timeout | null = null
   private changing = false
+  private readonly onState = (): void => { this.follow() }
 
   constructor (o: AutopilotOptions) {
     this.o = o
-    this.timer = setInterval(() => { void this.round() }, ROUND_MS)
-    this.timer.unref()
+    o.raft.on('state', this.onState)
+    this.follow()
+  }
+
+  /** Rounds run only while this node leads: a follower's would wake it twice a second to do nothing. */
+  private follow (): void {
+    if (this.o.raft.isLeader && this.timer === null) {
+      this.timer = setInterval(() => { void this.round() }, ROUND_MS)
+      this.timer.unref()
+    } else if (!this.o.raft.isLeader && this.timer !== null) {
+      clearInterval(this.timer)
+      this.timer = null
+    }
   }
 
   /** Leader side of a join request: adds `node` as a learner unless it is already a member. */
@@ -50,7 +62,9 @@ export class Autopilot {
   }
 
   close (): void {
-    clearInterval(this.timer)
+    this.o.raft.off('state', this.onState)
+    if (this.timer !== null) clearInterval(this.timer)
+    this.timer = null
   }
 
   /** The next membership change the leader should make, or null. Exposed for tests. */
