@@ -414,6 +414,30 @@ t.test('§3.5 a follower commits no further than the last entry the Append vouch
   t.end()
 })
 
+t.test('a follower told that (index, term) is committed commits up to it only when its own entry there has that term', t => {
+  // n2 holds 4..6 of term 2; the leader of term 3 has its own 5..6 of term 3, committed.
+  const entries = [...bootstrapEntries(three), ...entriesOfTerm(4, 3, 2)]
+  const core = new RaftCore({ id: 'n2', random: () => 0.5, state: { hardState: { term: 3, vote: null, commit: 3 }, snapshot: null, entries } })
+  core.learnCommitted(6, 3)
+  t.equal(core.log.committed, 3, 'a stale entry 6 of term 2 is not the committed entry 6 of term 3')
+  core.learnCommitted(9, 2)
+  t.equal(core.log.committed, 3, 'an entry it does not hold commits nothing')
+  core.learnCommitted(5, 2)
+  t.equal(core.log.committed, 5, 'the same (index, term) here: by log matching everything up to it is the leader\'s, so it commits')
+  core.learnCommitted(4, 2)
+  t.equal(core.log.committed, 5, 'and never goes back')
+  t.end()
+})
+
+t.test('a leader ignores word of a commit from outside: it counts its own', t => {
+  const leader = elected(three).core('n1')
+  const { index, term } = leader.propose(bytes('x'))
+  const before = leader.log.committed
+  leader.learnCommitted(index, term)
+  t.equal(leader.log.committed, before, 'an uncommitted entry of its own stays uncommitted until a majority has it')
+  t.end()
+})
+
 t.test('§5.3 a follower whose log already holds a snapshot\'s last entry acknowledges the snapshot, not its own stale suffix', t => {
   // n2 holds 4..6 of term 2; the leader of term 3 shares 4 and sends a snapshot ending there.
   const entries = [...bootstrapEntries(three), ...entriesOfTerm(4, 3, 2)]

@@ -374,6 +374,20 @@ export class RaftCore {
     return { index: e.index, term: e.term }
   }
 
+  /**
+   * Learns, outside the Raft messages, that the entry `(index, term)` is
+   * committed: the leader said so in its answer to a proposal this node
+   * forwarded. Only an entry of that same term at that index here counts;
+   * by log matching our log then equals the leader's up to it. Lets a
+   * follower apply its own forwarded proposal without waiting for the
+   * leader's (deliberately held back) commit notice. A leader counts its
+   * own commits and ignores this.
+   */
+  learnCommitted (index: number, term: number): void {
+    if (this.leaderState !== null || index <= this.log.committed || this.log.term(index) !== term) return
+    this.log.commitTo(index)
+  }
+
   /** Asks for a linearizable read; the answer arrives as a ReadState with this ctx. */
   readIndex (ctx: string): void {
     if (this.leaderState !== null) {

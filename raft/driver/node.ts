@@ -389,12 +389,19 @@ export class RaftNode<R = unknown> extends EventEmitter<RaftNodeEvents> {
    * Replicates a command and resolves with the state machine's result once
    * it is applied here. Throws NotLeaderError at once on a follower.
    */
-  async propose (data: Uint8Array, opts: ProposeOptions = {}): Promise<{ index: number, result: R | undefined }> {
+  async propose (data: Uint8Array, opts: ProposeOptions = {}): Promise<{ index: number, term: number, result: R | undefined }> {
     this.guard(opts)
     const { index, term } = this.core.propose(data)
     this.kick()
     const result = await this.waitApplied(index, term, opts, 'proposal')
-    return { index, result }
+    return { index, term, result }
+  }
+
+  /** See RaftCore.learnCommitted: the leader's word that `(index, term)` is committed. */
+  learnCommitted (index: number, term: number): void {
+    if (this.stopped) return
+    this.core.learnCommitted(index, term)
+    this.kick()
   }
 
   /** Proposes a membership change and resolves once it is applied. */
