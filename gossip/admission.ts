@@ -8,6 +8,7 @@
 import './polyfill.js'
 import type { Connection, Libp2p, Stream, StreamCloseEvent } from '@libp2p/interface'
 import { HandshakeError, NodeIdConflictError } from './errors.js'
+import type { Beat } from './beat.js'
 import type { FrameStream } from './frame-stream.js'
 import {
   answerHandshake, decodeControl, encodeControl, HANDSHAKE_PROTOCOL, initiateHandshake, MAX_EXCHANGED_PEERS,
@@ -27,8 +28,8 @@ export interface AdmissionOptions {
   readonly refused: (err: HandshakeError) => void
   /** Peers a member told us about; the node dials those it does not know. */
   readonly learned: (peers: readonly PeerRecord[]) => void
-  /** Send an `alive` frame on every member connection this often. */
-  readonly keepAliveMs: number
+  /** Sends an `alive` frame on every member connection each beat. */
+  readonly beat: Beat
   /** A member connection silent for longer than this is aborted: the member fails. */
   readonly silenceMs: number
 }
@@ -45,9 +46,6 @@ export class Admission {
   private readonly opts: AdmissionOptions
   private readonly log: Logger
   private readonly controls = new Map<string, FrameStream>()
-  /** Keep-alive beats of the member connections, all run by one timer. */
-  private readonly beats = new Set<() => void>()
-  private beatTimer: NodeJS.Timeout | null = null
   private readonly handshaking = new Set<string>()
   /** Handshakes under way; a stopping node lets them finish so the peer hears its `bye`. */
   private readonly inFlight = new Set<Promise<void>>()
@@ -140,16 +138,16 @@ export class Admission {
    * A beat is skipped while the last one still waits for the stream to
    * drain (it rejects when the connection closes), rather than bounded by a
    * timer of its own: that timer fired silenceMs after every beat, twice
-   * a second per member, on an otherwise idle node. One timer beats for
-   * every member: a wake-up per beat, not one per member.
+   * a second per member, on an otherwise idle node. The mesh's one Beat
+   * runs every member's: a wake-up per beat, not one per member.
    */
   private keepAlive (conn: Connection, control: FrameStream): { heard: () => void, stop: () => void } {
-    const { keepAliveMs, silenceMs } = this.opts
+    const { beat: { periodMs: keepAliveMs }, silenceMs } = this.opts
     const alive = encodeControl({ t: 'alive' })
     let heardAt = Date.now()
     let beatAt = heardAt
     let draining = false
-    const beat = (): void => {
+    const stop = this.opts.beat.add(() => {
       const now = Date.now()
       const late = now - beatAt > keepAliveMs + silenceMs / 2
       beatAt = now
@@ -163,19 +161,7 @@ export class Admission {
       if (draining) return
       draining = true
       control.write(alive).catch(() => {}).finally(() => { draining = false })
-    }
-    this.beats.add(beat)
-    if (this.beatTimer === null) {
-      this.beatTimer = setInterval(() => { for (const b of [...this.beats]) b() }, keepAliveMs)
-      this.beatTimer.unref()
-    }
-    const stop = (): void => {
-      this.beats.delete(beat)
-      if (this.beats.size === 0 && this.beatTimer !== null) {
-        clearInterval(this.beatTimer)
-        this.beatTimer = null
-      }
-    }
+    })
     return { heard: () => { heardAt = Date.now() }, stop }
   }
 

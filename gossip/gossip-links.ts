@@ -13,18 +13,20 @@
  * two members stay connected and alive in the membership view, and gossip
  * between them is silent for good.
  *
- * This watcher checks every member's link every `checkMs`. A link that
- * broke is reopened through gossipsub (see reopenGossipStreams); one that
- * stays broken for `timeoutMs` has its connections aborted, so the member
- * fails and is redialed like after any other cut. A link that broke and is
- * whole again, or whose streams were replaced between two checks, is
- * reported as `relinked`: messages may have been lost both ways, and the
- * services above repair as after a reconnect (events head check,
- * anti-entropy, invalidation caches drop their copies).
+ * This watcher checks every member's link each beat of the mesh's
+ * keep-alive timer. A link that broke is reopened through gossipsub (see
+ * reopenGossipStreams); one that stays broken for `timeoutMs` has its
+ * connections aborted, so the member fails and is redialed like after any
+ * other cut. A link that broke and is whole again, or whose streams were
+ * replaced between two checks, is reported as `relinked`: messages may
+ * have been lost both ways, and the services above repair as after a
+ * reconnect (events head check, anti-entropy, invalidation caches drop
+ * their copies).
  */
 import type { GossipSub } from '@libp2p/gossipsub'
 import type { Connection, Libp2p, Stream } from '@libp2p/interface'
 import { EventEmitter } from 'node:events'
+import type { Beat } from './beat.js'
 import { errorFields, type Logger } from './logger.js'
 import type { Membership } from './membership.js'
 
@@ -48,8 +50,8 @@ export interface GossipLinksOptions {
   readonly libp2p: Libp2p<{ pubsub: GossipSub }>
   readonly membership: Membership
   readonly logger: Logger
-  /** How often every member's link is checked. */
-  readonly checkMs: number
+  /** Every member's link is checked each beat. */
+  readonly beat: Beat
   /** A new member's link may take this long to open before it counts as broken. */
   readonly graceMs: number
   /** A link broken for this long despite reopening has its connections aborted. */
@@ -99,7 +101,7 @@ export class GossipLinks extends EventEmitter<GossipLinkEvents> {
   private readonly opts: GossipLinksOptions
   private readonly log: Logger
   private readonly links = new Map<string, Link>()
-  private timer: NodeJS.Timeout | null = null
+  private stopBeat: (() => void) | null = null
   private readonly counts = { broken: 0, relinked: 0, resets: 0 }
   private warnedInternal = false
 
@@ -119,20 +121,19 @@ export class GossipLinks extends EventEmitter<GossipLinkEvents> {
     return this.links.get(nodeId)?.state === 'up'
   }
 
-  /** Checks every `checkMs` (from construction on; again after `stop`, starting at once: what `isUp` says may be stale). */
+  /** Checks each beat (from construction on; again after `stop`, starting at once: what `isUp` says may be stale). */
   start (): void {
-    if (this.timer !== null) return
-    this.timer = setInterval(() => { this.check() }, this.opts.checkMs)
-    this.timer.unref()
+    if (this.stopBeat !== null) return
+    this.stopBeat = this.opts.beat.add(() => { this.check() })
     this.check()
   }
 
   stop (): void {
-    if (this.timer !== null) clearInterval(this.timer)
-    this.timer = null
+    this.stopBeat?.()
+    this.stopBeat = null
   }
 
-  /** One pass over every live member; runs every `checkMs` (tests may call it). */
+  /** One pass over every live member; runs each beat (tests may call it). */
   check (): void {
     const { libp2p, membership } = this.opts
     if (libp2p.status !== 'started') return

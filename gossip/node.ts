@@ -27,6 +27,7 @@ import { EventEmitter } from 'node:events'
 import { GossipChannel, type ChannelOptions } from './channel.js'
 import { channelMessageId, MAX_CHANNEL_MESSAGE_BYTES } from './channel-codec.js'
 import { peerIdOfAddr, Redialer } from './dialer.js'
+import { Beat } from './beat.js'
 import { Admission } from './admission.js'
 import { GossipLinks } from './gossip-links.js'
 import { InvalidArgumentError, type HandshakeError } from './errors.js'
@@ -158,6 +159,8 @@ export class MeshNode extends EventEmitter<MeshNodeEvents> {
     this.membership.on('failed', m => {
       if (!this.stopping) this.redialer.addPeer(m.peerId, m.addresses, positive('redialForMs', opts.redialForMs, 10 * 60_000))
     })
+    // Keep-alives and the gossip link check share one timer: one wake-up per beat.
+    const beat = new Beat(positive('pingIntervalMs', opts.pingIntervalMs, 500))
     this.admission = new Admission({
       libp2p,
       membership: this.membership,
@@ -166,14 +169,14 @@ export class MeshNode extends EventEmitter<MeshNodeEvents> {
       hello: () => this.hello(),
       refused: err => { if (this.listenerCount('error') > 0) this.emit('error', err) },
       learned: peers => { this.onLearned(peers) },
-      keepAliveMs: positive('pingIntervalMs', opts.pingIntervalMs, 500),
+      beat,
       silenceMs: positive('pingTimeoutMs', opts.pingTimeoutMs, 1000)
     })
     this.gossipLinks = new GossipLinks({
       libp2p,
       membership: this.membership,
       logger: log,
-      checkMs: positive('pingIntervalMs', opts.pingIntervalMs, 500),
+      beat,
       graceMs: GOSSIP_LINK_GRACE_MS,
       timeoutMs: positive('gossipLinkTimeoutMs', opts.gossipLinkTimeoutMs, 5000)
     })
