@@ -176,7 +176,6 @@ export class RaftNode<R = unknown> extends EventEmitter<RaftNodeEvents> {
     this.core.tick()
     this.askAgain()
     this.kick()
-    this.updateTicking()
   }
 
   /**
