@@ -3,12 +3,15 @@
  * state a node ends in depends only on which writes it applied, not on
  * their order or how often each came (what lets gossip and anti-entropy
  * deliver in any order, with repeats); the digest of equal states is
- * equal; and the hybrid clock never goes backwards.
+ * equal, and the digest kept as versions change is the one built from
+ * every version held, through evictions and expiry too; and the hybrid
+ * clock never goes backwards.
  */
 import { deepStrictEqual, ok } from 'node:assert/strict'
+import { createHash } from 'node:crypto'
 import fc from 'fast-check'
 import t from 'tap'
-import { DigestCache } from '../lib/cache/digest.js'
+import { bucketOf, DIGEST_BYTES, hashVersion } from '../lib/cache/digest.js'
 import { compareHlc, HybridClock, type Hlc } from '../lib/cache/hlc.js'
 import { LwwState } from '../lib/cache/lww-state.js'
 
@@ -35,11 +38,38 @@ function apply (writes: readonly Write[]): LwwState<number> {
   return s
 }
 
+/** Every version held, entries and tombstones. */
+function versionsOf (s: LwwState<number>): Array<{ id: string, keyBytes: Uint8Array, hlc: Hlc }> {
+  return [...s.live.entries()].map(([id, e]) => ({ id, keyBytes: e.keyBytes, hlc: e.hlc as Hlc })).concat([...s.tombstones].map(([id, t]) => ({ id, ...t })))
+}
+
+/** The digest built from scratch, and each bucket's keys: what the kept index must equal. */
+function rebuilt (s: LwwState<number>): { digest: string, buckets: Map<number, string[]> } {
+  const digest = new Uint8Array(DIGEST_BYTES)
+  const buckets = new Map<number, string[]>()
+  for (const v of versionsOf(s)) {
+    const h = hashVersion(v.keyBytes, v.hlc)
+    for (let i = 0; i < h.hash.length; i++) digest[h.bucket * h.hash.length + i] ^= h.hash[i]
+    buckets.set(h.bucket, [...(buckets.get(h.bucket) ?? []), v.id].sort())
+  }
+  return { digest: Buffer.from(digest).toString('hex'), buckets }
+}
+
+/** Checks the kept digest and bucket index against the rebuilt ones. */
+function checkIndex (s: LwwState<number>): void {
+  const want = rebuilt(s)
+  deepStrictEqual(Buffer.from(s.digest()).toString('hex'), want.digest, 'the kept digest is the rebuilt one')
+  for (const v of versionsOf(s)) {
+    const b = bucketOf(v.keyBytes)
+    deepStrictEqual(s.versions.keysIn(b).sort(), want.buckets.get(b), `the keys of bucket ${b}`)
+  }
+}
+
 function view (s: LwwState<number>): unknown {
+  checkIndex(s)
   const live = [...s.live.entries()].map(([id, e]) => JSON.stringify([id, e.value, e.hlc])).sort()
   const tombs = [...s.tombstones.entries()].map(([id, e]) => JSON.stringify([id, e.hlc])).sort()
-  const versions = [...s.live.entries()].map(([id, e]) => ({ id, keyBytes: e.keyBytes, hlc: e.hlc as Hlc })).concat([...s.tombstones].map(([id, t]) => ({ id, ...t })))
-  return { live, tombs, floor: JSON.stringify(s.floor), digest: Buffer.from(new DigestCache().build(versions)).toString('hex') }
+  return { live, tombs, floor: JSON.stringify(s.floor), digest: rebuilt(s).digest }
 }
 
 t.test('the end state is the same whatever the order and repeats of the writes', async t => {
@@ -61,6 +91,42 @@ t.test('merging two nodes\' states gives the state of all their writes (anti-ent
     deepStrictEqual(view(apply([...a, ...b, ...a])), view(apply(writes)), 'idempotent')
   }), { numRuns: 300 })
   t.pass('300 generated cases')
+})
+
+t.test('the kept digest follows evictions, expiry, tombstone collection and clears', async t => {
+  type Step = Write | { op: 'time', ms: number } | { op: 'collect' } | { op: 'read', key: string }
+  const keyArb = fc.constantFrom('k1', 'k2', 'k3', 'k4')
+  const stepArb: fc.Arbitrary<Step> = fc.oneof(
+    { weight: 5, arbitrary: fc.record({ op: fc.constant('set' as const), key: keyArb, value: fc.integer(), hlc: hlcArb }) },
+    { weight: 2, arbitrary: fc.record({ op: fc.constant('delete' as const), key: keyArb, hlc: hlcArb }) },
+    { weight: 1, arbitrary: fc.record({ op: fc.constant('clear' as const), hlc: hlcArb }) },
+    { weight: 2, arbitrary: fc.record({ op: fc.constant('time' as const), ms: fc.integer({ min: 1, max: 10 }) }) },
+    { weight: 1, arbitrary: fc.record({ op: fc.constant('collect' as const) }) },
+    { weight: 2, arbitrary: fc.record({ op: fc.constant('read' as const), key: keyArb }) }
+  )
+  const optsArb = fc.record({ maxEntries: fc.integer({ min: 1, max: 4 }), ttlMs: fc.option(fc.integer({ min: 1, max: 15 }), { nil: undefined }), idleMs: fc.option(fc.integer({ min: 1, max: 15 }), { nil: undefined }) })
+  fc.assert(fc.property(optsArb, fc.array(stepArb, { maxLength: 40 }), (o, steps) => {
+    let now = 0
+    const s = new LwwState<number>({ ...o, tombstoneTtlMs: 8, clock: () => now })
+    for (const w of steps) {
+      if (w.op === 'set') s.set(w.key, w.key, enc.encode(w.key), w.value, w.hlc)
+      else if (w.op === 'delete') s.delete(w.key, w.key, enc.encode(w.key), w.hlc)
+      else if (w.op === 'clear') s.clear(w.hlc)
+      else if (w.op === 'time') now += w.ms
+      else if (w.op === 'collect') s.collectTombstones()
+      else s.live.get(w.key)
+      checkIndex(s)
+    }
+  }), { numRuns: 500 })
+  t.pass('500 generated histories')
+})
+
+t.test('a version hashes as before (sha1 of the key, a NUL and the stamp): mixed versions of the library agree on digests', async t => {
+  const keyBytes = enc.encode('patient:42')
+  const want = createHash('sha1').update(keyBytes).update('\0' + '1733380000000.3.n2').digest()
+  const h = hashVersion(keyBytes, { ms: 1733380000000, c: 3, node: 'n2' })
+  t.same(Buffer.from(h.hash), want.subarray(0, 8))
+  t.equal(h.bucket, ((createHash('sha1').update(keyBytes).digest()[0] << 8) | createHash('sha1').update(keyBytes).digest()[1]) % 4096)
 })
 
 t.test('the winner of two writes to one key is the greater timestamp', async t => {

@@ -23,13 +23,13 @@ export interface LocalStoreOptions<V> {
   readonly idleMs?: number
   readonly clock: () => number
   /** An entry left by eviction or expiry (not by set or delete). */
-  readonly onDrop: (entry: StoredEntry<V>) => void
+  readonly onDrop: (entry: StoredEntry<V>, id: string) => void
 }
 
 export class LocalStore<V> {
   private readonly lru: LRUCache<string, StoredEntry<V>>
   private readonly clock: () => number
-  private readonly onDrop: (entry: StoredEntry<V>) => void
+  private readonly onDrop: (entry: StoredEntry<V>, id: string) => void
 
   constructor (opts: LocalStoreOptions<V>) {
     this.clock = opts.clock
@@ -38,7 +38,7 @@ export class LocalStore<V> {
       max: opts.maxEntries,
       ...(opts.idleMs === undefined ? {} : { ttl: opts.idleMs, updateAgeOnGet: true, ttlResolution: 0 }),
       perf: { now: opts.clock },
-      dispose: (entry, _id, reason) => { if (reason === 'evict' || reason === 'expire') this.onDrop(entry) }
+      dispose: (entry, id, reason) => { if (reason === 'evict' || reason === 'expire') this.onDrop(entry, id) }
     })
   }
 
@@ -75,10 +75,18 @@ export class LocalStore<V> {
     for (const [id, e] of this.lru.entries()) if (e.expiresAt > now) yield [id, e]
   }
 
+  /** Drops every entry past its idle timeout or its expiry now, rather than when next read. */
+  dropExpired (): void {
+    this.lru.purgeStale()
+    const now = this.clock()
+    const expired = [...this.lru.entries()].filter(([, e]) => e.expiresAt <= now)
+    for (const [id, e] of expired) this.unexpired(id, e)
+  }
+
   private unexpired (id: string, e: StoredEntry<V> | undefined): StoredEntry<V> | undefined {
     if (e === undefined || e.expiresAt > this.clock()) return e
     this.lru.delete(id)
-    this.onDrop(e)
+    this.onDrop(e, id)
     return undefined
   }
 }

@@ -14,6 +14,7 @@
  * key at or below it is not stored, since it may be an old version of an
  * evicted key (not storing is a cache miss, never a stale value).
  */
+import { VersionIndex } from './digest.js'
 import { compareHlc, type Hlc } from './hlc.js'
 import { LocalStore, type StoredEntry } from './local-store.js'
 
@@ -40,22 +41,29 @@ function max (a: Hlc | null, b: Hlc): Hlc {
 export class LwwState<V> {
   readonly live: LocalStore<V>
   readonly tombstones = new Map<string, Tombstone>()
+  /** The anti-entropy digest of every version held, entries and tombstones, told of each change below. */
+  readonly versions = new VersionIndex()
   /** Everything at or below this was cleared. */
   floor: Hlc | null = null
   private evictedFloor: Hlc | null = null
   private readonly ttlMs: number
+  private readonly expires: boolean
   private readonly tombstoneTtlMs: number
   private readonly clock: () => number
 
   constructor (opts: LwwStateOptions) {
     this.ttlMs = opts.ttlMs ?? Infinity
+    this.expires = opts.ttlMs !== undefined || opts.idleMs !== undefined
     this.tombstoneTtlMs = opts.tombstoneTtlMs
     this.clock = opts.clock
     this.live = new LocalStore<V>({
       maxEntries: opts.maxEntries,
       idleMs: opts.idleMs,
       clock: opts.clock,
-      onDrop: e => { if (e.hlc !== null) this.evictedFloor = max(this.evictedFloor, e.hlc) }
+      onDrop: (e, id) => {
+        if (e.hlc !== null) this.evictedFloor = max(this.evictedFloor, e.hlc)
+        this.versions.note(id, null)
+      }
     })
   }
 
@@ -78,7 +86,9 @@ export class LwwState<V> {
     const expiresAt = hlc.ms + this.ttlMs
     if (expiresAt <= this.clock()) return this.delete(id, key, keyBytes, hlc)
     this.tombstones.delete(id)
-    this.live.set(id, { key, keyBytes, value, hlc, expiresAt })
+    const entry = { key, keyBytes, value, hlc, expiresAt }
+    this.live.set(id, entry)
+    this.versions.note(id, entry)
     return true
   }
 
@@ -86,7 +96,9 @@ export class LwwState<V> {
   delete (id: string, key: unknown, keyBytes: Uint8Array, hlc: Hlc): boolean {
     if (!this.wins(id, hlc)) return false
     this.live.delete(id)
-    this.tombstones.set(id, { key, keyBytes, hlc, at: this.clock() })
+    const tomb = { key, keyBytes, hlc, at: this.clock() }
+    this.tombstones.set(id, tomb)
+    this.versions.note(id, tomb)
     return true
   }
 
@@ -98,11 +110,27 @@ export class LwwState<V> {
     for (const [id, e] of [...this.live.entries()]) {
       if (e.hlc !== null && compareHlc(e.hlc, hlc) <= 0) {
         this.live.delete(id)
+        this.versions.note(id, null)
         removed.push(e)
       }
     }
-    for (const [id, t] of this.tombstones) if (compareHlc(t.hlc, hlc) <= 0) this.tombstones.delete(id)
+    for (const [id, t] of this.tombstones) {
+      if (compareHlc(t.hlc, hlc) <= 0) {
+        this.tombstones.delete(id)
+        this.versions.note(id, null)
+      }
+    }
     return removed
+  }
+
+  /**
+   * The digest of the versions held (digest.ts), without the entries whose
+   * idle timeout or expiry has passed: they are dropped first, as a read of
+   * each would, so that two nodes holding the same live versions agree.
+   */
+  digest (): Uint8Array {
+    if (this.expires) this.live.dropExpired()
+    return this.versions.digest()
   }
 
   /** Drops tombstones older than `tombstoneTtlMs`. */
@@ -112,6 +140,7 @@ export class LwwState<V> {
     for (const [id, t] of this.tombstones) {
       if (t.at <= before) {
         this.tombstones.delete(id)
+        this.versions.note(id, null)
         n++
       }
     }

@@ -29,7 +29,7 @@ import { ClusterStoppedError } from '../errors.js'
 import { onPeerReconnect } from '../service-host.js'
 import type { BackendContext, BackendStats, CacheBackend } from './backend.js'
 import { decodeSyncPush, decodeSyncRequest, decodeSyncResponse, decodeUpdate, encodeSyncPush, encodeSyncRequest, encodeSyncResponse, encodeUpdate, type CacheUpdate, type WireEntry } from './cache-codec.js'
-import { DigestCache, differingBuckets } from './digest.js'
+import { differingBuckets } from './digest.js'
 import { compareHlc, HybridClock, type Hlc } from './hlc.js'
 import type { StoredEntry } from './local-store.js'
 import { LwwState } from './lww-state.js'
@@ -51,7 +51,6 @@ export class ReplicatedBackend<V> implements CacheBackend<V> {
   private readonly rounds: NodeJS.Timeout
   /** Members with an exchange running, and whether another was asked for meanwhile. */
   private readonly syncing = new Map<string, { again: boolean }>()
-  private readonly digests = new DigestCache()
   private closed = false
   private readonly counts = { updatesReceived: 0, staleUpdates: 0, rejected: 0, syncs: 0, syncFailures: 0 }
 
@@ -204,33 +203,27 @@ export class ReplicatedBackend<V> implements CacheBackend<V> {
     for (const e of removed) this.ctx.sink.changed(e.key, 'delete', undefined, 'remote')
   }
 
-  /** Every version held, entries and tombstones. */
-  private * versions (): IterableIterator<{ id: string, keyBytes: Uint8Array, hlc: Hlc, value: V | null }> {
-    for (const [id, e] of this.state.live.entries()) if (e.hlc !== null) yield { id, keyBytes: e.keyBytes, hlc: e.hlc, value: e.value }
-    for (const [id, t] of this.state.tombstones) yield { id, keyBytes: t.keyBytes, hlc: t.hlc, value: null }
-  }
-
   private digest (): Uint8Array {
-    return this.digests.build(this.versions())
+    return this.state.digest()
   }
 
   /** This node's versions in `buckets`, whole buckets at a time within the byte budget. */
   private entriesIn (buckets: readonly number[]): { entries: WireEntry[], more: boolean } {
-    const wanted = new Set(buckets)
-    const byBucket = new Map<number, WireEntry[]>()
-    for (const v of this.versions()) {
-      const b = this.digests.bucket(v.id, v.keyBytes)
-      if (!wanted.has(b)) continue
-      const value = v.value === null ? null : this.ctx.sink.encodeValue(v.value)
-      let list = byBucket.get(b)
-      if (list === undefined) byBucket.set(b, list = [])
-      list.push({ key: v.keyBytes, value, hlc: v.hlc })
-    }
     const entries: WireEntry[] = []
     let bytes = 0
     for (const b of buckets) {
-      const list = byBucket.get(b) ?? []
-      const size = list.reduce((n, e) => n + e.key.byteLength + (e.value?.byteLength ?? 0) + 32, 0)
+      const list: WireEntry[] = []
+      let size = 0
+      for (const id of this.state.versions.keysIn(b)) {
+        const live = this.state.live.peek(id)
+        const tomb = live === undefined ? this.state.tombstones.get(id) : undefined
+        let e: WireEntry
+        if (live !== undefined && live.hlc !== null) e = { key: live.keyBytes, value: this.ctx.sink.encodeValue(live.value), hlc: live.hlc }
+        else if (tomb !== undefined) e = { key: tomb.keyBytes, value: null, hlc: tomb.hlc }
+        else continue
+        list.push(e)
+        size += e.key.byteLength + (e.value?.byteLength ?? 0) + 32
+      }
       // At least one bucket per round, so an exchange always progresses.
       if (entries.length > 0 && bytes + size > SYNC_BUDGET_BYTES) return { entries, more: true }
       entries.push(...list)
