@@ -10,7 +10,9 @@
  * of the current turn (with whatever else this turn publishes), so a lone
  * update waits for nothing; under a stream of updates a batch leaves at
  * most every `batchDelayMs`, or once it reaches `batchBytes`, so the
- * message rate stays bounded while the update rate grows.
+ * message rate stays bounded while the update rate grows. gossipsub has
+ * no backpressure: a batch waits for the mesh's send window (a member's
+ * stream backed up), and `room()` tells publishers when too much waits.
  * Receiving delivers each publisher's payloads in sequence order exactly
  * once: duplicates are dropped, a batch that arrives ahead of a missing one
  * is held for `reorderWindowMs`, and if the missing one has not come by then
@@ -80,6 +82,8 @@ export interface ChannelStats {
   readonly notMember: number
 }
 
+/** Bytes of batches waiting for the send window above which room() holds publishers back. */
+const MAX_QUEUED_BYTES = 1024 * 1024
 /** Batches held per publisher while waiting for a missing one; more forces the gap at once. */
 const MAX_HELD_BATCHES = 1024
 /** How long the batches of a publisher tell a newly subscribed receiver where its share starts. */
@@ -130,6 +134,10 @@ export class GossipChannel extends EventEmitter<ChannelEvents> {
   private flushImmediate: NodeJS.Immediate | null = null
   private lastFlushAt = -Infinity
   private publishing: Promise<void> = Promise.resolve()
+  /** Bytes of batches waiting in `publishing` to be handed to gossipsub. */
+  private queuedBytes = 0
+  /** Publishers waiting for queuedBytes to fall (see room). */
+  private roomWaiters: Array<() => void> = []
   private readonly publishers = new Map<string, PublisherState>()
   private readonly decoded = new WeakMap<object, { batch: ChannelBatch, from: string | null }>()
   /** Batches that came over their publisher's own connection (see ChannelMessage.direct). */
@@ -165,7 +173,10 @@ export class GossipChannel extends EventEmitter<ChannelEvents> {
     this.batchDelayMs = limit('batchDelayMs', opts.batchDelayMs, 2, 60_000)
     this.reorderWindowMs = limit('reorderWindowMs', opts.reorderWindowMs, 100, 60_000)
     const pubsub = mesh.libp2p.services.pubsub
-    pubsub.topicValidators.set(topic, (peer, msg) => this.validate(peer, msg))
+    pubsub.topicValidators.set(topic, (peer, msg) => {
+      const result = this.validate(peer, msg)
+      return mesh.turn.overdue() ? mesh.turn.pause().then(() => result) : result
+    })
     pubsub.addEventListener('message', this.onPubsubMessage)
     pubsub.addEventListener('subscription-change', this.onSubscriptionChange)
     pubsub.subscribe(topic)
@@ -190,6 +201,19 @@ export class GossipChannel extends EventEmitter<ChannelEvents> {
       else this.flushTimer = setTimeout(() => { this.flushNow() }, wait)
     }
     return seq
+  }
+
+  /**
+   * Resolves at once unless more than MAX_QUEUED_BYTES of this channel's
+   * batches wait to be handed to gossipsub (members are slower than this
+   * node publishes: send-window.ts), then once they have fallen below it.
+   * A publisher that awaits it between publishes is held to what the
+   * members take, with bounded memory, instead of overflowing and losing
+   * updates.
+   */
+  async room (): Promise<void> {
+    if (this.queuedBytes + this.pendingBytes <= MAX_QUEUED_BYTES || this.closed) return
+    await new Promise<void>(resolve => { this.roomWaiters.push(resolve) })
   }
 
   /** Sends what is queued and resolves when every batch so far has been handed to gossipsub. */
@@ -240,6 +264,7 @@ export class GossipChannel extends EventEmitter<ChannelEvents> {
     if (this.closed) return
     await this.flush()
     this.closed = true
+    this.wakeRoomWaiters()
     for (const st of this.publishers.values()) if (st.timer !== null) clearTimeout(st.timer)
     const pubsub = this.mesh.libp2p.services.pubsub
     pubsub.removeEventListener('message', this.onPubsubMessage)
@@ -253,16 +278,21 @@ export class GossipChannel extends EventEmitter<ChannelEvents> {
     if (this.pending.length === 0) return
     this.lastFlushAt = performance.now()
     const items = this.pending
+    const bytes = this.pendingBytes
     const firstSeq = this.seq - items.length + 1
     const last = this.seq
     this.pending = []
     this.pendingBytes = 0
+    this.queuedBytes += bytes
     const pubsub = this.mesh.libp2p.services.pubsub
     // One publish at a time, so batches leave in sequence order.
     this.publishing = this.publishing.then(async () => {
+      await this.mesh.sendWindow.open()
       const batch: ChannelBatch = { publisher: this.mesh.nodeId, incarnation: this.incarnation, firstSeq, starts: this.startsToTell(firstSeq), items }
       const data = encodeChannelBatch(batch)
       this.handed = last
+      this.queuedBytes -= bytes
+      this.wakeRoomWaiters()
       try {
         await pubsub.publish(this.topic, data)
         this.counts.batchesSent++
@@ -271,6 +301,13 @@ export class GossipChannel extends EventEmitter<ChannelEvents> {
         this.log.warn({ firstSeq: batch.firstSeq, items: items.length, ...errorFields(err) }, 'publish failed')
       }
     })
+  }
+
+  private wakeRoomWaiters (): void {
+    if (this.roomWaiters.length === 0 || (this.queuedBytes + this.pendingBytes > MAX_QUEUED_BYTES && !this.closed)) return
+    const waiters = this.roomWaiters
+    this.roomWaiters = []
+    for (const w of waiters) w()
   }
 
   private cancelFlush (): void {
@@ -296,7 +333,8 @@ export class GossipChannel extends EventEmitter<ChannelEvents> {
   }
 
   private validate (peer: PeerId, msg: PubsubMessage): TopicValidatorResult {
-    const from = this.mesh.membership.nodeIdOfPeer(peer.toString())
+    const peerId = peer.toString()
+    const from = this.mesh.membership.nodeIdOfPeer(peerId)
     if (from === null) {
       this.counts.notMember++
       return TopicValidatorResult.Ignore
@@ -306,7 +344,7 @@ export class GossipChannel extends EventEmitter<ChannelEvents> {
       return TopicValidatorResult.Accept
     } catch (err) {
       this.counts.badMessages++
-      this.log.warn({ peerId: peer.toString(), ...errorFields(err) }, 'rejecting a malformed channel message')
+      this.log.warn({ peerId, ...errorFields(err) }, 'rejecting a malformed channel message')
       return TopicValidatorResult.Reject
     }
   }

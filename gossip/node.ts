@@ -29,6 +29,8 @@ import { channelMessageId, MAX_CHANNEL_MESSAGE_BYTES } from './channel-codec.js'
 import { peerIdOfAddr, Redialer } from './dialer.js'
 import { Beat } from './beat.js'
 import { Admission } from './admission.js'
+import { SendWindow } from './send-window.js'
+import { TurnBudget } from './turn-budget.js'
 import { GossipLinks } from './gossip-links.js'
 import { InvalidArgumentError, type HandshakeError } from './errors.js'
 import { MAX_META_KEY, MAX_META_KEYS, MAX_META_VALUE, PROTOCOL_VERSION, type Hello, type PeerRecord } from './handshake.js'
@@ -106,6 +108,12 @@ const DEFAULT_LISTEN = ['/ip4/127.0.0.1/tcp/0']
 /** How long the larger peer id of two waits before dialing the other (see tieBreakMs). */
 const TIE_BREAK_MS = 500
 const MAX_OUTBOUND_BUFFER_BYTES = 8 * 1024 * 1024
+/** Unsent bytes on a member's gossipsub stream above which channels wait before publishing (send-window.ts). */
+const SEND_HIGH_WATER_BYTES = 1024 * 1024
+/** How long a member's full gossipsub stream may hold publishing back: a pause is noticed in ~1.5 s. */
+const SEND_STALL_MS = 500
+/** How long received gossip may be handled in one turn before timers (keep-alives) get theirs. */
+const TURN_BUDGET_MS = 20
 /** How long gossipsub may take to open its streams to a member that just joined (identify runs first). */
 const GOSSIP_LINK_GRACE_MS = 5000
 
@@ -134,6 +142,10 @@ export class MeshNode extends EventEmitter<MeshNodeEvents> {
   private readonly opts: MeshNodeOptions
   private readonly redialer: Redialer
   private readonly admission: Admission
+  /** Channels wait here before publishing while a member's gossipsub stream is backed up. */
+  readonly sendWindow: SendWindow
+  /** Channels' validators step aside when a turn of the event loop has run long (turn-budget.ts). */
+  readonly turn = new TurnBudget(TURN_BUDGET_MS)
   private stopping = false
 
   /** Use {@link createMeshNode}. */
@@ -181,6 +193,18 @@ export class MeshNode extends EventEmitter<MeshNodeEvents> {
       timeoutMs: positive('gossipLinkTimeoutMs', opts.gossipLinkTimeoutMs, 5000)
     })
     libp2p.addEventListener('peer:discovery', evt => { this.onDiscovery(evt.detail.id) })
+    const protocols = libp2p.services.pubsub.protocols
+    this.sendWindow = new SendWindow({
+      streams: {
+        * outbound () {
+          for (const c of libp2p.getConnections()) {
+            for (const st of c.streams) if (st.direction === 'outbound' && protocols.includes(st.protocol)) yield st
+          }
+        }
+      },
+      highWaterBytes: SEND_HIGH_WATER_BYTES,
+      stallMs: SEND_STALL_MS
+    })
   }
 
   get peerId (): string {
@@ -375,6 +399,10 @@ export async function createMeshNode (opts: MeshNodeOptions): Promise<MeshNode> 
         // (the channel reports the gap) instead of buffering without limit,
         // which starves pings and has crashed pnet's cipher (bench/RESULTS.md).
         maxOutboundBufferSize: MAX_OUTBOUND_BUFFER_BYTES,
+        // Each peer's read loop waits for the message it handles, so a
+        // channel's validator can make it step aside (turn-budget.ts).
+        awaitRpcHandler: true,
+        awaitRpcMessageHandler: true,
         // Members form a full mesh of connections and a publisher floods its
         // own messages to every subscriber, so each member already gets each
         // message straight from its publisher. A gossipsub mesh (D peers

@@ -74,6 +74,8 @@ export interface CacheBackend<V> {
   clear: () => void
   entries: () => Iterable<StoredEntry<V>>
   size: () => number
+  /** Resolves once the channel has room for more writes (GossipChannel.room): how writers feel backpressure. */
+  room: () => Promise<void>
   /** Anti-entropy with every live member now (a no-op in invalidation mode). */
   sync: () => Promise<void>
   stats: () => BackendStats

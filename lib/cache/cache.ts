@@ -134,7 +134,11 @@ export class Cache<K, V> extends EventEmitter<CacheEvents<K, V>> {
   /**
    * Writes `value`. Resolves once it is stamped and applied on this node;
    * it then reaches the others (replicated: the value; invalidation: an
-   * invalidation). Rejects with CacheEntryTooLargeError over the limits.
+   * invalidation). While members take updates slower than this node makes
+   * them, it resolves only once its update's turn to leave is near
+   * (backpressure, bounded at about 1 MiB queued), so a writer that awaits
+   * it cannot outrun them into lost updates. Rejects with
+   * CacheEntryTooLargeError over the limits.
    */
   async set (key: K, value: V): Promise<void> {
     this.open()
@@ -142,6 +146,7 @@ export class Cache<K, V> extends EventEmitter<CacheEvents<K, V>> {
     const valueBytes = this.encodeValue(value)
     this.invalidate(id)
     this.backend.set(id, key, keyBytes, value, valueBytes)
+    await this.backend.room()
   }
 
   /** Deletes the key here and on every node. */
@@ -150,6 +155,7 @@ export class Cache<K, V> extends EventEmitter<CacheEvents<K, V>> {
     const { id, keyBytes } = this.encodeKey(key)
     this.invalidate(id)
     this.backend.delete(id, key, keyBytes)
+    await this.backend.room()
   }
 
   /** Deletes every entry on every node (replicated: every write stamped before this one). */

@@ -78,6 +78,10 @@ export class InvalidationBackend<V> implements CacheBackend<V> {
   /** Nothing to reconcile: copies are dropped, never merged. */
   async sync (): Promise<void> {}
 
+  async room (): Promise<void> {
+    await this.channel.room()
+  }
+
   stats (): BackendStats {
     return { ...this.counts, tombstones: 0, staleUpdates: 0, syncs: 0, syncFailures: 0, channel: this.channel.stats() }
   }

@@ -113,6 +113,10 @@ export class ReplicatedBackend<V> implements CacheBackend<V> {
     await Promise.all(this.channel.peers().map(async id => { await this.syncWith(id) }))
   }
 
+  async room (): Promise<void> {
+    await this.channel.room()
+  }
+
   stats (): BackendStats {
     return { ...this.counts, tombstones: this.state.tombstones.size, droppedAll: 0, channel: this.channel.stats() }
   }
