@@ -146,8 +146,6 @@ export class EventBus extends EventEmitter<EventBusEvents> {
   private seq = 0
   /** The last sequence number in the buffer (signed and sent); what `head` reports. */
   private sent = 0
-  /** Signing may be asynchronous; publishes go out one after another so their numbers stay in order. */
-  private publishing: Promise<void> = Promise.resolve()
   private leaving: Promise<void> | null = null
   private closed = false
   private readonly counts = { published: 0, received: 0, lost: 0, forged: 0, unknownPublisher: 0, malformed: 0, overflowed: 0 }
@@ -216,12 +214,10 @@ export class EventBus extends EventEmitter<EventBusEvents> {
       this.seq--
       throw new EventTooLargeError(topic, body.byteLength, this.maxPayloadBytes)
     }
-    this.publishing = this.publishing.then(async () => {
-      const event = encodeSignedEvent({ body, signature: await this.auth.sign(body) })
-      this.buffer.push(seq, event)
-      this.sent = seq
-      if (!this.closed) this.channel.publish(event)
-    })
+    const event = encodeSignedEvent({ body, signature: this.auth.sign(body) })
+    this.buffer.push(seq, event)
+    this.sent = seq
+    this.channel.publish(event)
     this.counts.published++
     this.dispatch({ topic, payload, publisher: this.host.nodeId, seq })
     await this.left()
@@ -270,7 +266,6 @@ export class EventBus extends EventEmitter<EventBusEvents> {
   /** Stops publishing and receiving; queued handler calls are dropped. */
   async close (): Promise<void> {
     if (this.closed) return
-    await this.publishing
     this.closed = true
     clearInterval(this.headCheck)
     this.offReconnect()
@@ -283,7 +278,6 @@ export class EventBus extends EventEmitter<EventBusEvents> {
   private async left (): Promise<void> {
     this.leaving ??= new Promise<void>(resolve => { setImmediate(resolve) }).then(async () => {
       this.leaving = null
-      await this.publishing
       await this.channel.flush()
     })
     await this.leaving
