@@ -23,6 +23,13 @@ import type { Proposer } from './proposer.js'
 
 /** Keep-alives move every deadline, so the earliest one is looked at again at least this often. */
 const MAX_WAIT_MS = 1000
+/**
+ * How long a keep-alive waits for others to share its leadership round.
+ * Nodes send theirs at the same wall-clock instants (SessionKeeper), so one
+ * round a beat serves them all, where each took a round (a heartbeat to
+ * every follower and back) of its own.
+ */
+const ROUND_GATHER_MS = 25
 
 export interface LeaderSessionsOptions {
   readonly raft: RaftNode<CommandResult>
@@ -39,6 +46,8 @@ export class LeaderSessions {
   private readonly tenure: LeaderTenure
   private readonly lastHeard = new Map<string, number>()
   private readonly own: OwnCommands
+  /** The round keep-alives are gathering for (see round). */
+  private gathering: Promise<void> | null = null
 
   constructor (o: LeaderSessionsOptions) {
     this.o = o
@@ -55,7 +64,7 @@ export class LeaderSessions {
     const { raft, state } = this.o
     if (!raft.isLeader) throw new NotLeaderError(raft.leader)
     const term = raft.status().term
-    await raft.readBarrier({ timeoutMs: opts.timeoutMs })
+    await this.round(opts.timeoutMs)
     if (!raft.isLeader || raft.status().term !== term) throw new NotLeaderError(raft.leader)
     if (state.session(session) === undefined) throw new SessionLostError(`session ${session} is not open`)
     this.lastHeard.set(session, Math.max(this.lastHeard.get(session) ?? 0, at))
@@ -63,6 +72,19 @@ export class LeaderSessions {
 
   close (): void {
     this.own.close()
+  }
+
+  /**
+   * A ReadIndex round shared by the keep-alives that arrive within
+   * ROUND_GATHER_MS of the first: it starts after the last of them arrived,
+   * so it confirms the leadership at each one's arrival.
+   */
+  private async round (timeoutMs: number): Promise<void> {
+    this.gathering ??= new Promise<void>(resolve => { setTimeout(resolve, ROUND_GATHER_MS) }).then(async () => {
+      this.gathering = null
+      await this.o.raft.readBarrier({ timeoutMs })
+    })
+    await this.gathering
   }
 
   /** Expires the sessions silent for their TTL; returns the ms until the next could be. */

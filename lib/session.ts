@@ -118,7 +118,7 @@ export class SessionKeeper extends EventEmitter<SessionKeeperEvents> {
     this.id = id
     this.extend(sentAt)
     this.answered()
-    this.beat ??= setInterval(() => { this.keepAlive() }, this.intervalMs)
+    if (this.beat === null) this.nextBeat()
     this.o.log.debug({ session: id }, 'session opened')
     this.emit('opened', id)
     return id
@@ -129,13 +129,27 @@ export class SessionKeeper extends EventEmitter<SessionKeeperEvents> {
     const id = this.id
     this.lose('stopped')
     this.stopped = true
-    if (this.beat !== null) clearInterval(this.beat)
+    if (this.beat !== null) clearTimeout(this.beat)
     if (this.panicTimer !== null) clearTimeout(this.panicTimer)
     if (id !== null) {
       await this.o.proposer.submit(id, { op: 'close' }, { signal: opts.signal, timeoutMs: opts.timeoutMs ?? 5000 }).catch((err: unknown) => {
         this.o.log.warn({ session: id, ...errorFields(err) }, 'session not closed on the log; it will expire')
       })
     }
+  }
+
+  /**
+   * Keep-alives go at whole multiples of intervalMs on the wall clock, so
+   * every node's arrive at the leader together and share one leadership
+   * round (LeaderSessions.keepAlive) instead of one round each.
+   */
+  private nextBeat (): void {
+    if (this.stopped) return
+    const wait = this.intervalMs - (this.o.clock.wall() % this.intervalMs)
+    this.beat = setTimeout(() => {
+      this.keepAlive()
+      this.nextBeat()
+    }, wait)
   }
 
   private keepAlive (): void {
