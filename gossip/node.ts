@@ -17,7 +17,7 @@ import { gossipsub, StrictNoSign, type GossipSub } from '@libp2p/gossipsub'
 import { identify, type Identify } from '@libp2p/identify'
 import type { Libp2p, PeerId } from '@libp2p/interface'
 import { mdns } from '@libp2p/mdns'
-import { noise } from '@libp2p/noise'
+import { quietNoise } from './quiet-noise.js'
 import { preSharedKey } from '@libp2p/pnet'
 import { tcp } from '@libp2p/tcp'
 import { yamux } from '@libp2p/yamux'
@@ -368,7 +368,7 @@ export async function createMeshNode (opts: MeshNodeOptions): Promise<MeshNode> 
     start: false,
     addresses: { listen: [...(opts.listen ?? DEFAULT_LISTEN)] },
     transports: [tcp()],
-    connectionEncrypters: [noise()],
+    connectionEncrypters: [quietNoise()],
     streamMuxers: [yamux()],
     ...(protector === undefined ? {} : { connectionProtector: protector }),
     connectionGater: {
