@@ -5,6 +5,12 @@
  * `maxVoters`; a voter gone from the mesh for `deadVoterAfterMs` is removed
  * if the voters left still hold a live majority. One change at a time
  * (Raft allows no more), re-checked every round.
+ *
+ * Rounds run only while there may be work: a learner to watch, a voter
+ * missing from the mesh, or a change in flight. With every voter alive and
+ * no learner there is none until the mesh or the configuration changes, so
+ * the leader sleeps (its rounds were 2 of an idle leader's ~20 wakeups a
+ * second) and a membership event, a join request or a new term wakes it.
  */
 import type { RaftNode } from '../raft/index.js'
 import type { Logger } from '../gossip/logger.js'
@@ -33,38 +39,49 @@ export class Autopilot {
   private readonly downSince = new Map<string, number>()
   private timer: NodeJS.Timeout | null = null
   private changing = false
-  private readonly onState = (): void => { this.follow() }
+  private readonly onChange = (): void => { this.follow() }
 
   constructor (o: AutopilotOptions) {
     this.o = o
-    o.raft.on('state', this.onState)
+    o.raft.on('state', this.onChange)
+    for (const ev of ['join', 'leave', 'failed'] as const) o.mesh.membership.on(ev, this.onChange)
     this.follow()
   }
 
-  /** Rounds run only while this node leads: a follower's would wake it twice a second to do nothing. */
+  /** Rounds run only while this node leads (a follower's would wake it twice a second to do nothing) and has work to watch. */
   private follow (): void {
     if (this.o.raft.isLeader && this.timer === null) {
       this.timer = setInterval(() => { void this.round() }, ROUND_MS)
       this.timer.unref()
-    } else if (!this.o.raft.isLeader && this.timer !== null) {
-      clearInterval(this.timer)
-      this.timer = null
+    } else if (!this.o.raft.isLeader) {
+      this.sleep()
     }
+  }
+
+  private sleep (): void {
+    if (this.timer !== null) clearInterval(this.timer)
+    this.timer = null
   }
 
   /** Leader side of a join request: adds `node` as a learner unless it is already a member. */
   async admit (node: string): Promise<void> {
     const { raft, log } = this.o
+    // Whatever happens here, a learner may now be waiting to be promoted.
+    this.follow()
     const { config } = raft.status()
     if (config.voters.includes(node) || config.learners.includes(node)) return
     log.info({ node }, 'adding a learner')
-    await raft.changeMembership({ type: 'addLearner', node }, { timeoutMs: 5000 })
+    try {
+      await raft.changeMembership({ type: 'addLearner', node }, { timeoutMs: 5000 })
+    } finally {
+      this.follow()
+    }
   }
 
   close (): void {
-    this.o.raft.off('state', this.onState)
-    if (this.timer !== null) clearInterval(this.timer)
-    this.timer = null
+    this.o.raft.off('state', this.onChange)
+    for (const ev of ['join', 'leave', 'failed'] as const) this.o.mesh.membership.off(ev, this.onChange)
+    this.sleep()
   }
 
   /** The next membership change the leader should make, or null. Exposed for tests. */
@@ -91,7 +108,10 @@ export class Autopilot {
   private async round (): Promise<void> {
     if (this.changing || !this.o.raft.isLeader) return
     const change = this.nextChange()
-    if (change === null) return
+    if (change === null) {
+      if (this.downSince.size === 0 && this.o.raft.status().config.learners.length === 0) this.sleep()
+      return
+    }
     this.changing = true
     try {
       this.o.log.info(change, 'autopilot membership change')
