@@ -122,6 +122,31 @@ t.test('event bus', async t => {
     t.equal(b3.stats().repaired, 1, 'it came by fetch, not gossip')
   })
 
+  t.test('members are asked for their last event only while this node has a subscriber', async t => {
+    const asked: string[] = []
+    const calls = n3.host.calls
+    const call = calls.call.bind(calls)
+    calls.call = async (node, method, body, opts) => {
+      asked.push(method)
+      return await call(node, method, body, opts)
+    }
+    t.teardown(() => { calls.call = call })
+    const { topic, bus: [, , b3] } = await open({ headCheckMs: 50 })
+    const heads = (): number => asked.filter(m => m === `${topic}/head`).length
+    const sleep = async (ms: number): Promise<void> => { await new Promise(resolve => setTimeout(resolve, ms)) }
+    await sleep(200)
+    const opened = heads()
+    await sleep(500)
+    t.equal(heads(), opened, 'no subscriber: ten check periods pass without a call')
+    const unsubscribe = b3.subscribe('#', () => {})
+    await sleep(500)
+    const subscribed = heads()
+    t.ok(subscribed - opened >= 6, `a subscriber: ${subscribed - opened} calls in ten periods to two members`)
+    unsubscribe()
+    await sleep(500)
+    t.equal(heads(), subscribed, 'the last subscriber gone: no more calls')
+  })
+
   t.test('a head call that fails while a member connects is tried again, so its first events lost on the way are fetched', async t => {
     const topic = `test/events-${++opened}`
     const b1 = new EventBus(n1.host, { privateKey: keys.get(n1) as PrivateKey, topic })
