@@ -48,7 +48,8 @@ export interface ChannelBatch {
 
 const packr = new Packr({ useRecords: false, moreTypes: false })
 const enc = new TextEncoder()
-const dec = new TextDecoder('utf-8', { fatal: true })
+// A leading U+FEFF is part of the string (a node id, say), not a byte-order mark to drop.
+const dec = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true })
 
 function header (b: Omit<ChannelBatch, 'items'>): Uint8Array {
   const pub = enc.encode(b.publisher)

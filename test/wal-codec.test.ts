@@ -55,6 +55,11 @@ t.test('records survive an encode/decode round trip', async t => {
   t.pass('300 random record lists round-tripped')
 })
 
+t.test('a vote that starts with U+FEFF keeps it (found by the property above, seed -1280197697)', async t => {
+  const records: WalRecord[] = [{ kind: 'hardState', hardState: { term: 0, vote: '\uFEFF', commit: 0 } }, { kind: 'hardState', hardState: { term: 1, vote: '\uFEFFn1', commit: 0 } }]
+  t.same(plain(decodeWal(encodeAll(records).bytes).records.map(d => d.record)), plain(records))
+})
+
 t.test('a buffer cut at any byte decodes to exactly the records before the cut', async t => {
   fc.assert(fc.property(fc.array(recordArb, { minLength: 1, maxLength: 8 }), fc.double({ min: 0, max: 1, noNaN: true }), (records, where) => {
     const { bytes, offsets } = encodeAll(records)

@@ -10,7 +10,8 @@ import { ConfigChangeError } from '../errors.js'
 import type { ConfChange, ConfigState, NodeId } from '../types.js'
 
 const encoder = new TextEncoder()
-const decoder = new TextDecoder()
+// A leading U+FEFF is part of the string (a node id, say), not a byte-order mark to drop.
+const decoder = new TextDecoder('utf-8', { ignoreBOM: true })
 const changeTypes = new Set(['addVoter', 'removeNode', 'addLearner', 'promoteLearner'])
 
 export const emptyConfig: ConfigState = Object.freeze({ voters: [], learners: [] })

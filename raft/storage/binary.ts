@@ -14,7 +14,8 @@ const TWO_POW_32 = 2 ** 32
 /** The high 32-bit word of Number.MAX_SAFE_INTEGER (2^53 - 1). */
 const MAX_SAFE_HIGH_WORD = 0x1fffff
 
-const utf8Decoder = new TextDecoder('utf-8', { fatal: true })
+// A leading U+FEFF is part of the string (a node id, say), not a byte-order mark to drop.
+const utf8Decoder = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true })
 const utf8Encoder = new TextEncoder()
 
 /** The UTF-8 encoding of a string. */
