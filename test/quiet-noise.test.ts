@@ -13,19 +13,12 @@ import { join } from 'node:path'
 import t from 'tap'
 import { Uint8ArrayList } from 'uint8arraylist'
 import { createMeshNode } from '../gossip/node.js'
+import { until } from './helpers/service-nodes.js'
 import { frameLengthOrZero } from '../gossip/quiet-noise.js'
 
 const PROTOCOL = '/raftmesh-test/quiet-noise/1.0.0'
 /** What @libp2p/noise's uint16BEDecode throws while a frame's length prefix is incomplete. */
 const SHORT_PREFIX = 'Could not decode int16BE'
-
-async function until (what: string, cond: () => boolean, ms = 15_000): Promise<void> {
-  const end = Date.now() + ms
-  while (!cond()) {
-    if (Date.now() > end) throw new Error(`timed out after ${ms} ms waiting for ${what}`)
-    await new Promise(resolve => setTimeout(resolve, 5))
-  }
-}
 
 t.test('frameLengthOrZero reads the 2-byte prefix and answers 0 while it is incomplete', async t => {
   t.equal(frameLengthOrZero(new Uint8Array(0)), 0)

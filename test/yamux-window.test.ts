@@ -11,16 +11,9 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import t from 'tap'
 import { createMeshNode } from '../gossip/node.js'
+import { until } from './helpers/service-nodes.js'
 
 const PROTOCOL = '/raftmesh-test/yamux-window/1.0.0'
-
-async function until (what: string, cond: () => boolean, ms = 15_000): Promise<void> {
-  const end = Date.now() + ms
-  while (!cond()) {
-    if (Date.now() > end) throw new Error(`timed out after ${ms} ms waiting for ${what}`)
-    await new Promise(resolve => setTimeout(resolve, 5))
-  }
-}
 
 t.test('window updates once half the window is used, not per message', async t => {
   const root = await mkdtemp(join(tmpdir(), 'raftmesh-yamux-'))
