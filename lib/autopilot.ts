@@ -66,14 +66,13 @@ export class Autopilot {
   /** Leader side of a join request: adds `node` as a learner unless it is already a member. */
   async admit (node: string): Promise<void> {
     const { raft, log } = this.o
-    // Whatever happens here, a learner may now be waiting to be promoted.
-    this.follow()
-    const { config } = raft.status()
-    if (config.voters.includes(node) || config.learners.includes(node)) return
-    log.info({ node }, 'adding a learner')
     try {
+      const { config } = raft.status()
+      if (config.voters.includes(node) || config.learners.includes(node)) return
+      log.info({ node }, 'adding a learner')
       await raft.changeMembership({ type: 'addLearner', node }, { timeoutMs: 5000 })
     } finally {
+      // Whatever happened, a learner may now be waiting to be promoted.
       this.follow()
     }
   }

@@ -15,8 +15,7 @@
  * even behind a gossip link that went silent: channel.ts), which finds a
  * lost last event (no later one reveals it). Only while this node has a
  * subscriber: a lost event matters to nobody else here, and the checks were
- * a third of an idle cluster's traffic.
- * What the buffer no longer holds is
+ * a third of an idle cluster's traffic. What the buffer no longer holds is
  * reported as a `gap` event: never left behind silently.
  *
  * `{ ordered: true }` events go through the Raft log instead, for one total
