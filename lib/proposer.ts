@@ -17,7 +17,7 @@ import { NotLeaderError } from '../raft/index.js'
 import type { Logger } from '../gossip/logger.js'
 import { errorFields } from '../gossip/logger.js'
 import type { Clock } from './clock.js'
-import { decodeEnvelope, encodeEnvelope, InvalidCommandError, LEADER_OPS, stampEntry, type Command, type CommandResult } from './coordination/commands.js'
+import { encodeEnvelope, InvalidCommandError, leaderEntry, LEADER_OPS, type Command, type CommandResult } from './coordination/commands.js'
 import type { CoordinationState } from './coordination/state.js'
 import { ClusterStoppedError, TimeoutError } from './errors.js'
 import type { CallContext, MeshCalls } from './mesh-calls.js'
@@ -111,12 +111,12 @@ export class Proposer {
 
   /** The leader's side of a forwarded proposal: validate, stamp, propose; answers with the entry's place once applied here. */
   async proposeAsLeader (envelope: Uint8Array, from: string | null): Promise<{ index: number, term: number }> {
-    const env = decodeEnvelope(envelope)
+    if (!this.o.raft.isLeader) throw new NotLeaderError(this.o.raft.leader)
+    const { data, envelope: env } = leaderEntry(this.nextStamp(), envelope)
     if (from !== null && (LEADER_OPS.has(env.cmd.op) || !env.c.startsWith(`${from}/`))) {
       throw new InvalidCommandError(`node ${from} may only propose commands of its own sessions`)
     }
-    if (!this.o.raft.isLeader) throw new NotLeaderError(this.o.raft.leader)
-    const { index, term } = await this.o.raft.propose(stampEntry(this.nextStamp(), envelope), { timeoutMs: FORWARD_TIMEOUT_MS })
+    const { index, term } = await this.o.raft.propose(data, { timeoutMs: FORWARD_TIMEOUT_MS })
     return { index, term }
   }
 

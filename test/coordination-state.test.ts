@@ -5,7 +5,7 @@
  * story lines are what the state machine tells the node it runs on.
  */
 import t from 'tap'
-import { encodeEnvelope, InvalidCommandError, MAX_COMMAND_BYTES, MAX_NAME_LENGTH, stampEntry, type Envelope } from '../lib/coordination/commands.js'
+import { encodeEnvelope, InvalidCommandError, leaderEntry, MAX_COMMAND_BYTES, MAX_NAME_LENGTH, splitEntry, stampEntry, type Envelope } from '../lib/coordination/commands.js'
 import { CoordinationState } from '../lib/coordination/state.js'
 import { EntryType } from '../raft/index.js'
 import { CoordinationLog, type Client } from './helpers/coordination-log.js'
@@ -384,5 +384,18 @@ t.test('an ordered event is told once, at its index, with its publisher\'s node;
   const at = log.index
   s1.resend(seq)
   t.same(told, [{ topic: 'encounter.saved', payload: 'e1', node: 'n1', index: at }])
+  t.end()
+})
+
+t.test('the leader decodes an entry once: its apply reuses what it checked when proposing, and a copy decodes the same', t => {
+  const env: Envelope = { c: 's1', s: 1, lo: 1, cmd: { op: 'enqueue', queue: 'q', id: null, payload: new Uint8Array([1, 2, 3]), delayMs: 0, maxAttempts: 3 } }
+  const made = leaderEntry(1_000_050, encodeEnvelope(env))
+  t.same(made.envelope, env)
+  t.equal(splitEntry(made.data).envelope, made.envelope, 'the same object: not decoded again')
+  const copy = made.data.slice()
+  t.not(splitEntry(copy).envelope, made.envelope, 'a follower\'s copy is decoded')
+  t.same(splitEntry(copy), { stamp: 1_000_050, envelope: env })
+  t.throws(() => leaderEntry(1_000_050, encodeEnvelope({ ...env, cmd: { op: 'steal' } } as unknown as Envelope)), InvalidCommandError, 'an invalid envelope is refused before it is proposed')
+  t.throws(() => leaderEntry(Number.NaN, encodeEnvelope(env)), InvalidCommandError)
   t.end()
 })
