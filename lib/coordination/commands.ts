@@ -188,14 +188,17 @@ const checkedEntries = new WeakMap<Uint8Array, { stamp: number, envelope: Envelo
 /** The leader's entry for an envelope: stamped, then decoded and validated (throws InvalidCommandError) once for proposing and applying. */
 export function leaderEntry (stamp: number, envelope: Uint8Array): { data: Uint8Array, envelope: Envelope } {
   const data = stampEntry(stamp, envelope)
-  const split = splitEntry(data)
+  const split = decodeEntry(data)
   checkedEntries.set(data, split)
   return { data, envelope: split.envelope }
 }
 
+/** An entry's stamp and envelope: the leader's own from checkedEntries, any other decoded and validated. */
 export function splitEntry (data: Uint8Array): { stamp: number, envelope: Envelope } {
-  const checked = checkedEntries.get(data)
-  if (checked !== undefined) return checked
+  return checkedEntries.get(data) ?? decodeEntry(data)
+}
+
+function decodeEntry (data: Uint8Array): { stamp: number, envelope: Envelope } {
   if (data.byteLength < STAMP_BYTES) throw new InvalidCommandError(`entry of ${data.byteLength} bytes has no stamp`)
   const stamp = new DataView(data.buffer, data.byteOffset, STAMP_BYTES).getFloat64(0)
   if (!Number.isFinite(stamp)) throw new InvalidCommandError('entry stamp is not a finite time')
