@@ -4,8 +4,9 @@
  * their order or how often each came (what lets gossip and anti-entropy
  * deliver in any order, with repeats); the digest of equal states is
  * equal, and the digest kept as versions change is the one built from
- * every version held, through evictions and expiry too; and the hybrid
- * clock never goes backwards.
+ * every version held, through evictions and expiry too, including when a
+ * large backlog of changes is hashed over several event-loop turns; and
+ * the hybrid clock never goes backwards.
  */
 import { deepStrictEqual, ok } from 'node:assert/strict'
 import { createHash } from 'node:crypto'
@@ -13,7 +14,7 @@ import fc from 'fast-check'
 import t from 'tap'
 import { bucketOf, DIGEST_BYTES, hashVersion } from '../lib/cache/digest.js'
 import { compareHlc, HybridClock, type Hlc } from '../lib/cache/hlc.js'
-import { LwwState } from '../lib/cache/lww-state.js'
+import { LwwState, SETTLE_SLICE } from '../lib/cache/lww-state.js'
 
 type Write = { op: 'set', key: string, value: number, hlc: Hlc } | { op: 'delete', key: string, hlc: Hlc } | { op: 'clear', hlc: Hlc }
 
@@ -127,6 +128,28 @@ t.test('a version hashes as before (sha1 of the key, a NUL and the stamp): mixed
   const h = hashVersion(keyBytes, { ms: 1733380000000, c: 3, node: 'n2' })
   t.same(Buffer.from(h.hash), want.subarray(0, 8))
   t.equal(h.bucket, ((createHash('sha1').update(keyBytes).digest()[0] << 8) | createHash('sha1').update(keyBytes).digest()[1]) % 4096)
+})
+
+t.test('a large backlog of changes is hashed over several turns, to the same digest', async t => {
+  const s = new LwwState<number>({ maxEntries: 100_000, tombstoneTtlMs: 60_000, clock: () => 0 })
+  const keys = SETTLE_SLICE * 8
+  for (let i = 0; i < keys; i++) s.set(`k${i}`, `k${i}`, enc.encode(`k${i}`), i, { ms: 1, c: i, node: 'a' })
+  let turns = 0
+  let counting = true
+  const count = (): void => { if (counting) { turns++; setImmediate(count) } }
+  setImmediate(count)
+  const sliced = Buffer.from(await s.digestInTurns()).toString('hex')
+  counting = false
+  ok(turns >= 7, `other work ran between the slices (${turns} turns)`)
+  // Writes that land while it runs are in the digest it returns.
+  const during = new LwwState<number>({ maxEntries: 100_000, tombstoneTtlMs: 60_000, clock: () => 0 })
+  for (let i = 0; i < keys; i++) during.set(`k${i}`, `k${i}`, enc.encode(`k${i}`), i, { ms: 1, c: i, node: 'a' })
+  const pending = during.digestInTurns()
+  setImmediate(() => { during.delete('k0', 'k0', enc.encode('k0'), { ms: 2, c: 0, node: 'b' }) })
+  const withDelete = Buffer.from(await pending).toString('hex')
+  t.equal(sliced, rebuilt(s).digest, 'the digest of every version held')
+  t.equal(withDelete, rebuilt(during).digest, 'a delete made between two slices is in it')
+  t.not(withDelete, sliced)
 })
 
 t.test('the winner of two writes to one key is the greater timestamp', async t => {

@@ -43,7 +43,7 @@ export interface CacheOptions {
   readonly maxClockSkewMs?: number
   /** Replicated: deadline of each anti-entropy call. Default 5 s. */
   readonly syncTimeoutMs?: number
-  /** Replicated: anti-entropy with one member picked at random this often, besides on (re)connection and gaps. Default 30 s. */
+  /** Replicated: anti-entropy with one member picked at random this often on average (each wait drawn from half to one and a half of it), besides on (re)connection and gaps. Default 30 s. */
   readonly antiEntropyIntervalMs?: number
 }
 

@@ -7,7 +7,6 @@
  * bucket names the keys worth sending.
  */
 import { hash } from 'node:crypto'
-import { concat } from 'uint8arrays/concat'
 import { compareHlc, type Hlc } from './hlc.js'
 
 /**
@@ -19,7 +18,8 @@ export const DIGEST_BUCKETS = 4096
 const HASH_BYTES = 8
 export const DIGEST_BYTES = DIGEST_BUCKETS * HASH_BYTES
 
-const enc = new TextEncoder()
+/** Where a version's hash input is assembled: one allocation per size class, not two per version. */
+let scratch = Buffer.allocUnsafe(1024)
 
 /** What the digest needs of an entry or a tombstone. */
 export interface Version {
@@ -41,8 +41,14 @@ export function bucketOf (key: Uint8Array): number {
 }
 
 export function hashVersion (keyBytes: Uint8Array, hlc: Hlc, bucket = bucketOf(keyBytes)): VersionHash {
-  // One-shot hashing of the concatenation: a third cheaper than a Hash object per version.
-  const h = hash('sha1', concat([keyBytes, enc.encode(`\0${hlc.ms}.${hlc.c}.${hlc.node}`)]), 'buffer').subarray(0, HASH_BYTES)
+  const stamp = `\0${hlc.ms}.${hlc.c}.${hlc.node}`
+  // Three bytes of UTF-8 at most per UTF-16 unit.
+  const room = keyBytes.byteLength + stamp.length * 3
+  if (scratch.byteLength < room) scratch = Buffer.allocUnsafe(Math.max(room, scratch.byteLength * 2))
+  scratch.set(keyBytes, 0)
+  const length = keyBytes.byteLength + scratch.write(stamp, keyBytes.byteLength, 'utf8')
+  // One-shot hashing: a third cheaper than a Hash object per version.
+  const h = hash('sha1', scratch.subarray(0, length), 'buffer').subarray(0, HASH_BYTES)
   return { hlc, bucket, hash: h }
 }
 
@@ -79,29 +85,45 @@ export class VersionIndex {
     return [...(this.members.get(bucket) ?? [])]
   }
 
-  private settle (): void {
+  /** Changes noted and not yet hashed. */
+  get pending (): number {
+    return this.changed.size
+  }
+
+  /** Hashes at most `max` of the changes noted so far. */
+  settleSome (max: number): void {
+    let n = 0
     for (const [id, now] of this.changed) {
-      const old = this.hashed.get(id)
-      if (old !== undefined && now !== null && compareHlc(old.hlc, now.hlc) === 0) continue
-      if (old !== undefined) this.xor(old)
-      if (now === null) {
-        if (old === undefined) continue
-        this.hashed.delete(id)
-        const set = this.members.get(old.bucket)
-        set?.delete(id)
-        if (set?.size === 0) this.members.delete(old.bucket)
-        continue
-      }
-      // A key keeps its bucket: a new version of a known key only replaces its hash.
-      const h = hashVersion(now.keyBytes, now.hlc, old?.bucket)
-      this.xor(h)
-      this.hashed.set(id, h)
-      if (old !== undefined) continue
-      let set = this.members.get(h.bucket)
-      if (set === undefined) this.members.set(h.bucket, set = new Set())
-      set.add(id)
+      if (n++ >= max) return
+      this.changed.delete(id)
+      this.take(id, now)
     }
-    this.changed.clear()
+  }
+
+  private settle (): void {
+    this.settleSome(Infinity)
+  }
+
+  private take (id: string, now: Version | null): void {
+    const old = this.hashed.get(id)
+    if (old !== undefined && now !== null && compareHlc(old.hlc, now.hlc) === 0) return
+    if (old !== undefined) this.xor(old)
+    if (now === null) {
+      if (old === undefined) return
+      this.hashed.delete(id)
+      const set = this.members.get(old.bucket)
+      set?.delete(id)
+      if (set?.size === 0) this.members.delete(old.bucket)
+      return
+    }
+    // A key keeps its bucket: a new version of a known key only replaces its hash.
+    const h = hashVersion(now.keyBytes, now.hlc, old?.bucket)
+    this.xor(h)
+    this.hashed.set(id, h)
+    if (old !== undefined) return
+    let set = this.members.get(h.bucket)
+    if (set === undefined) this.members.set(h.bucket, set = new Set())
+    set.add(id)
   }
 
   private xor (h: VersionHash): void {

@@ -12,8 +12,8 @@
  * two. It runs with every member when the cache opens, whenever a member
  * (re)connects, re-subscribes or its gossip link is whole again after a
  * break, after a gap in a member's updates, and every
- * `antiEntropyIntervalMs` with one member picked at random (among those
- * seen subscribed, even if gossipsub lost them: channel.ts), for the
+ * `antiEntropyIntervalMs` (on average) with one member picked at random
+ * (among those seen subscribed, even if gossipsub lost them: channel.ts), for the
  * losses nothing else reveals (the last update before a member went
  * quiet, or a first update overtaken by the next one).
  *
@@ -48,7 +48,7 @@ export class ReplicatedBackend<V> implements CacheBackend<V> {
   private readonly channel: GossipChannel
   private readonly offReconnect: () => void
   private readonly collector: NodeJS.Timeout
-  private readonly rounds: NodeJS.Timeout
+  private rounds: NodeJS.Timeout | null = null
   /** Members with an exchange running, and whether another was asked for meanwhile. */
   private readonly syncing = new Map<string, { again: boolean }>()
   private closed = false
@@ -65,10 +65,7 @@ export class ReplicatedBackend<V> implements CacheBackend<V> {
     ctx.host.calls.handle(`${ctx.topic}/push`, async (body, { from }) => await this.servePush(body, from))
     this.offReconnect = onPeerReconnect(ctx.host.mesh, ctx.topic, id => { this.syncSoon(id) })
     this.collector = setInterval(() => { this.state.collectTombstones() }, Math.max(1000, ctx.tombstoneTtlMs / 4)).unref()
-    this.rounds = setInterval(() => {
-      const peers = this.channel.peers()
-      if (peers.length > 0) this.syncSoon(peers[Math.floor(Math.random() * peers.length)])
-    }, ctx.antiEntropyIntervalMs).unref()
+    this.nextRound()
     this.sync().catch(() => {})
   }
 
@@ -126,7 +123,7 @@ export class ReplicatedBackend<V> implements CacheBackend<V> {
     this.closed = true
     this.offReconnect()
     clearInterval(this.collector)
-    clearInterval(this.rounds)
+    if (this.rounds !== null) clearTimeout(this.rounds)
     await this.channel.close()
   }
 
@@ -207,10 +204,6 @@ export class ReplicatedBackend<V> implements CacheBackend<V> {
     for (const e of removed) this.ctx.sink.changed(e.key, 'delete', undefined, 'remote')
   }
 
-  private digest (): Uint8Array {
-    return this.state.digest()
-  }
-
   /** This node's versions in `buckets`, whole buckets at a time within the byte budget. */
   private entriesIn (buckets: readonly number[]): { entries: WireEntry[], more: boolean } {
     const entries: WireEntry[] = []
@@ -240,7 +233,7 @@ export class ReplicatedBackend<V> implements CacheBackend<V> {
     if (this.closed) throw new ClusterStoppedError(`cache ${this.ctx.name} is closed`)
     const req = decodeSyncRequest(body)
     this.applyFloor(req.floor)
-    const buckets = differingBuckets(req.digest, this.digest())
+    const buckets = differingBuckets(req.digest, await this.state.digestInTurns())
     const { entries, more } = this.entriesIn(buckets)
     return encodeSyncResponse({ floor: this.state.floor, buckets, entries, more })
   }
@@ -252,6 +245,21 @@ export class ReplicatedBackend<V> implements CacheBackend<V> {
     for (const e of push.entries) this.applyEntry(e)
     this.ctx.log.debug({ from, entries: push.entries.length }, 'anti-entropy push applied')
     return new Uint8Array(0)
+  }
+
+  /**
+   * The periodic exchange, at a random point between half and one and a
+   * half intervals: nodes started together would otherwise all hash their
+   * backlog of changes (see SETTLE_SLICE) and exchange at the same moment.
+   */
+  private nextRound (): void {
+    const delay = this.ctx.antiEntropyIntervalMs * (0.5 + Math.random())
+    this.rounds = setTimeout(() => {
+      if (this.closed) return
+      const peers = this.channel.peers()
+      if (peers.length > 0) this.syncSoon(peers[Math.floor(Math.random() * peers.length)])
+      this.nextRound()
+    }, delay).unref()
   }
 
   /** Starts an exchange in the background (failures are counted and logged by exchange()). */
@@ -288,7 +296,7 @@ export class ReplicatedBackend<V> implements CacheBackend<V> {
     const opts = { timeoutMs: this.ctx.syncTimeoutMs }
     try {
       for (let round = 0; round < MAX_SYNC_ROUNDS && !this.closed; round++) {
-        const req = encodeSyncRequest({ digest: this.digest(), floor: this.state.floor })
+        const req = encodeSyncRequest({ digest: await this.state.digestInTurns(), floor: this.state.floor })
         const res = decodeSyncResponse(await calls.call(nodeId, `${this.ctx.topic}/sync`, req, opts))
         this.applyFloor(res.floor)
         for (const e of res.entries) this.applyEntry(e)
