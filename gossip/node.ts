@@ -393,6 +393,10 @@ export async function createMeshNode (opts: MeshNodeOptions): Promise<MeshNode> 
       pubsub: gossipsub({
         globalSignaturePolicy: StrictNoSign,
         msgIdFn: channelMessageId,
+        // gossipsub keys its duplicate caches by a string of the id, by default
+        // its base64 in JavaScript (1.4 KiB of garbage per message received);
+        // latin1 maps each byte to one character natively.
+        msgIdToStrFn: id => Buffer.from(id.buffer, id.byteOffset, id.byteLength).toString('latin1'),
         allowPublishToZeroTopicPeers: true,
         emitSelf: false,
         fallbackToFloodsub: false,
