@@ -84,7 +84,7 @@ export class Proposer {
     if (this.closed) throw new ClusterStoppedError()
     opts.signal?.throwIfAborted()
     const seq = ++this.seq
-    const lo = Math.min(seq, ...[...this.pending.values()].filter(p => p.client === client).map(p => p.seq))
+    const lo = this.lowestPending(client) ?? seq
     const bytes = encodeEnvelope({ c: client, s: seq, lo, cmd })
     const timeoutMs = opts.timeoutMs ?? DEFAULT_TIMEOUT_MS
     return await new Promise<Applied>((resolve, reject) => {
@@ -129,6 +129,12 @@ export class Proposer {
   close (): void {
     this.closed = true
     for (const p of [...this.pending.values()]) this.settle(p, () => { p.reject(new ClusterStoppedError()) })
+  }
+
+  /** The client's oldest call still waiting: its first in `pending`, which holds calls in the order of their sequence numbers. */
+  private lowestPending (client: string): number | undefined {
+    for (const p of this.pending.values()) if (p.client === client) return p.seq
+    return undefined
   }
 
   private nextStamp (): number {
