@@ -14,6 +14,7 @@ import fc from 'fast-check'
 import t from 'tap'
 import { bucketOf, DIGEST_BYTES, hashVersion } from '../lib/cache/digest.js'
 import { compareHlc, HybridClock, type Hlc } from '../lib/cache/hlc.js'
+import { LocalStore } from '../lib/cache/local-store.js'
 import { LwwState, SETTLE_SLICE } from '../lib/cache/lww-state.js'
 
 type Write = { op: 'set', key: string, value: number, hlc: Hlc } | { op: 'delete', key: string, hlc: Hlc } | { op: 'clear', hlc: Hlc }
@@ -106,20 +107,42 @@ t.test('the kept digest follows evictions, expiry, tombstone collection and clea
     { weight: 2, arbitrary: fc.record({ op: fc.constant('read' as const), key: keyArb }) }
   )
   const optsArb = fc.record({ maxEntries: fc.integer({ min: 1, max: 4 }), ttlMs: fc.option(fc.integer({ min: 1, max: 15 }), { nil: undefined }), idleMs: fc.option(fc.integer({ min: 1, max: 15 }), { nil: undefined }) })
-  fc.assert(fc.property(optsArb, fc.array(stepArb, { maxLength: 40 }), (o, steps) => {
+  // Time in units of 1 ms, or of 700 ms: deadlines then fall in different one-second buckets of the store's expiry wheel.
+  fc.assert(fc.property(optsArb, fc.constantFrom(1, 700), fc.array(stepArb, { maxLength: 40 }), (o, unit, steps) => {
     let now = 0
-    const s = new LwwState<number>({ ...o, tombstoneTtlMs: 8, clock: () => now })
+    const s = new LwwState<number>({ maxEntries: o.maxEntries, ttlMs: o.ttlMs === undefined ? undefined : o.ttlMs * unit, idleMs: o.idleMs === undefined ? undefined : o.idleMs * unit, tombstoneTtlMs: 8 * unit, clock: () => now })
     for (const w of steps) {
-      if (w.op === 'set') s.set(w.key, w.key, enc.encode(w.key), w.value, w.hlc)
-      else if (w.op === 'delete') s.delete(w.key, w.key, enc.encode(w.key), w.hlc)
-      else if (w.op === 'clear') s.clear(w.hlc)
-      else if (w.op === 'time') now += w.ms
+      if (w.op === 'set') s.set(w.key, w.key, enc.encode(w.key), w.value, { ...w.hlc, ms: w.hlc.ms * unit })
+      else if (w.op === 'delete') s.delete(w.key, w.key, enc.encode(w.key), { ...w.hlc, ms: w.hlc.ms * unit })
+      else if (w.op === 'clear') s.clear({ ...w.hlc, ms: w.hlc.ms * unit })
+      else if (w.op === 'time') now += w.ms * unit
       else if (w.op === 'collect') s.collectTombstones()
       else s.live.get(w.key)
       checkIndex(s)
     }
   }), { numRuns: 500 })
   t.pass('500 generated histories')
+})
+
+t.test('an entry read after it was stored is dropped at its later idle deadline, not at the first one', async t => {
+  let now = 0
+  const dropped: string[] = []
+  const store = new LocalStore<number>({ maxEntries: 10, idleMs: 1500, clock: () => now, onDrop: (_e, id) => { dropped.push(id) } })
+  store.set('a', { key: 'a', keyBytes: enc.encode('a'), value: 1, hlc: null, expiresAt: Infinity })
+  store.set('b', { key: 'b', keyBytes: enc.encode('b'), value: 2, hlc: null, expiresAt: 1200 })
+  now = 1000
+  t.equal(store.get('a')?.value, 1, 'read at 1 s: idle until 2.5 s')
+  t.equal(store.get('b')?.value, 2, 'read at 1 s: still expires at 1.2 s')
+  now = 1600
+  store.dropExpired()
+  t.same(dropped, ['b'], 'at 1.6 s only b is due')
+  now = 2300
+  store.dropExpired()
+  t.same(dropped, ['b'], 'at 2.3 s a has been idle 1.3 s')
+  now = 2600
+  store.dropExpired()
+  t.same(dropped, ['b', 'a'], 'a has been idle 1.5 s at 2.5 s')
+  t.equal(store.size, 0)
 })
 
 t.test('a version hashes as before (sha1 of the key, a NUL and the stamp): mixed versions of the library agree on digests', async t => {
