@@ -20,7 +20,7 @@ import { SimStateMachine } from './sim-state-machine.js'
 /** The driver options a seed chooses for every node. */
 export type NodeConfig = Required<Pick<RaftNodeOptions<unknown>,
   'tickMs' | 'electionTick' | 'heartbeatTick' | 'preVote' | 'checkQuorum' | 'leaseRead' | 'quiesceAfterTicks' |
-  'maxInflight' | 'maxEntriesPerMsg' | 'maxBytesPerMsg' | 'snapshotChunkBytes'>> & { readonly segmentBytes: number }
+  'maxInflight' | 'maxEntriesPerMsg' | 'maxBytesPerMsg' | 'snapshotChunkBytes' | 'snapshotLogRatio'>> & { readonly segmentBytes: number }
 
 /** What a node needs from the simulator. */
 export interface NodeEnv {

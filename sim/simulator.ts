@@ -164,7 +164,12 @@ export class Simulator implements Scheduler {
       segmentBytes: rng.pick([512, 4096, 65536])
     }
     this.side = new Prng(opts.seed ^ 0x51e5eed)
-    this.config = { ...config, quiesceAfterTicks: !config.leaseRead && this.side.chance(0.5) ? this.side.pick([1, 3, 10]) : 0 }
+    this.config = {
+      ...config,
+      quiesceAfterTicks: !config.leaseRead && this.side.chance(0.5) ? this.side.pick([1, 3, 10]) : 0,
+      // Drawn from a stream of its own, so that the side stream's later choices stay as they were.
+      snapshotLogRatio: new Prng(opts.seed ^ 0x5a95).pick([0, 0.25, 1])
+    }
     this.persistCrashRate = rng.pick([0.0005, 0.002, 0.005])
     const fsyncMs = rng.pick([0, 1, 3])
     this.stats = {

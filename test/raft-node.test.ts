@@ -241,3 +241,31 @@ function isStopped (node: { campaign: () => void }): boolean {
     return (err as Error).name === 'StoppedError'
   }
 }
+
+t.test('a large state is snapshotted once the log since the last snapshot holds as many bytes (snapshotLogRatio)', async t => {
+  // A state machine whose snapshot is 4 KiB whatever it holds, under 100-byte entries.
+  const snapshots = async (snapshotLogRatio: number | undefined): Promise<number[]> => {
+    const taken: number[] = []
+    const sm = { apply: () => null, snapshot: () => new Uint8Array(4096), restore: () => {} }
+    const store = new MemoryLogStore()
+    const save = store.saveSnapshot.bind(store)
+    store.saveSnapshot = async snap => { taken.push(snap.meta.index); await save(snap) }
+    const node = await RaftNode.start({ id: 'solo', store, transport: new MemoryNetwork().join('solo'), stateMachine: sm, bootstrap: ['solo'], tickMs: 10, electionTick: 10, snapshotEvery: 10, snapshotLogRatio })
+    try {
+      await until('leadership', () => node.isLeader)
+      for (let i = 0; i < 120; i++) await node.propose(new Uint8Array(100))
+    } finally {
+      await node.stop()
+    }
+    return taken
+  }
+  const byCount = await snapshots(0)
+  t.ok(byCount.length >= 11, `by count alone: every 10 entries (${byCount.join(', ')})`)
+  const byBytes = await snapshots(undefined)
+  // The first at 10 entries (nothing taken before), the next once 4 KiB more of entries (41 of 100 bytes) were applied.
+  t.equal(byBytes.length, 3, `by bytes too, default ratio 1 (${byBytes.join(', ')})`)
+  t.ok(byBytes[1] - byBytes[0] >= 41, 'the second waits for 4 KiB of entries')
+  const half = await snapshots(0.5)
+  t.ok(half.length > byBytes.length && half.length < byCount.length, `ratio 0.5 in between (${half.join(', ')})`)
+  await t.rejects(RaftNode.start({ id: 'x', store: new MemoryLogStore(), transport: new MemoryNetwork().join('x'), stateMachine: { apply: () => null, snapshot: () => new Uint8Array(0), restore: () => {} }, snapshotLogRatio: -1 }), /snapshotLogRatio/)
+})

@@ -36,6 +36,16 @@ export interface RaftNodeOptions<R> {
   readonly heartbeatTick?: number
   /** Take a snapshot after this many entries applied since the last one. Default 10000. */
   readonly snapshotEvery?: number
+  /**
+   * Also wait until the entries applied since the last snapshot hold this
+   * many times that snapshot's bytes. Encoding and saving a snapshot costs
+   * its size, so a large state (a queue with a backlog) is otherwise
+   * re-encoded every `snapshotEvery` entries, stalling every node at once;
+   * this way snapshots cost at most this many bytes per byte of log, and
+   * the log a restart replays stays near this many snapshots in size.
+   * Default 1; 0 snapshots by count alone.
+   */
+  readonly snapshotLogRatio?: number
   readonly leaseRead?: boolean
   /** Ticks of idleness before the leader quiesces the group (see RaftOptions). Default 0: never. */
   readonly quiesceAfterTicks?: number
@@ -124,6 +134,9 @@ export class RaftNode<R = unknown> extends EventEmitter<RaftNodeEvents> {
   private readonly boot: string
   private persistedTerm = -1
   private persistedVote: NodeId | null = null
+  /** Bytes of the last snapshot taken or installed, and of the entries applied since. */
+  private snapshotBytes = 0
+  private appliedBytes = 0
 
   private constructor (opts: RaftNodeOptions<R>, core: RaftCore, random: () => number) {
     super()
@@ -144,6 +157,7 @@ export class RaftNode<R = unknown> extends EventEmitter<RaftNodeEvents> {
   /** Opens storage, restores the state machine from the last snapshot and starts ticking. */
   static async start<R> (opts: RaftNodeOptions<R>): Promise<RaftNode<R>> {
     for (const k of ['tickMs', 'electionTick', 'heartbeatTick', 'snapshotEvery', 'snapshotChunkBytes', 'maxInflight', 'maxEntriesPerMsg', 'maxBytesPerMsg'] as const) assertPositive(k, opts[k])
+    if (opts.snapshotLogRatio !== undefined && !(Number.isFinite(opts.snapshotLogRatio) && opts.snapshotLogRatio >= 0)) throw new InvalidArgumentError(`snapshotLogRatio must be a finite number >= 0, got ${opts.snapshotLogRatio}`)
     const state = await opts.store.open()
     if (state.snapshot !== null) await opts.stateMachine.restore(state.snapshot.data)
     const random = opts.random ?? (() => randomInt(0, 2 ** 30) / 2 ** 30)
@@ -164,6 +178,7 @@ export class RaftNode<R = unknown> extends EventEmitter<RaftNodeEvents> {
       bootstrap: opts.bootstrap
     })
     const node = new RaftNode(opts, core, random)
+    node.snapshotBytes = state.snapshot?.data.byteLength ?? 0
     node.log.info({ term: core.term, commit: core.log.committed, lastIndex: core.log.lastIndex(), snapshotIndex: core.log.snapshotIndex }, 'raft node started')
     opts.transport.onMessage(m => { node.receive(m) })
     node.updateTicking()
@@ -269,6 +284,8 @@ export class RaftNode<R = unknown> extends EventEmitter<RaftNodeEvents> {
     this.send(late)
     if (rd.snapshot !== null) {
       await stateMachine.restore(rd.snapshot.data)
+      this.snapshotBytes = rd.snapshot.data.byteLength
+      this.appliedBytes = 0
       for (const e of rd.committedEntries) this.applyEntry(e)
     }
   }
@@ -297,6 +314,7 @@ export class RaftNode<R = unknown> extends EventEmitter<RaftNodeEvents> {
   }
 
   private applyEntry (e: Entry): void {
+    this.appliedBytes += e.data.byteLength
     const result = e.type === EntryType.Normal ? this.opts.stateMachine.apply(e) : undefined
     const w = this.proposals.get(e.index)
     if (w === undefined) return
@@ -340,8 +358,11 @@ export class RaftNode<R = unknown> extends EventEmitter<RaftNodeEvents> {
     const every = this.opts.snapshotEvery ?? 10000
     const applied = this.core.log.applied
     if (applied - this.core.log.snapshotIndex < every) return
+    if (this.appliedBytes < this.snapshotBytes * (this.opts.snapshotLogRatio ?? 1)) return
     const data = await this.opts.stateMachine.snapshot()
     const snap = this.core.compact(applied, data)
+    this.snapshotBytes = data.byteLength
+    this.appliedBytes = 0
     await this.opts.store.saveSnapshot(snap)
     this.log.debug({ index: snap.meta.index, bytes: data.byteLength }, 'snapshot taken')
   }
