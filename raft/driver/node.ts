@@ -137,6 +137,8 @@ export class RaftNode<R = unknown> extends EventEmitter<RaftNodeEvents> {
   /** Bytes of the last snapshot taken or installed, and of the entries applied since. */
   private snapshotBytes = 0
   private appliedBytes = 0
+  /** This node's latest snapshot while the store writes it; the log goes on meanwhile. */
+  private savingSnapshot: Promise<void> | null = null
 
   private constructor (opts: RaftNodeOptions<R>, core: RaftCore, random: () => number) {
     super()
@@ -278,7 +280,10 @@ export class RaftNode<R = unknown> extends EventEmitter<RaftNodeEvents> {
     // answer their proposers) without waiting for this Ready's own fsync.
     if (rd.snapshot === null) for (const e of rd.committedEntries) this.applyEntry(e)
     if (notices.length > 0 && idle) this.send(notices)
-    if (rd.snapshot !== null) await store.saveSnapshot(rd.snapshot)
+    if (rd.snapshot !== null) {
+      await this.savingSnapshot
+      await store.saveSnapshot(rd.snapshot)
+    }
     const hs = this.mustPersist(rd) ? rd.hardState : null
     if (rd.entries.length > 0 || hs !== null) await store.save(rd.entries, hs)
     this.send(late)
@@ -354,17 +359,20 @@ export class RaftNode<R = unknown> extends EventEmitter<RaftNodeEvents> {
     }
   }
 
+  /** Takes a snapshot when due; the store writes it while the loop goes on (one at a time). */
   private async maybeSnapshot (): Promise<void> {
     const every = this.opts.snapshotEvery ?? 10000
     const applied = this.core.log.applied
-    if (applied - this.core.log.snapshotIndex < every) return
+    if (this.savingSnapshot !== null || applied - this.core.log.snapshotIndex < every) return
     if (this.appliedBytes < this.snapshotBytes * (this.opts.snapshotLogRatio ?? 1)) return
     const data = await this.opts.stateMachine.snapshot()
     const snap = this.core.compact(applied, data)
     this.snapshotBytes = data.byteLength
     this.appliedBytes = 0
-    await this.opts.store.saveSnapshot(snap)
-    this.log.debug({ index: snap.meta.index, bytes: data.byteLength }, 'snapshot taken')
+    this.savingSnapshot = this.opts.store.saveSnapshot(snap).then(
+      () => { this.log.debug({ index: snap.meta.index, bytes: data.byteLength }, 'snapshot taken') },
+      (err: unknown) => { this.fail(err instanceof Error ? err : new Error(String(err))) }
+    ).finally(() => { this.savingSnapshot = null })
   }
 
   /** Stops first (so nothing more is acknowledged), then reports. */

@@ -50,7 +50,10 @@ export interface LogStore {
    * Atomically stores a snapshot newer than the stored one. If the stored
    * entry at meta.index has term meta.term, entries after it are kept;
    * otherwise the whole log is discarded (a snapshot received from a
-   * leader). Entries <= meta.index are dropped.
+   * leader). Entries <= meta.index are dropped. A snapshot that keeps the
+   * log may be written beside it: saves made meanwhile may become durable
+   * first (recovery then finds either snapshot with a consistent log). One
+   * such snapshot at a time.
    */
   saveSnapshot(snapshot: Snapshot): Promise<void>
   /** Waits for every accepted call to finish, then releases resources. */

@@ -87,7 +87,7 @@ interface Waiter {
 
 type Op =
   | { readonly kind: 'save', readonly records: Pending[], readonly waiter: Waiter }
-  | { readonly kind: 'snapshot', readonly index: number, readonly discardLog: boolean, readonly file: Buffer, readonly marker: Pending, readonly waiter: Waiter }
+  | { readonly kind: 'snapshot', readonly index: number, readonly discardLog: boolean, readonly file: Buffer | null, readonly marker: Pending, readonly waiter: Waiter }
 
 type Phase = 'new' | 'opening' | 'open' | 'closed'
 
@@ -131,6 +131,9 @@ export class FileLogStore implements LogStore {
   #syncs = 0
   #draining: Promise<void> | null = null
   #failure: Error | null = null
+  /** A snapshot file being written beside the log (see saveSnapshot). */
+  #sideWrite: Promise<void> | null = null
+  #snapshotCalls = 0
 
   constructor (options: FileLogStoreOptions) {
     if (typeof options?.dir !== 'string' || options.dir === '') throw new InvalidArgumentError('options.dir must be a directory path')
@@ -190,9 +193,24 @@ export class FileLogStore implements LogStore {
     this.#checkUsable()
     this.#shape.checkSnapshot(snapshot)
     const { index, term } = snapshot.meta
-    const file = encodeSnapshotFile(snapshot)
     const discardLog = this.#shape.applySnapshot(index, term)
     const marker = markerRecord(index, term, discardLog)
+    const call = ++this.#snapshotCalls
+    let file: Buffer | null = encodeSnapshotFile(snapshot)
+    if (!discardLog && this.#sideWrite === null) {
+      // A snapshot that keeps the log (this node's own compaction, mostly) is
+      // written beside the log, so saves made meanwhile need not wait for it
+      // (a large one takes seconds). Its marker and the compaction follow the
+      // file; if a newer snapshot was saved meanwhile, that one replaces it
+      // and this marker is not written at all.
+      const written = writeSnapshotFile(this.#fs, this.#dir, index, file).then(() => {}, (err: unknown) => { this.#fail(err) })
+      this.#sideWrite = written
+      await written
+      this.#sideWrite = null
+      this.#checkUsable()
+      if (call !== this.#snapshotCalls) return
+      file = null
+    }
     return await new Promise((resolve, reject) => this.#enqueue({ kind: 'snapshot', index, discardLog, file, marker, waiter: { resolve, reject } }))
   }
 
@@ -201,6 +219,7 @@ export class FileLogStore implements LogStore {
     const wasOpen = this.#phase === 'open'
     this.#phase = 'closed'
     if (!wasOpen) return
+    await this.#sideWrite
     await this.#draining
     await this.#writer?.close()
     this.#writer = null
@@ -242,13 +261,17 @@ export class FileLogStore implements LogStore {
         else await this.#writeDurably(group.flatMap(op => op.kind === 'save' ? op.records : []))
         for (const op of group) op.waiter.resolve()
       } catch (err) {
-        const cause = err instanceof Error ? err : new Error(String(err))
-        this.#failure = new StorageFailedError(`log store at ${this.#dir} failed and accepts no more writes: ${cause.message}`, { cause })
+        this.#fail(err)
         for (const op of group) op.waiter.reject(err)
       }
     }
     // No await between the empty check and this, so no op can be stranded.
     this.#draining = null
+  }
+
+  #fail (err: unknown): void {
+    const cause = err instanceof Error ? err : new Error(String(err))
+    this.#failure ??= new StorageFailedError(`log store at ${this.#dir} failed and accepts no more writes: ${cause.message}`, { cause })
   }
 
   /** One snapshot op, or every save before the next snapshot op. */
@@ -320,7 +343,7 @@ export class FileLogStore implements LogStore {
    * and a file without a marker is finished by recovery (see WalReplay.finish).
    */
   async #installSnapshot (op: Extract<Op, { kind: 'snapshot' }>): Promise<void> {
-    await writeSnapshotFile(this.#fs, this.#dir, op.index, op.file)
+    if (op.file !== null) await writeSnapshotFile(this.#fs, this.#dir, op.index, op.file)
     await this.#writeDurably([op.marker])
     await this.#compact(op.index, op.discardLog ? this.#active().seq : 0)
   }

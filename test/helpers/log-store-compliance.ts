@@ -52,7 +52,7 @@ function plainSnapshot (s: Snapshot): unknown {
   return { meta: s.meta, data: Buffer.from(s.data).toString('hex') }
 }
 
-const hs = (term: number, vote: string | null, commit: number): HardState => ({ term, vote, commit })
+export const hs = (term: number, vote: string | null, commit: number): HardState => ({ term, vote, commit })
 const empty = hs(0, null, 0)
 
 /** Runs the whole LogStore contract against `subject`. */
