@@ -9,64 +9,19 @@ import { randomInt } from 'node:crypto'
 import { EventEmitter } from 'node:events'
 import { systemClock, type Clock, type TimerHandle } from './clock.js'
 import { RaftCore, type RaftStatus, type Ready, type SoftState } from '../core/core.js'
-import { InvalidArgumentError, LeadershipLostError, NotLeaderError, StoppedError } from '../errors.js'
+import { LeadershipLostError, NotLeaderError, StoppedError } from '../errors.js'
 import { HeldNotices } from './held-notices.js'
+import { validateOptions, type RaftNodeOptions } from './options.js'
+import { SnapshotSchedule } from './snapshot-schedule.js'
 import { silentLogger, type Logger } from '../logger.js'
-import type { LogStore } from '../storage/log-store.js'
 import { splitLeaderMessages, type Message } from '../core/messages.js'
 import { PendingProposal } from './pending-proposal.js'
-import type { StateMachine } from './state-machine.js'
-import type { Transport } from './transport.js'
 import { EntryType, type ConfChange, type Entry, type NodeId } from '../types.js'
+
+export type { RaftNodeOptions } from './options.js'
 
 /** How long a commit notice may wait for an Append to carry its commit index instead. */
 const COMMIT_NOTICE_DELAY_MS = 2
-
-export interface RaftNodeOptions<R> {
-  readonly id: NodeId
-  readonly store: LogStore
-  readonly transport: Transport
-  readonly stateMachine: StateMachine<R>
-  /** Voters of a brand-new cluster (same list on every bootstrap node). */
-  readonly bootstrap?: readonly NodeId[]
-  /** Milliseconds per tick. Default 50. */
-  readonly tickMs?: number
-  /** Ticks before an election. Default 10. */
-  readonly electionTick?: number
-  readonly heartbeatTick?: number
-  /** Take a snapshot after this many entries applied since the last one. Default 10000. */
-  readonly snapshotEvery?: number
-  /**
-   * Also wait until the entries applied since the last snapshot hold this
-   * many times that snapshot's bytes. Encoding and saving a snapshot costs
-   * its size, so a large state (a queue with a backlog) is otherwise
-   * re-encoded every `snapshotEvery` entries, stalling every node at once;
-   * this way snapshots cost at most this many bytes per byte of log, and
-   * the log a restart replays stays near this many snapshots in size.
-   * Default 1; 0 snapshots by count alone.
-   */
-  readonly snapshotLogRatio?: number
-  readonly leaseRead?: boolean
-  /** Ticks of idleness before the leader quiesces the group (see RaftOptions). Default 0: never. */
-  readonly quiesceAfterTicks?: number
-  readonly snapshotChunkBytes?: number
-  /** Pre-vote (§9.6). Default true. */
-  readonly preVote?: boolean
-  /** Check-quorum (§6.2). Default true. */
-  readonly checkQuorum?: boolean
-  /** Appends in flight per follower. Default 256. */
-  readonly maxInflight?: number
-  /** Entries per Append. Default 512. */
-  readonly maxEntriesPerMsg?: number
-  /** Bytes of entries per Append (at least one entry is always sent). Default 1 MiB. */
-  readonly maxBytesPerMsg?: number
-  /** Timers; the process's own by default (a simulation passes simulated time). */
-  readonly clock?: Clock
-  /** Uniform numbers in [0, 1) for election jitter; crypto.randomInt by default. */
-  readonly random?: () => number
-  /** A pino-compatible logger; silent by default. Lines carry `{ node: id }`. */
-  readonly logger?: Logger
-}
 
 export interface ProposeOptions {
   readonly signal?: AbortSignal
@@ -134,9 +89,7 @@ export class RaftNode<R = unknown> extends EventEmitter<RaftNodeEvents> {
   private readonly boot: string
   private persistedTerm = -1
   private persistedVote: NodeId | null = null
-  /** Bytes of the last snapshot taken or installed, and of the entries applied since. */
-  private snapshotBytes = 0
-  private appliedBytes = 0
+  private readonly schedule: SnapshotSchedule
   /** This node's latest snapshot while the store writes it; the log goes on meanwhile. */
   private savingSnapshot: Promise<void> | null = null
 
@@ -149,6 +102,7 @@ export class RaftNode<R = unknown> extends EventEmitter<RaftNodeEvents> {
     this.clock = opts.clock ?? systemClock
     this.log = (opts.logger ?? silentLogger).child({ node: opts.id })
     this.lastState = core.softState()
+    this.schedule = new SnapshotSchedule(opts.snapshotEvery ?? 10000, opts.snapshotLogRatio ?? 1)
     const schedule = (fn: () => void, ms: number): () => void => {
       const timer = this.clock.setTimeout(fn, ms)
       return () => { this.clock.clearTimeout(timer) }
@@ -158,8 +112,7 @@ export class RaftNode<R = unknown> extends EventEmitter<RaftNodeEvents> {
 
   /** Opens storage, restores the state machine from the last snapshot and starts ticking. */
   static async start<R> (opts: RaftNodeOptions<R>): Promise<RaftNode<R>> {
-    for (const k of ['tickMs', 'electionTick', 'heartbeatTick', 'snapshotEvery', 'snapshotChunkBytes', 'maxInflight', 'maxEntriesPerMsg', 'maxBytesPerMsg'] as const) assertPositive(k, opts[k])
-    if (opts.snapshotLogRatio !== undefined && !(Number.isFinite(opts.snapshotLogRatio) && opts.snapshotLogRatio >= 0)) throw new InvalidArgumentError(`snapshotLogRatio must be a finite number >= 0, got ${opts.snapshotLogRatio}`)
+    validateOptions(opts)
     const state = await opts.store.open()
     if (state.snapshot !== null) await opts.stateMachine.restore(state.snapshot.data)
     const random = opts.random ?? (() => randomInt(0, 2 ** 30) / 2 ** 30)
@@ -180,7 +133,7 @@ export class RaftNode<R = unknown> extends EventEmitter<RaftNodeEvents> {
       bootstrap: opts.bootstrap
     })
     const node = new RaftNode(opts, core, random)
-    node.snapshotBytes = state.snapshot?.data.byteLength ?? 0
+    node.schedule.restart(state.snapshot?.data.byteLength ?? 0)
     node.log.info({ term: core.term, commit: core.log.committed, lastIndex: core.log.lastIndex(), snapshotIndex: core.log.snapshotIndex }, 'raft node started')
     opts.transport.onMessage(m => { node.receive(m) })
     node.updateTicking()
@@ -289,8 +242,7 @@ export class RaftNode<R = unknown> extends EventEmitter<RaftNodeEvents> {
     this.send(late)
     if (rd.snapshot !== null) {
       await stateMachine.restore(rd.snapshot.data)
-      this.snapshotBytes = rd.snapshot.data.byteLength
-      this.appliedBytes = 0
+      this.schedule.taken(rd.snapshot.data.byteLength)
       for (const e of rd.committedEntries) this.applyEntry(e)
     }
   }
@@ -319,7 +271,7 @@ export class RaftNode<R = unknown> extends EventEmitter<RaftNodeEvents> {
   }
 
   private applyEntry (e: Entry): void {
-    this.appliedBytes += e.data.byteLength
+    this.schedule.applied(e.data.byteLength)
     const result = e.type === EntryType.Normal ? this.opts.stateMachine.apply(e) : undefined
     const w = this.proposals.get(e.index)
     if (w === undefined) return
@@ -361,14 +313,11 @@ export class RaftNode<R = unknown> extends EventEmitter<RaftNodeEvents> {
 
   /** Takes a snapshot when due; the store writes it while the loop goes on (one at a time). */
   private async maybeSnapshot (): Promise<void> {
-    const every = this.opts.snapshotEvery ?? 10000
     const applied = this.core.log.applied
-    if (this.savingSnapshot !== null || applied - this.core.log.snapshotIndex < every) return
-    if (this.appliedBytes < this.snapshotBytes * (this.opts.snapshotLogRatio ?? 1)) return
+    if (this.savingSnapshot !== null || !this.schedule.due(applied - this.core.log.snapshotIndex)) return
     const data = await this.opts.stateMachine.snapshot()
     const snap = this.core.compact(applied, data)
-    this.snapshotBytes = data.byteLength
-    this.appliedBytes = 0
+    this.schedule.taken(data.byteLength)
     this.savingSnapshot = this.opts.store.saveSnapshot(snap).then(
       () => { this.log.debug({ index: snap.meta.index, bytes: data.byteLength }, 'snapshot taken') },
       (err: unknown) => { this.fail(err instanceof Error ? err : new Error(String(err))) }
@@ -510,8 +459,4 @@ export class RaftNode<R = unknown> extends EventEmitter<RaftNodeEvents> {
     await this.opts.transport.close()
     await this.opts.store.close()
   }
-}
-
-function assertPositive (name: string, v: number | undefined): void {
-  if (v !== undefined && (!Number.isInteger(v) || v <= 0)) throw new InvalidArgumentError(`${name} must be a positive integer, got ${v}`)
 }
