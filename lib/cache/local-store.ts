@@ -71,26 +71,12 @@ export class LocalStore<V> {
 
   /** A live entry, counting as a use (LRU order, idle age). */
   get (id: string): StoredEntry<V> | undefined {
-    const slot = this.lru.get(id)
-    if (slot === undefined) return undefined
-    const now = this.clock()
-    if (this.deadline(slot) <= now) {
-      this.drop(id, slot)
-      return undefined
-    }
-    slot.usedAt = now
-    return slot.entry
+    return this.live(id, this.lru.get(id), true)
   }
 
   /** A live entry, without counting as a use. */
   peek (id: string): StoredEntry<V> | undefined {
-    const slot = this.lru.peek(id)
-    if (slot === undefined) return undefined
-    if (this.deadline(slot) <= this.clock()) {
-      this.drop(id, slot)
-      return undefined
-    }
-    return slot.entry
+    return this.live(id, this.lru.peek(id), false)
   }
 
   set (id: string, entry: StoredEntry<V>): void {
@@ -134,6 +120,18 @@ export class LocalStore<V> {
         }
       }
     }
+  }
+
+  /** The slot's entry, unless a deadline has passed (then it is dropped now); a use restarts its idle time. */
+  private live (id: string, slot: Slot<V> | undefined, use: boolean): StoredEntry<V> | undefined {
+    if (slot === undefined) return undefined
+    const now = this.clock()
+    if (this.deadline(slot) <= now) {
+      this.drop(id, slot)
+      return undefined
+    }
+    if (use) slot.usedAt = now
+    return slot.entry
   }
 
   private deadline (slot: Slot<V>): number {
