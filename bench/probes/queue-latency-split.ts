@@ -1,0 +1,51 @@
+/**
+ * The queues bench's latency row on raftmesh alone, split by where the item
+ * was enqueued (the leader's process or a follower's) and where it started:
+ * enqueue-acknowledged p50 per producer, enqueue-to-start p50 per
+ * (producer, worker) pair. For finding which path the row's median comes from.
+ *
+ *   node --import tsx bench/probes/queue-latency-split.ts [seconds] [ratePerProcess]
+ */
+import { machineNow } from '../../testkit/cluster-node-protocol.js'
+import { startRaftmesh } from '../queues.js'
+
+const seconds = Number(process.argv[2] ?? 8)
+const rate = Number(process.argv[3] ?? 100)
+const p50 = (xs: number[]): number => {
+  if (xs.length === 0) return NaN
+  const s = [...xs].sort((a, b) => a - b)
+  return Math.round(s[Math.floor(s.length / 2)] * 100) / 100
+}
+
+const side = await startRaftmesh()
+try {
+  const peers = side.peers
+  const victim = await side.victim()
+  const statuses = await Promise.all(peers.map(async p => await p.call<{ node: string, leader: string | null }>({ type: 'status' })))
+  const leaderIdx = statuses.findIndex(s => s.node === s.leader)
+  const role = (i: number): string => `${peers[i].name}${i === leaderIdx ? '(leader)' : ''}`
+  const every = [0, 1, 2]
+  const work = async (queue: string): Promise<void> => { await Promise.all(every.map(async i => await peers[i].call({ type: 'work', queue, concurrency: 16, visibilityMs: 10_000, hold: false }))) }
+  const stopWork = async (queue: string): Promise<void> => { await Promise.all(every.map(async i => await peers[i].call({ type: 'stop-work', queue }))) }
+  await work('warmup')
+  await Promise.all(peers.map(async (p, i) => await p.call({ type: 'enqueue', queue: 'warmup', count: 1_000_000, inFlight: 64, maxMs: 3000, payloadBytes: 100, prefix: `${i}.` }, 60_000)))
+  await stopWork('warmup')
+  await work('latency')
+  const t0 = machineNow()
+  const lat = await Promise.all(peers.map(async (p, i) => await p.call<{ ackMs: Float64Array }>({ type: 'enqueue', queue: 'latency', count: rate * seconds, inFlight: 64, maxMs: seconds * 1000 + 5000, ratePerSecond: rate, payloadBytes: 100, prefix: `${i}.` }, seconds * 1000 + 60_000)))
+  await new Promise(resolve => setTimeout(resolve, 1000))
+  const reports = await Promise.all(peers.map(async p => await p.call<{ latencyMs: Float64Array, starts: Array<[string, number]> }>({ type: 'report', queue: 'latency' })))
+  await stopWork('latency')
+  console.log(`leader ${role(leaderIdx)}, ${Math.round(machineNow() - t0)} ms, a follower is ${peers[victim].name}`)
+  for (let i = 0; i < 3; i++) console.log(`enqueue ack p50 from ${role(i)}: ${p50([...lat[i].ackMs])} ms (${lat[i].ackMs.length})`)
+  const all: number[] = []
+  for (let w = 0; w < 3; w++) {
+    const by: number[][] = [[], [], []]
+    reports[w].starts.forEach(([k], j) => { by[Number(k.split('.')[0])].push(reports[w].latencyMs[j]) })
+    all.push(...reports[w].latencyMs)
+    console.log(`started on ${role(w)}: ` + by.map((xs, prod) => `from ${role(prod)} p50 ${p50(xs)} (${xs.length})`).join(', '))
+  }
+  console.log(`start p50 overall ${p50(all)} ms`)
+} finally {
+  await side.stop()
+}
