@@ -2,7 +2,8 @@
  * The queues bench's latency row on raftmesh alone, split by where the item
  * was enqueued (the leader's process or a follower's) and where it started:
  * enqueue-acknowledged p50 per producer, enqueue-to-start p50 per
- * (producer, worker) pair. For finding which path the row's median comes from.
+ * (producer, worker) pair, and the overall start p50, p99 and max. For
+ * finding which path the row's median comes from.
  *
  *   node --import tsx bench/probes/queue-latency-split.ts [seconds] [ratePerProcess]
  */
@@ -11,11 +12,12 @@ import { startRaftmesh } from '../queues.js'
 
 const seconds = Number(process.argv[2] ?? 8)
 const rate = Number(process.argv[3] ?? 100)
-const p50 = (xs: number[]): number => {
+const pct = (xs: number[], p: number): number => {
   if (xs.length === 0) return NaN
   const s = [...xs].sort((a, b) => a - b)
-  return Math.round(s[Math.floor(s.length / 2)] * 100) / 100
+  return Math.round(s[Math.min(s.length - 1, Math.floor(s.length * p))] * 100) / 100
 }
+const p50 = (xs: number[]): number => pct(xs, 0.5)
 
 const side = await startRaftmesh()
 try {
@@ -45,7 +47,7 @@ try {
     all.push(...reports[w].latencyMs)
     console.log(`started on ${role(w)}: ` + by.map((xs, prod) => `from ${role(prod)} p50 ${p50(xs)} (${xs.length})`).join(', '))
   }
-  console.log(`start p50 overall ${p50(all)} ms`)
+  console.log(`start overall: p50 ${p50(all)}, p99 ${pct(all, 0.99)}, max ${pct(all, 1)} ms`)
 } finally {
   await side.stop()
 }
