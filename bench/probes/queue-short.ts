@@ -11,7 +11,7 @@ import { startRaftmesh } from '../queues.js'
 const side = await startRaftmesh()
 try {
   const r = await runQueueWorkload(side, { warmupSeconds: 3, enqueueSeconds: 4, enqueueMaxCount: 30_000, endToEndCount: 15_000, latencySeconds: 4 })
-  console.log(JSON.stringify({ enqueuePerSecond: Math.round(r.enqueue.perSecond), drainPerSecond: Math.round(r.enqueue.drain?.perSecond ?? 0), endToEndPerSecond: Math.round(r.endToEnd.perSecond), startP50Ms: r.latency.p50Ms, ackP50Ms: r.latency.enqueueAck.p50Ms }))
+  console.log(JSON.stringify({ enqueuePerSecond: Math.round(r.enqueue.perSecond), drainPerSecond: Math.round(r.enqueue.drain?.perSecond ?? 0), endToEndPerSecond: Math.round(r.endToEnd.perSecond), startP50Ms: r.latency.p50Ms, startP99Ms: r.latency.p99Ms, ackP50Ms: r.latency.enqueueAck.p50Ms, ackP99Ms: r.latency.enqueueAck.p99Ms }))
 } finally {
   await side.stop()
 }
