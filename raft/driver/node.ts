@@ -133,7 +133,7 @@ export class RaftNode<R = unknown> extends EventEmitter<RaftNodeEvents> {
       bootstrap: opts.bootstrap
     })
     const node = new RaftNode(opts, core, random)
-    node.schedule.restart(state.snapshot?.data.byteLength ?? 0)
+    node.schedule.taken(state.snapshot?.data.byteLength ?? 0)
     node.log.info({ term: core.term, commit: core.log.committed, lastIndex: core.log.lastIndex(), snapshotIndex: core.log.snapshotIndex }, 'raft node started')
     opts.transport.onMessage(m => { node.receive(m) })
     node.updateTicking()

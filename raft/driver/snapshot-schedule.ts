@@ -10,16 +10,11 @@ export class SnapshotSchedule {
 
   constructor (private readonly every: number, private readonly ratio: number) {}
 
-  /** After a restart from a snapshot of `bytes` (0: none). */
-  restart (bytes: number): void {
-    this.snapshotBytes = bytes
-  }
-
   applied (bytes: number): void {
     this.appliedBytes += bytes
   }
 
-  /** A snapshot of `bytes` was taken here or installed from the leader. */
+  /** A snapshot of `bytes` was taken here, installed from the leader, or restored at start (0: none). */
   taken (bytes: number): void {
     this.snapshotBytes = bytes
     this.appliedBytes = 0
