@@ -13,6 +13,7 @@
  */
 import { readFileSync } from 'node:fs'
 import { ask, startRaftmeshPeers, type FanoutNetwork } from '../fanout-peers.js'
+import { Latency } from '../latency.js'
 
 const N = Number(process.env.N ?? 5)
 const COUNT = Number(process.env.COUNT ?? 50_000)
@@ -52,18 +53,17 @@ try {
   if (process.env.PROF === '1') process.kill(pids[PIDX], 'SIGUSR2')
   const after = pids.map(cpu)
   const reports = await Promise.all(receivers.map(async c => await ask<Report>(c, { type: 'report', count: sent.sent })))
-  const toAll: number[] = []
+  const toAll = new Latency()
   const slow = new Map<number, number>()
   for (let i = 0; i < sent.sent; i++) {
     const ms = Math.max(...reports.map(r => r.arrivals[i] - sent.sentAt[i]))
-    toAll.push(ms)
+    toAll.record(ms)
     const second = Math.floor((sent.sentAt[i] - sent.sentAt[0]) / 1000)
     if (ms > 20) slow.set(second, Math.max(slow.get(second) ?? 0, Math.round(ms)))
   }
-  toAll.sort((a, b) => a - b)
-  const q = (p: number): number => Math.round(toAll[Math.min(toAll.length - 1, Math.floor(p * toAll.length))] * 100) / 100
+  const { p50Ms, p99Ms, maxMs } = toAll.summary()
   const perK = (i: number, j: 0 | 1): number => Math.round((after[i][j] - before[i][j]) / sent.sent * 10_000) / 10
-  console.log(JSON.stringify({ sent: sent.sent, ms: Math.round(ms), setsPerSecond: Math.round(sent.sent / (ms / 1000)), cpuMsPer1000: pids.map((_, i) => perK(i, 0)), sysMsPer1000: pids.map((_, i) => perK(i, 1)), p50: q(0.5), p99: q(0.99), max: q(1) }))
+  console.log(JSON.stringify({ sent: sent.sent, ms: Math.round(ms), setsPerSecond: Math.round(sent.sent / (ms / 1000)), cpuMsPer1000: pids.map((_, i) => perK(i, 0)), sysMsPer1000: pids.map((_, i) => perK(i, 1)), p50: p50Ms, p99: p99Ms, max: maxMs }))
   console.log('seconds with sets over 20 ms (second: slowest ms)', JSON.stringify([...slow]))
 } finally {
   await peers.stop()

@@ -12,6 +12,7 @@
  * rates on a shared VM: compare builds by both.
  */
 import { readFileSync } from 'node:fs'
+import { Latency } from '../latency.js'
 import { RaftmeshLockSide } from '../raftmesh-locks.js'
 
 const mode = process.argv[2] ?? 'holders'
@@ -19,11 +20,6 @@ if (mode !== 'holders' && mode !== 'sequential') throw new Error('usage: lock-ho
 const size = Number(process.argv[3] ?? (mode === 'holders' ? 8 : 1000))
 const rounds = Number(process.argv[4] ?? 2)
 const holders = 16
-
-const pct = (xs: number[], p: number): number => {
-  const s = [...xs].sort((a, b) => a - b)
-  return Math.round(s[Math.min(s.length - 1, Math.floor(s.length * p))] * 1000) / 1000
-}
 
 /** Busy CPU ms of the whole machine so far (Linux reports ticks of 10 ms). */
 function machineCpuMs (): number {
@@ -44,8 +40,10 @@ try {
   const sequential = async (i: number, tag: string): Promise<{ p50Ms: number, p99Ms: number, cpuMsPerOp: number }> => {
     const cpu0 = machineCpuMs()
     const t = await side.cycle(i, { key: tag, count: size, maxMs: 60_000, shared: false })
-    const cycles = t.releasedAt.map((r, k) => r - t.requestedAt[k])
-    return { p50Ms: pct(cycles, 0.5), p99Ms: pct(cycles, 0.99), cpuMsPerOp: Math.round((machineCpuMs() - cpu0) / cycles.length * 1000) / 1000 }
+    const cycles = new Latency()
+    t.releasedAt.forEach((r, k) => { cycles.record(r - t.requestedAt[k]) })
+    const { count, p50Ms, p99Ms } = cycles.summary()
+    return { p50Ms, p99Ms, cpuMsPerOp: Math.round((machineCpuMs() - cpu0) / count * 1000) / 1000 }
   }
   await concurrent('warm', 3)
   const leader = await side.leader()

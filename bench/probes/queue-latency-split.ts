@@ -8,16 +8,16 @@
  *   node --import tsx bench/probes/queue-latency-split.ts [seconds] [ratePerProcess]
  */
 import { machineNow } from '../../testkit/cluster-node-protocol.js'
+import { Latency, type LatencySummary } from '../latency.js'
 import { startRaftmesh } from '../queues.js'
 
 const seconds = Number(process.argv[2] ?? 8)
 const rate = Number(process.argv[3] ?? 100)
-const pct = (xs: number[], p: number): number => {
-  if (xs.length === 0) return NaN
-  const s = [...xs].sort((a, b) => a - b)
-  return Math.round(s[Math.min(s.length - 1, Math.floor(s.length * p))] * 100) / 100
+const summary = (xs: Iterable<number>): LatencySummary => {
+  const l = new Latency()
+  for (const x of xs) l.record(x)
+  return l.summary()
 }
-const p50 = (xs: number[]): number => pct(xs, 0.5)
 
 const side = await startRaftmesh()
 try {
@@ -39,15 +39,17 @@ try {
   const reports = await Promise.all(peers.map(async p => await p.call<{ latencyMs: Float64Array, starts: Array<[string, number]> }>({ type: 'report', queue: 'latency' })))
   await stopWork('latency')
   console.log(`leader ${role(leaderIdx)}, ${Math.round(machineNow() - t0)} ms, a follower is ${peers[victim].name}`)
-  for (let i = 0; i < 3; i++) console.log(`enqueue ack p50 from ${role(i)}: ${p50([...lat[i].ackMs])} ms (${lat[i].ackMs.length})`)
-  const all: number[] = []
+  for (let i = 0; i < 3; i++) {
+    const ack = summary(lat[i].ackMs)
+    console.log(`enqueue ack p50 from ${role(i)}: ${ack.p50Ms} ms (${ack.count})`)
+  }
   for (let w = 0; w < 3; w++) {
     const by: number[][] = [[], [], []]
     reports[w].starts.forEach(([k], j) => { by[Number(k.split('.')[0])].push(reports[w].latencyMs[j]) })
-    all.push(...reports[w].latencyMs)
-    console.log(`started on ${role(w)}: ` + by.map((xs, prod) => `from ${role(prod)} p50 ${p50(xs)} (${xs.length})`).join(', '))
+    console.log(`started on ${role(w)}: ` + by.map((xs, prod) => `from ${role(prod)} p50 ${summary(xs).p50Ms} (${xs.length})`).join(', '))
   }
-  console.log(`start overall: p50 ${p50(all)}, p99 ${pct(all, 0.99)}, max ${pct(all, 1)} ms`)
+  const all = summary(reports.flatMap(r => [...r.latencyMs]))
+  console.log(`start overall: p50 ${all.p50Ms}, p99 ${all.p99Ms}, max ${all.maxMs} ms`)
 } finally {
   await side.stop()
 }
