@@ -34,6 +34,9 @@ export interface AdmissionOptions {
   readonly silenceMs: number
 }
 
+/** How long a stopping node waits for each member to answer its `bye`. */
+const BYE_WAIT_MS = 1000
+
 function closeReason (evt: StreamCloseEvent): string {
   const e = evt.error
   if (e === undefined) return 'connection closed without a goodbye'
@@ -46,6 +49,8 @@ export class Admission {
   private readonly opts: AdmissionOptions
   private readonly log: Logger
   private readonly controls = new Map<string, FrameStream>()
+  /** Per control stream being said goodbye on: called when the peer answers `bye-seen` or the stream ends. */
+  private readonly byeSeen = new Map<string, () => void>()
   private readonly handshaking = new Set<string>()
   /** Handshakes under way; a stopping node lets them finish so the peer hears its `bye`. */
   private readonly inFlight = new Set<Promise<void>>()
@@ -74,7 +79,11 @@ export class Admission {
   /**
    * Says `bye` on every control stream so members record a leave, not a
    * failure. A peer whose handshake is still under way may already count us
-   * as a member, so those handshakes finish first (for at most 1 s).
+   * as a member, so those handshakes finish first (for at most 1 s). Each
+   * connection is closed only once its peer answered that it recorded the
+   * leave (for at most `BYE_WAIT_MS`): closing at once can reset the
+   * connection, and a peer that writes into the reset before reading loses
+   * the `bye` with the rest of its unread bytes and reports a failure.
    */
   async goodbye (): Promise<void> {
     this.leaving = true
@@ -84,8 +93,19 @@ export class Admission {
     }
     this.stopping = true
     const bye = encodeControl({ t: 'bye' })
-    await Promise.allSettled([...this.controls.values()].map(async c => {
-      await c.write(bye, { signal: AbortSignal.timeout(500) })
+    await Promise.allSettled([...this.controls].map(async ([connId, c]) => {
+      const signal = AbortSignal.timeout(BYE_WAIT_MS)
+      const answered = new Promise<void>(resolve => {
+        this.byeSeen.set(connId, resolve)
+        c.onEnd(() => { resolve() })
+        signal.addEventListener('abort', () => { resolve() }, { once: true })
+      })
+      try {
+        await c.write(bye, { signal })
+        await answered
+      } finally {
+        this.byeSeen.delete(connId)
+      }
       await c.close({ signal: AbortSignal.timeout(500) })
     }))
   }
@@ -224,8 +244,15 @@ export class Admission {
       membership.touch(hello.node)
       try {
         const f = decodeControl(frame, peerId)
-        if (f.t === 'bye') membership.goodbye(peerId)
-        else if (f.t === 'peers') this.opts.learned(f.peers)
+        if (f.t === 'bye') {
+          membership.goodbye(peerId)
+          control.write(encodeControl({ t: 'bye-seen' }), { signal: AbortSignal.timeout(BYE_WAIT_MS) })
+            .catch(err => { this.log.debug({ peer: hello.node, ...errorFields(err) }, 'could not answer a bye') })
+        } else if (f.t === 'bye-seen') {
+          this.byeSeen.get(conn.id)?.()
+        } else if (f.t === 'peers') {
+          this.opts.learned(f.peers)
+        }
       } catch (err) {
         this.badControl++
         // At most once a second: a hostile member must not turn the log into the attack.

@@ -10,8 +10,10 @@
  * cluster mismatch is reported on both sides with both values named. The
  * verdicts carry refusals only one side can see (a node id already in use).
  * After two positive verdicts the stream stays open as the connection's
- * control stream; its only later frame is `bye`, sent on a clean stop, which
- * is how a leave is told apart from a crash.
+ * control stream; its later frames are keep-alives, the peer exchange, and
+ * `bye`, sent on a clean stop, which is how a leave is told apart from a
+ * crash. The peer answers `bye` with `bye-seen` once it has recorded the
+ * leave, and only then does the leaving node close its connections.
  */
 import { Packr } from 'msgpackr'
 import { z } from 'zod'
@@ -56,9 +58,10 @@ export interface PeerRecord {
 /**
  * Frames on an established control stream: `peers` (the sender's live
  * members, sent once after the handshake so a node that joined through one
- * bootstrap peer connects to all the others) and `bye` (a clean stop).
+ * bootstrap peer connects to all the others), `alive` (the keep-alive),
+ * `bye` (a clean stop) and `bye-seen` (the answer to `bye`).
  */
-export type ControlFrame = { readonly t: 'bye' } | { readonly t: 'alive' } | { readonly t: 'peers', readonly peers: readonly PeerRecord[] }
+export type ControlFrame = { readonly t: 'bye' } | { readonly t: 'bye-seen' } | { readonly t: 'alive' } | { readonly t: 'peers', readonly peers: readonly PeerRecord[] }
 
 const packr = new Packr({ useRecords: false, moreTypes: false, mapsAsObjects: true })
 
@@ -80,6 +83,7 @@ const verdictSchema = z.discriminatedUnion('ok', [
 ])
 const controlSchema = z.discriminatedUnion('t', [
   z.strictObject({ t: z.literal('bye') }),
+  z.strictObject({ t: z.literal('bye-seen') }),
   z.strictObject({ t: z.literal('alive') }),
   z.strictObject({
     t: z.literal('peers'),

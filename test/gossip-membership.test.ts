@@ -187,6 +187,22 @@ t.test('membership over real connections', async t => {
     return child
   }
 
+  t.test('a stopping node closes its connections only once each member has recorded its leave', async t => {
+    const child = await spawnJoined('b1')
+    const left = nextEvent(a, 'leave', 'b1')
+    const lines = createInterface({ input: child.proc.stdout as NodeJS.ReadableStream })
+    const stopped = once(lines, 'line', { signal: AbortSignal.timeout(20_000) })
+    child.proc.kill('SIGTERM')
+    // n1 reads nothing for a while: b1's bye waits in the socket, unanswered.
+    const busyUntil = Date.now() + 500
+    while (Date.now() < busyUntil);
+    t.equal((await left).state, 'left')
+    const [line] = await stopped as [string]
+    lines.close()
+    const { stoppedAt } = JSON.parse(line) as { stoppedAt: number }
+    t.ok(stoppedAt >= busyUntil, `b1 finished stopping ${stoppedAt - busyUntil} ms after n1 could first read its bye`)
+  })
+
   t.test('a SIGKILLed process fails quickly (closed connection)', async t => {
     const child = await spawnJoined('k1')
     const failed = nextEvent(a, 'failed', 'k1', 5000)

@@ -147,6 +147,7 @@ const verdict = target('handshake-verdict', 'initiateHandshake/answerHandshake: 
   err => err === null ? { t: 'verdict', ok: true } : { t: 'verdict', ok: false, code: err.code, message: err.message.slice(0, 1024) })
 const controlFrame: fc.Arbitrary<ControlFrame> = fc.oneof(
   fc.constant({ t: 'bye' as const }),
+  fc.constant({ t: 'bye-seen' as const }),
   fc.constant({ t: 'alive' as const }),
   fc.record({ t: fc.constant('peers' as const), peers: fc.array(fc.record({ id: text(1, 60), addrs: fc.array(text(0, 60), { maxLength: 4 }) }), { maxLength: 8 }) })
 )
