@@ -19,7 +19,10 @@ interface Held {
   readonly session: string
   readonly owner: string
   readonly fence: number
-  readonly controller: AbortController
+  /** Made when the caller first reads `signal`: most holders never do, and each costs an AbortController and its abort event. */
+  controller: AbortController | null
+  /** Why the handle stopped being valid, built only if its signal exists or is read later. */
+  lost: (() => Error) | null
   released: boolean
 }
 
@@ -51,11 +54,14 @@ export class LockService {
       const w = this.awaiting.get(g.owner)
       if (w !== undefined && w.session === g.session) w.resolve(g.fence)
     })
-    o.state.on('released', r => { this.held.get(r.owner)?.controller.abort(new LockLostError(`${r.kind} ${r.name} was released on the log`)) })
+    o.state.on('released', r => {
+      const h = this.held.get(r.owner)
+      if (h !== undefined) this.lose(h, () => new LockLostError(`${r.kind} ${r.name} was released on the log`))
+    })
     o.state.on('restored', () => {
       for (const h of this.held.values()) {
         const holder = o.state.lock(h.kind, h.name)?.holder
-        if (holder?.owner !== h.owner) h.controller.abort(new LockLostError(`${h.kind} ${h.name} is no longer held by this node`))
+        if (holder?.owner !== h.owner) this.lose(h, () => new LockLostError(`${h.kind} ${h.name} is no longer held by this node`))
       }
       for (const [owner, w] of this.awaiting) {
         const holder = o.state.lock(w.kind, w.name)?.holder
@@ -88,9 +94,9 @@ export class LockService {
     if (this.stopped) throw new ClusterStoppedError()
     const { proposer, keeper } = this.o
     const deadline = opts.timeoutMs === undefined ? null : Date.now() + opts.timeoutMs
-    const timeout = new AbortController()
-    const timer = opts.timeoutMs === undefined ? null : setTimeout(() => { timeout.abort(new LockTimeoutError(`${kind} ${name} not granted within ${opts.timeoutMs} ms`)) }, opts.timeoutMs)
-    const signal = opts.signal === undefined ? timeout.signal : AbortSignal.any([opts.signal, timeout.signal])
+    const timeout = opts.timeoutMs === undefined ? null : new AbortController()
+    const timer = timeout === null ? null : setTimeout(() => { timeout.abort(new LockTimeoutError(`${kind} ${name} not granted within ${opts.timeoutMs} ms`)) }, opts.timeoutMs)
+    const signal = timeout === null ? opts.signal : opts.signal === undefined ? timeout.signal : AbortSignal.any([opts.signal, timeout.signal])
     try {
       for (;;) {
         const session = await keeper.ensure({ signal })
@@ -107,7 +113,7 @@ export class LockService {
           if (fence === null) return null
           if (!keeper.valid(session)) {
             this.releaseQuietly(kind, name, session, owner)
-            if (signal.aborted) throw signal.reason as Error
+            if (signal?.aborted === true) throw signal.reason as Error
             continue
           }
           return this.handle(kind, name, session, owner, fence)
@@ -124,7 +130,8 @@ export class LockService {
     }
   }
 
-  private async waitForGrant (granted: Promise<number>, signal: AbortSignal): Promise<number> {
+  private async waitForGrant (granted: Promise<number>, signal: AbortSignal | undefined): Promise<number> {
+    if (signal === undefined) return await granted
     signal.throwIfAborted()
     return await new Promise<number>((resolve, reject) => {
       const onAbort = (): void => { reject(signal.reason as Error) }
@@ -134,16 +141,14 @@ export class LockService {
   }
 
   private handle (kind: LockKind, name: string, session: string, owner: string, fence: number): LockHandle {
-    const controller = new AbortController()
-    const h: Held = { kind, name, session, owner, fence, controller, released: false }
+    const h: Held = { kind, name, session, owner, fence, controller: null, lost: null, released: false }
     this.held.set(owner, h)
-    controller.signal.addEventListener('abort', () => { this.held.delete(owner) }, { once: true })
     // Released on the log before this handle existed (its session ended in the same batch).
-    if (this.o.state.lock(kind, name)?.holder?.owner !== owner) controller.abort(new LockLostError(`${kind} ${name} was lost before it was handed out`))
+    if (this.o.state.lock(kind, name)?.holder?.owner !== owner) this.lose(h, () => new LockLostError(`${kind} ${name} was lost before it was handed out`))
     const release = async (): Promise<void> => {
       if (h.released) return
       h.released = true
-      controller.abort(new LockLostError(`${kind} ${name} was released`))
+      this.lose(h, () => new LockLostError(`${kind} ${name} was released`))
       if (this.o.keeper.session !== session) return
       await this.o.proposer.submit(session, { op: 'release', kind, name, owner }).catch((err: unknown) => {
         // The session will end (stop, expiry), and the lock with it.
@@ -153,11 +158,25 @@ export class LockService {
     return {
       name,
       fence: BigInt(fence),
-      signal: controller.signal,
-      valid: () => !h.released && !controller.signal.aborted && this.o.keeper.valid(session),
+      get signal () {
+        if (h.controller === null) {
+          h.controller = new AbortController()
+          if (h.lost !== null) h.controller.abort(h.lost())
+        }
+        return h.controller.signal
+      },
+      valid: () => h.lost === null && this.o.keeper.valid(session),
       release,
       [Symbol.asyncDispose]: release
     }
+  }
+
+  /** The handle is no longer valid: its signal aborts now, or is made aborted when first read. */
+  private lose (h: Held, reason: () => Error): void {
+    if (h.lost !== null) return
+    h.lost = reason
+    this.held.delete(h.owner)
+    h.controller?.abort(reason())
   }
 
   private releaseQuietly (kind: LockKind, name: string, session: string, owner: string): void {
@@ -168,11 +187,11 @@ export class LockService {
   }
 
   private abortSession (session: string, reason: Error): void {
-    for (const h of this.held.values()) if (h.session === session) h.controller.abort(reason)
+    for (const h of [...this.held.values()]) if (h.session === session) this.lose(h, () => reason)
   }
 
   private abortAll (reason: Error): void {
-    for (const h of this.held.values()) h.controller.abort(reason)
+    for (const h of [...this.held.values()]) this.lose(h, () => reason)
   }
 }
 

@@ -1,7 +1,7 @@
 import { performance } from 'node:perf_hooks'
 import t from 'tap'
 import { FaultInjector } from '../gossip/fault.js'
-import { Cluster, InvalidArgumentError, LockTimeoutError, type LockHandle } from '../lib/index.js'
+import { Cluster, InvalidArgumentError, LockLostError, LockTimeoutError, type LockHandle } from '../lib/index.js'
 import { eventually, SECRET, startClusters } from './helpers/clusters.js'
 
 t.test('three nodes started together with expect: 3 form one cluster and share locks', async t => {
@@ -23,6 +23,7 @@ t.test('three nodes started together with expect: 3 form one cluster and share l
     await first.release()
     t.notOk(first.valid(), 'a released handle is no longer valid')
     t.ok(first.signal.aborted, 'a released handle\'s signal has fired')
+    t.type(first.signal.reason, LockLostError, 'with a LockLostError')
     const h2 = await second
     t.ok(h2.fence > first.fence, `the next grant has a larger fence (${first.fence} < ${h2.fence})`)
     await h2.release()
