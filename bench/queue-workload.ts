@@ -81,6 +81,13 @@ async function call<T> (peer: BenchChild, msg: { type: string, [k: string]: unkn
 
 const seconds = (ms: number): number => Math.round(ms) / 1000
 
+/** Waits until `peers` have acknowledged `n` items of `queue` between them; answers their last progress. */
+export async function waitAcked (name: string, peers: readonly BenchChild[], queue: string, n: number, timeoutMs: number): Promise<Progress[]> {
+  let last: Progress[] = []
+  await waitFor(`${name}: ${n} items of ${queue} acked`, async () => (last = await Promise.all(peers.map(async p => await call<Progress>(p, { type: 'progress', queue })))).reduce((s, p) => s + p.acked, 0) >= n, timeoutMs, 50)
+  return last
+}
+
 export async function runQueueWorkload (side: QueueSide, opts: QueueWorkloadOptions = {}): Promise<QueueWorkloadResult> {
   const o: Required<QueueWorkloadOptions> = {
     warmupSeconds: 10,
@@ -106,11 +113,7 @@ export async function runQueueWorkload (side: QueueSide, opts: QueueWorkloadOpti
   }
   const stopWork = async (queue: string, on: readonly number[]): Promise<void> => { await Promise.all(on.map(async i => await call(peers[i], { type: 'stop-work', queue }))) }
   const progress = async (queue: string, on: readonly number[]): Promise<Progress[]> => await Promise.all(on.map(async i => await call<Progress>(peers[i], { type: 'progress', queue })))
-  const acked = async (queue: string, n: number): Promise<Progress[]> => {
-    let last: Progress[] = []
-    await waitFor(`${side.name}: ${n} items of ${queue} acked`, async () => (last = await progress(queue, [0, 1, 2])).reduce((s, p) => s + p.acked, 0) >= n, o.drainTimeoutMs, 50)
-    return last
-  }
+  const acked = async (queue: string, n: number): Promise<Progress[]> => await waitAcked(side.name, peers, queue, n, o.drainTimeoutMs)
   const every = [0, 1, 2]
   const total = (rs: EnqueueResult[]): number => rs.reduce((s, r) => s + r.enqueued, 0)
   const errs = (rs: EnqueueResult[]): number => rs.reduce((s, r) => s + r.errors, 0)

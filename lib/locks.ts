@@ -187,11 +187,11 @@ export class LockService {
   }
 
   private abortSession (session: string, reason: Error): void {
-    for (const h of [...this.held.values()]) if (h.session === session) this.lose(h, () => reason)
+    for (const h of this.held.values()) if (h.session === session) this.lose(h, () => reason)
   }
 
   private abortAll (reason: Error): void {
-    for (const h of [...this.held.values()]) this.lose(h, () => reason)
+    for (const h of this.held.values()) this.lose(h, () => reason)
   }
 }
 

@@ -9,7 +9,7 @@
  */
 import { machineNow } from '../../testkit/cluster-node-protocol.js'
 import { Latency, type LatencySummary } from '../latency.js'
-import { waitFor } from '../transport.js'
+import { waitAcked } from '../queue-workload.js'
 import { startRaftmesh } from '../queues.js'
 
 const seconds = Number(process.argv[2] ?? 8)
@@ -34,7 +34,7 @@ try {
   const warm = await Promise.all(peers.map(async (p, i) => await p.call<{ enqueued: number }>({ type: 'enqueue', queue: 'warmup', count: 1_000_000, inFlight: 64, maxMs: 3000, payloadBytes: 100, prefix: `${i}.` }, 60_000)))
   // Drained before the row: a backlog left queued makes every snapshot in the row large (and slow).
   const enqueued = warm.reduce((n, r) => n + r.enqueued, 0)
-  await waitFor('the warm-up queue to drain', async () => (await Promise.all(peers.map(async p => await p.call<{ acked: number }>({ type: 'progress', queue: 'warmup' })))).reduce((n, r) => n + r.acked, 0) >= enqueued, 120_000, 100)
+  await waitAcked('raftmesh', peers, 'warmup', enqueued, 120_000)
   await stopWork('warmup')
   await work('latency')
   const t0 = machineNow()
