@@ -19,6 +19,7 @@ import { fileURLToPath } from 'node:url'
 import t, { type Test } from 'tap'
 import { freePort } from '../testkit/local-cluster.js'
 import { postgresBin, startPostgres } from './helpers/postgres.js'
+import { TS_IMPORT } from '../testkit/ts-import.js'
 
 const SERVER = fileURLToPath(new URL('../examples/clinic-server/server.ts', import.meta.url))
 const SECRET = 'a clinic secret of at least thirty-two bytes'
@@ -64,7 +65,7 @@ async function scenario (t: Test, database: (root: string) => Database): Promise
     const id = `n${i + 1}`
     const httpPort = await freePort()
     const dir = join(root, id)
-    const proc = spawn(process.execPath, ['--import', 'tsx', SERVER, '--node-id', id, '--data-dir', dir, ...db.args,
+    const proc = spawn(process.execPath, [...TS_IMPORT, SERVER, '--node-id', id, '--data-dir', dir, ...db.args,
       '--http-port', String(httpPort), '--mesh-port', String(meshPorts[i]), '--expect', '3', '--purge-every', '500',
       ...(i === 0 ? [] : ['--bootstrap', `/ip4/127.0.0.1/tcp/${meshPorts[0]}`])], { env: { ...process.env, ...db.env, CLUSTER_SECRET: SECRET }, stdio: ['ignore', 'pipe', 'inherit'] })
     nodes.push({ id, http: `http://127.0.0.1:${httpPort}`, proc, dir })

@@ -9,6 +9,7 @@ import { spawnSync } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
 import t from 'tap'
 import { CLOCK_RATE_ENV, parseClockRate } from '../testkit/clock-skew.js'
+import { TS_IMPORT } from '../testkit/ts-import.js'
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url))
 const SHIM = fileURLToPath(new URL('../testkit/clock-skew-preload.ts', import.meta.url))
@@ -31,7 +32,7 @@ realTimeout(() => { order.push('real timeout'); setImmediate(done) }, Number(pro
 `
 
 function probe (rate: string, skewedMs: number, realMs: number): { status: number | null, stderr: string, out: { order: string[], ph: number, dh: number, aborted: boolean } | null } {
-  const r = spawnSync(process.execPath, ['--import', 'tsx', '--import', SHIM, '--input-type=module', '-e', PROBE, String(skewedMs), String(realMs)], {
+  const r = spawnSync(process.execPath, [...TS_IMPORT, '--import', SHIM, '--input-type=module', '-e', PROBE, String(skewedMs), String(realMs)], {
     cwd: ROOT, encoding: 'utf8', env: { ...process.env, [CLOCK_RATE_ENV]: rate, _TAPJS_PROCESSINFO_COVERAGE_: '0' }, timeout: 30_000
   })
   return { status: r.status, stderr: r.stderr, out: r.status === 0 ? JSON.parse(r.stdout.trim().split('\n').pop() as string) : null }

@@ -15,6 +15,7 @@ import { backoffMs, peerIdOfAddr } from '../gossip/dialer.js'
 import { silentLogger } from '../gossip/logger.js'
 import { Membership, type Member } from '../gossip/membership.js'
 import { createMeshNode, type MeshNode, type MeshNodeOptions } from '../gossip/node.js'
+import { TS_IMPORT } from '../testkit/ts-import.js'
 
 const SECRET = 'a cluster secret of some length'
 const FIXTURE = fileURLToPath(new URL('./fixtures/mesh-node.ts', import.meta.url))
@@ -48,7 +49,7 @@ async function nextEvent (mesh: MeshNode, event: 'join' | 'leave' | 'failed', no
 interface Child { proc: ChildProcess, peerId: string }
 
 async function spawnNode (opts: MeshNodeOptions): Promise<Child> {
-  const proc = spawn(process.execPath, ['--import', 'tsx', FIXTURE, JSON.stringify(opts)], {
+  const proc = spawn(process.execPath, [...TS_IMPORT, FIXTURE, JSON.stringify(opts)], {
     cwd: ROOT_DIR,
     stdio: ['ignore', 'pipe', 'inherit'],
     // The child runs under tsx, not tap's loader: its coverage would not merge with ours.

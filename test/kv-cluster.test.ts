@@ -2,6 +2,7 @@ import { spawnSync } from 'node:child_process'
 import { createServer } from 'node:net'
 import t from 'tap'
 import { LocalKvCluster } from '../testkit/local-cluster.js'
+import { TS_IMPORT } from '../testkit/ts-import.js'
 
 // Real processes: kv-node over libp2p on 127.0.0.1, killed and paused.
 // Children run under tsx, not tap's loader: their coverage would not merge with ours.
@@ -73,7 +74,7 @@ t.test('every acknowledged write survives a leader SIGKILL and a paused follower
 
 t.test('kv-node refuses bad flags and a busy port with exit code 2', async t => {
   const run = (args: string[]): ReturnType<typeof spawnSync> =>
-    spawnSync(process.execPath, ['--import', 'tsx', 'examples/kv-node.ts', ...args], { encoding: 'utf8', timeout: 60_000, env: { ...process.env, ...childEnv } })
+    spawnSync(process.execPath, [...TS_IMPORT, 'examples/kv-node.ts', ...args], { encoding: 'utf8', timeout: 60_000, env: { ...process.env, ...childEnv } })
   const help = run(['--help'])
   t.equal(help.status, 0)
   for (const flag of ['--id', '--data-dir', '--listen', '--http', '--bootstrap', '--secret', '--cluster']) t.match(help.stdout, flag)

@@ -17,6 +17,7 @@ import { dirname, join } from 'node:path'
 import { fileURLToPath, pathToFileURL } from 'node:url'
 import t from 'tap'
 import { machineNow } from '../testkit/cluster-node-protocol.js'
+import { TS_IMPORT } from '../testkit/ts-import.js'
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..')
 
@@ -27,7 +28,7 @@ t.test('a process started after the wall clock stepped reads the same machine ti
   writeFileSync(preload, "Object.defineProperty(performance, 'timeOrigin', { value: performance.timeOrigin + 9000 })\n")
   const protocol = pathToFileURL(join(root, 'testkit', 'cluster-node-protocol.ts')).href
   const before = machineNow()
-  const child = spawnSync(process.execPath, ['--import', pathToFileURL(preload).href, '--import', 'tsx', '--input-type=module', '-e',
+  const child = spawnSync(process.execPath, ['--import', pathToFileURL(preload).href, ...TS_IMPORT, '--input-type=module', '-e',
     `const { machineNow } = await import(${JSON.stringify(protocol)}); console.log(machineNow())`], { cwd: root, encoding: 'utf8' })
   const after = machineNow()
   t.equal(child.status, 0, child.stderr)

@@ -10,6 +10,7 @@ import { readdirSync, readFileSync } from 'node:fs'
 import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
 import t from 'tap'
+import { TS_IMPORT } from '../testkit/ts-import.js'
 
 const DEMO = fileURLToPath(new URL('../examples/cluster-demo.ts', import.meta.url))
 
@@ -21,7 +22,7 @@ function processesUsing (dir: string): number[] {
 }
 
 async function runDemo (args: string[], interruptWhenReady: boolean): Promise<{ code: number | null, out: string[], dir: string }> {
-  const proc = spawn(process.execPath, ['--import', 'tsx', DEMO, ...args], { stdio: ['ignore', 'pipe', 'inherit'] })
+  const proc = spawn(process.execPath, [...TS_IMPORT, DEMO, ...args], { stdio: ['ignore', 'pipe', 'inherit'] })
   const out: string[] = []
   let dir = ''
   createInterface({ input: proc.stdout }).on('line', line => {

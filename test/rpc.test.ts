@@ -31,6 +31,7 @@ import { encodeRpcFrame, FailureKind } from '../gossip/rpc-codec.js'
 import { RpcLink } from '../gossip/rpc-link.js'
 import { MeshRpc, RPC_PROTOCOL, type MeshRpcOptions, type RpcContext } from '../gossip/rpc.js'
 import { swarmKeyFromSecret } from '../gossip/swarm-key.js'
+import { TS_IMPORT } from '../testkit/ts-import.js'
 
 const SECRET = 'a cluster secret of some length'
 const FIXTURE = fileURLToPath(new URL('./fixtures/rpc-node.ts', import.meta.url))
@@ -256,7 +257,7 @@ t.test('pending calls are rejected at once when the callee is cut off; its handl
 
 t.test('pending calls are rejected at once when the callee process is killed (SIGKILL)', async t => {
   const [a] = await nodes(t, ['a'])
-  const proc = spawn(process.execPath, ['--import', 'tsx', FIXTURE, JSON.stringify({ nodeId: 'k', clusterName: 'rpc-test', appVersion: '1', secret: SECRET, dataDir: join(tmpdir(), `raftmesh-rpc-k-${process.pid}`), bootstrap: [a.mesh.multiaddrs[0]] })], {
+  const proc = spawn(process.execPath, [...TS_IMPORT, FIXTURE, JSON.stringify({ nodeId: 'k', clusterName: 'rpc-test', appVersion: '1', secret: SECRET, dataDir: join(tmpdir(), `raftmesh-rpc-k-${process.pid}`), bootstrap: [a.mesh.multiaddrs[0]] })], {
     cwd: ROOT_DIR,
     stdio: ['ignore', 'pipe', 'inherit'],
     env: { ...process.env, _TAPJS_PROCESSINFO_COVERAGE_: '0' }

@@ -2,6 +2,7 @@ import t from 'tap'
 import { execFile } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
 import { replayCommand, runSeeds, TEST_SEEDS, type SeedSummary } from '../sim/run-seeds.js'
+import { TS_IMPORT } from '../testkit/ts-import.js'
 
 // The proof of the Raft code that ships: the real driver and log store on a
 // simulated disk, network and clock, under seeded faults, checked for the
@@ -16,7 +17,7 @@ const HALF = Math.ceil(TEST_SEEDS / 2)
 
 async function runInChild (first: number, count: number): Promise<{ summary: SeedSummary, stderr: string }> {
   return await new Promise((resolve, reject) => {
-    execFile(process.execPath, ['--import', 'tsx', 'sim/cli.ts', '--seed', String(first), '--seeds', String(count), '--json'], { cwd: root, maxBuffer: 64 * 1024 * 1024 }, (err, stdout, stderr) => {
+    execFile(process.execPath, [...TS_IMPORT, 'sim/cli.ts', '--seed', String(first), '--seeds', String(count), '--json'], { cwd: root, maxBuffer: 64 * 1024 * 1024 }, (err, stdout, stderr) => {
       // Exit code 1 means a seed failed; the summary is still printed.
       const last = stdout.trim().split('\n').at(-1) ?? ''
       try {

@@ -21,6 +21,7 @@ import { fileURLToPath } from 'node:url'
 import type { ClusterStatus } from '../lib/index.js'
 import { freePort } from './local-cluster.js'
 import { LOOPBACK, placedCommand, type Placement } from './placement.js'
+import { TS_IMPORT } from './ts-import.js'
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..')
 const SERVER = join(root, 'examples', 'clinic-server', 'server.ts')
@@ -113,7 +114,7 @@ export class ClinicProcesses extends EventEmitter<ClinicProcessesEvents> {
 
   private async launch (n: NodeState, bootstrap: string[]): Promise<void> {
     if (this.stopping) throw new Error('the cluster is stopping')
-    const args = ['--import', 'tsx', SERVER, '--node-id', n.id, '--data-dir', n.dataDir, '--host', n.placement.host,
+    const args = [...TS_IMPORT, SERVER, '--node-id', n.id, '--data-dir', n.dataDir, '--host', n.placement.host,
       '--http-port', String(n.httpPort), '--mesh-port', String(n.meshPort), '--expect', String(this.state.length),
       '--purge-every', String(this.opts.purgeEveryMs), ...bootstrap.flatMap(b => ['--bootstrap', b]),
       ...('file' in this.database ? ['--db', this.database.file] : [])]

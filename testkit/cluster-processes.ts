@@ -34,6 +34,7 @@ import { CLOCK_RATE_ENV, parseClockRate } from './clock-skew.js'
 import { freePort } from './local-cluster.js'
 import { NetnsLab } from './netns.js'
 import { LOOPBACK, placedCommand, type Placement } from './placement.js'
+import { TS_IMPORT } from './ts-import.js'
 
 export { machineNow, type CacheContents, type CacheWorkload, type CycleLoop, type CycleTimes, type EventWorkload, type LockWorkload, type NodeEvent, type ProcessWorkload, type ProduceWorkload, type QueueState, type ScheduleWorkload, type WriteTag } from './cluster-node-protocol.js'
 
@@ -385,7 +386,7 @@ export class ClusterProcesses extends EventEmitter<ClusterProcessesEvents> {
     }
     const rate = this.opts.clockRates?.[n.index] ?? 1
     const skew = rate === 1 ? [] : ['--import', clockSkewShim]
-    const [cmd, argv] = placedCommand(n.placement, process.execPath, ['--import', 'tsx', ...skew, entry, JSON.stringify(config)])
+    const [cmd, argv] = placedCommand(n.placement, process.execPath, [...TS_IMPORT, ...skew, entry, JSON.stringify(config)])
     const proc = spawn(cmd, argv, {
       cwd: root,
       stdio: ['ignore', 'pipe', 'pipe', 'ipc'],

@@ -19,6 +19,7 @@ import { silentLogger } from '../gossip/logger.js'
 import { loadOrCreatePeerKey } from '../gossip/peer-key.js'
 import { KvClient } from './kv-client.js'
 import { LOOPBACK, placedCommand, type Placement } from './placement.js'
+import { TS_IMPORT } from './ts-import.js'
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..')
 const kvNode = join(root, 'examples', 'kv-node.ts')
@@ -125,7 +126,7 @@ export class LocalKvCluster {
     const args = [
       // A larger young generation halves the scavenges under load (measured: 19 -> 9-10 on the leader per 3,000 PUTs, p99 down ~20%).
       '--max-semi-space-size=32',
-      '--import', 'tsx', ...this.opts.nodeArgs ?? [], this.opts.root === undefined ? kvNode : join(this.opts.root, 'examples', 'kv-node.ts'),
+      ...TS_IMPORT, ...this.opts.nodeArgs ?? [], this.opts.root === undefined ? kvNode : join(this.opts.root, 'examples', 'kv-node.ts'),
       '--id', n.id, '--data-dir', n.dataDir, '--http', n.http, '--listen', n.listen,
       '--bootstrap', others.join(','), '--voters', this.nodes.map(x => x.id).join(','),
       '--secret', this.secret, '--tick-ms', String(this.opts.tickMs ?? 50)
