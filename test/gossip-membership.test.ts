@@ -51,9 +51,7 @@ interface Child { proc: ChildProcess, peerId: string }
 async function spawnNode (opts: MeshNodeOptions): Promise<Child> {
   const proc = spawn(process.execPath, [...TS_IMPORT, FIXTURE, JSON.stringify(opts)], {
     cwd: ROOT_DIR,
-    stdio: ['ignore', 'pipe', 'inherit'],
-    // The child runs under tsx, not tap's loader: its coverage would not merge with ours.
-    env: { ...process.env, _TAPJS_PROCESSINFO_COVERAGE_: '0' }
+    stdio: ['ignore', 'pipe', 'inherit']
   })
   const lines = createInterface({ input: proc.stdout as NodeJS.ReadableStream })
   const [line] = await once(lines, 'line', { signal: AbortSignal.timeout(20_000) }) as [string]

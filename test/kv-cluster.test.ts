@@ -5,10 +5,8 @@ import { LocalKvCluster } from '../testkit/local-cluster.js'
 import { TS_IMPORT } from '../testkit/ts-import.js'
 
 // Real processes: kv-node over libp2p on 127.0.0.1, killed and paused.
-// Children run under tsx, not tap's loader: their coverage would not merge with ours.
-const childEnv = { _TAPJS_PROCESSINFO_COVERAGE_: '0' }
 t.test('every acknowledged write survives a leader SIGKILL and a paused follower', async t => {
-  const c = await LocalKvCluster.start({ nodes: 3, env: childEnv })
+  const c = await LocalKvCluster.start({ nodes: 3 })
   t.teardown(() => c.stop())
   const acked = new Map<string, string>()
   const write = async (key: string, value: string): Promise<void> => {
@@ -74,7 +72,7 @@ t.test('every acknowledged write survives a leader SIGKILL and a paused follower
 
 t.test('kv-node refuses bad flags and a busy port with exit code 2', async t => {
   const run = (args: string[]): ReturnType<typeof spawnSync> =>
-    spawnSync(process.execPath, [...TS_IMPORT, 'examples/kv-node.ts', ...args], { encoding: 'utf8', timeout: 60_000, env: { ...process.env, ...childEnv } })
+    spawnSync(process.execPath, [...TS_IMPORT, 'examples/kv-node.ts', ...args], { encoding: 'utf8', timeout: 60_000 })
   const help = run(['--help'])
   t.equal(help.status, 0)
   for (const flag of ['--id', '--data-dir', '--listen', '--http', '--bootstrap', '--secret', '--cluster']) t.match(help.stdout, flag)

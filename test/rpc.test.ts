@@ -259,8 +259,7 @@ t.test('pending calls are rejected at once when the callee process is killed (SI
   const [a] = await nodes(t, ['a'])
   const proc = spawn(process.execPath, [...TS_IMPORT, FIXTURE, JSON.stringify({ nodeId: 'k', clusterName: 'rpc-test', appVersion: '1', secret: SECRET, dataDir: join(tmpdir(), `raftmesh-rpc-k-${process.pid}`), bootstrap: [a.mesh.multiaddrs[0]] })], {
     cwd: ROOT_DIR,
-    stdio: ['ignore', 'pipe', 'inherit'],
-    env: { ...process.env, _TAPJS_PROCESSINFO_COVERAGE_: '0' }
+    stdio: ['ignore', 'pipe', 'inherit']
   })
   t.teardown(async () => {
     if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGKILL')
