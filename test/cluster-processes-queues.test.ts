@@ -55,8 +55,10 @@ t.test('a worker SIGSTOPped past its session TTL but within its claim\'s visibil
   const other = (stalled + 1) % 3
   const queue = 'stall'
   await c.startProcessor(stalled, { queue, maxAttempts: MAX_ATTEMPTS, concurrency: 1, visibilityMs: 6000, workMs: 5000 })
-  await c.startProducer(other, { queue, idPrefix: 'stall', count: 1, inFlight: 1, maxAttempts: MAX_ATTEMPTS })
-  await c.waitFor(e => e.type === 'job-started' && e.node === stalled, WAIT, 'the worker to start the item')
+  await Promise.all([
+    c.startProducer(other, { queue, idPrefix: 'stall', count: 1, inFlight: 1, maxAttempts: MAX_ATTEMPTS }),
+    c.waitFor(e => e.type === 'job-started' && e.node === stalled, WAIT, 'the worker to start the item')
+  ])
   c.pause(stalled)
   await c.startProcessor(other, { queue, maxAttempts: MAX_ATTEMPTS, concurrency: 1, visibilityMs: 6000, workMs: 30 })
   // Resumed as soon as the item has moved on: its claim's own deadline (6 s less the margin, from its last extension) is still ahead.

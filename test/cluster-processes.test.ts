@@ -73,8 +73,11 @@ t.test('three processes share one lock through SIGKILLs, restarts and SIGSTOPs p
     // applies the grant before the holder applies its session's end).
     const leader = await c.leader()
     const [holder, waiter] = [0, 1, 2].filter(i => i !== leader)
-    await c.startWorkload(holder, { lock: 'failover', holdMs: 2500, count: 1 })
-    await c.waitFor(e => e.type === 'granted' && e.lock === 'failover', WAIT, 'the follower to hold the lock')
+    // Listening before the start: the grant can arrive in the same read from the child as the start's answer.
+    await Promise.all([
+      c.startWorkload(holder, { lock: 'failover', holdMs: 2500, count: 1 }),
+      c.waitFor(e => e.type === 'granted' && e.lock === 'failover', WAIT, 'the follower to hold the lock')
+    ])
     await c.startWorkload(waiter, { lock: 'failover', holdMs: 100, count: 1, acquireTimeoutMs: WAIT })
     const until = machineNow() + WAIT
     while ((await c.status(holder)).locks.find(l => l.name === 'failover')?.waiters !== 1 && machineNow() < until) await sleep(20)
@@ -148,8 +151,10 @@ t.test('three processes share one lock through SIGKILLs, restarts and SIGSTOPs p
   await t.test('a leader cut off from the others (both SIGSTOPped) aborts its handles, then panics within panicAfterMs + 200 ms', async t => {
     const leader = await c.leader()
     const others = [0, 1, 2].filter(i => i !== leader)
-    await c.startWorkload(leader, { lock: 'report', holdMs: 60_000, count: 1 })
-    const g = await c.waitFor(e => e.type === 'granted' && e.lock === 'report', WAIT, 'the leader to hold a lock') as Granted
+    const [, g] = await Promise.all([
+      c.startWorkload(leader, { lock: 'report', holdMs: 60_000, count: 1 }),
+      c.waitFor(e => e.type === 'granted' && e.lock === 'report', WAIT, 'the leader to hold a lock') as Promise<Granted>
+    ])
     const cutAt = machineNow()
     for (const i of others) c.pause(i)
     const panic = await c.waitFor(e => e.type === 'panic' && e.node === leader, WAIT, 'the cut-off leader to panic')
