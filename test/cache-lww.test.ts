@@ -4,18 +4,19 @@
  * their order or how often each came (what lets gossip and anti-entropy
  * deliver in any order, with repeats); the digest of equal states is
  * equal, and the digest kept as versions change is the one built from
- * every version held, through evictions and expiry too, including when a
- * large backlog of changes is hashed over several event-loop turns; and
- * the hybrid clock never goes backwards.
+ * every version held, through evictions and expiry too; and the hybrid
+ * clock never goes backwards.
  */
 import { deepStrictEqual, ok } from 'node:assert/strict'
-import { createHash } from 'node:crypto'
 import fc from 'fast-check'
+import { Packr } from 'msgpackr'
 import t from 'tap'
-import { bucketOf, DIGEST_BYTES, hashVersion } from '../lib/cache/digest.js'
+import { decodeSyncRequest, encodeSyncRequest } from '../lib/cache/cache-codec.js'
+import { bucketOf, DIGEST_BUCKETS, DIGEST_BYTES, DIGEST_FORMAT, hashVersion } from '../lib/cache/digest.js'
 import { compareHlc, HybridClock, type Hlc } from '../lib/cache/hlc.js'
 import { LocalStore } from '../lib/cache/local-store.js'
-import { LwwState, SETTLE_SLICE } from '../lib/cache/lww-state.js'
+import { murmur3 } from '../lib/cache/murmur3.js'
+import { LwwState } from '../lib/cache/lww-state.js'
 
 type Write = { op: 'set', key: string, value: number, hlc: Hlc } | { op: 'delete', key: string, hlc: Hlc } | { op: 'clear', hlc: Hlc }
 
@@ -47,14 +48,15 @@ function versionsOf (s: LwwState<number>): Array<{ id: string, keyBytes: Uint8Ar
 
 /** The digest built from scratch, and each bucket's keys: what the kept index must equal. */
 function rebuilt (s: LwwState<number>): { digest: string, buckets: Map<number, string[]> } {
-  const digest = new Uint8Array(DIGEST_BYTES)
+  const digest = Buffer.alloc(DIGEST_BYTES)
   const buckets = new Map<number, string[]>()
   for (const v of versionsOf(s)) {
     const h = hashVersion(v.keyBytes, v.hlc)
-    for (let i = 0; i < h.hash.length; i++) digest[h.bucket * h.hash.length + i] ^= h.hash[i]
+    digest.writeUInt32LE((digest.readUInt32LE(h.bucket * 8) ^ h.lo) >>> 0, h.bucket * 8)
+    digest.writeUInt32LE((digest.readUInt32LE(h.bucket * 8 + 4) ^ h.hi) >>> 0, h.bucket * 8 + 4)
     buckets.set(h.bucket, [...(buckets.get(h.bucket) ?? []), v.id].sort())
   }
-  return { digest: Buffer.from(digest).toString('hex'), buckets }
+  return { digest: digest.toString('hex'), buckets }
 }
 
 /** Checks the kept digest and bucket index against the rebuilt ones. */
@@ -124,6 +126,28 @@ t.test('the kept digest follows evictions, expiry, tombstone collection and clea
   t.pass('500 generated histories')
 })
 
+t.test('the buckets\' key lists stay within twice the keys held while keys come and go', async t => {
+  const s = new LwwState<number>({ maxEntries: 100, tombstoneTtlMs: 0, clock: () => 0 })
+  let over = 0
+  let most = 0
+  for (let i = 0; i < 20_000; i++) {
+    const id = `k${i}`
+    s.set(id, id, enc.encode(id), i, { ms: 1, c: i, node: 'a' })
+    // Every other key is deleted and its tombstone collected at once: churn of both kinds.
+    if (i % 2 === 0) {
+      s.delete(id, id, enc.encode(id), { ms: 2, c: i, node: 'a' })
+      s.collectTombstones()
+    }
+    const held = s.live.size + s.tombstones.size
+    most = Math.max(most, s.versions.listed)
+    // Each bucket's list is at most twice its keys plus two (plus one evicted key whose removal was noted while the store still listed it).
+    if (s.versions.listed > 2 * held + 3 * DIGEST_BUCKETS) over++
+  }
+  t.equal(s.live.size, 100, 'evictions kept the cache at its bound')
+  t.equal(over, 0, `the lists stayed within their bound (at most ${most} ids listed)`)
+  checkIndex(s)
+})
+
 t.test('an entry read after it was stored is dropped at its later idle deadline, not at the first one', async t => {
   let now = 0
   const dropped: string[] = []
@@ -145,34 +169,40 @@ t.test('an entry read after it was stored is dropped at its later idle deadline,
   t.equal(store.size, 0)
 })
 
-t.test('a version hashes as before (sha1 of the key, a NUL and the stamp): mixed versions of the library agree on digests', async t => {
-  const keyBytes = enc.encode('patient:42')
-  const want = createHash('sha1').update(keyBytes).update('\0' + '1733380000000.3.n2').digest()
-  const h = hashVersion(keyBytes, { ms: 1733380000000, c: 3, node: 'n2' })
-  t.same(Buffer.from(h.hash), want.subarray(0, 8))
-  t.equal(h.bucket, ((createHash('sha1').update(keyBytes).digest()[0] << 8) | createHash('sha1').update(keyBytes).digest()[1]) % 4096)
+t.test('MurmurHash3 (x86, 32-bit) gives the reference values', async t => {
+  const m = (text: string, seed: number): string => { const b = enc.encode(text); return murmur3(b, b.length, seed).toString(16) }
+  t.equal(m('', 0), '0')
+  t.equal(m('', 1), '514e28b7')
+  t.equal(m('', 0xffffffff), '81f16f39')
+  t.equal(m('abc', 0), 'b3dd93fa')
+  t.equal(m('hello', 0), '248bfa47')
+  t.equal(m('aaaa', 0x9747b28c), '5a97808a')
+  t.equal(m('Hello, world!', 0x9747b28c), '24884cba')
+  t.equal(m('The quick brown fox jumps over the lazy dog', 0), '2e4ff723')
 })
 
-t.test('a large backlog of changes is hashed over several turns, to the same digest', async t => {
-  const s = new LwwState<number>({ maxEntries: 100_000, tombstoneTtlMs: 60_000, clock: () => 0 })
-  const keys = SETTLE_SLICE * 8
-  for (let i = 0; i < keys; i++) s.set(`k${i}`, `k${i}`, enc.encode(`k${i}`), i, { ms: 1, c: i, node: 'a' })
-  let turns = 0
-  let counting = true
-  const count = (): void => { if (counting) { turns++; setImmediate(count) } }
-  setImmediate(count)
-  const sliced = Buffer.from(await s.digestInTurns()).toString('hex')
-  counting = false
-  ok(turns >= 7, `other work ran between the slices (${turns} turns)`)
-  // Writes that land while it runs are in the digest it returns.
-  const during = new LwwState<number>({ maxEntries: 100_000, tombstoneTtlMs: 60_000, clock: () => 0 })
-  for (let i = 0; i < keys; i++) during.set(`k${i}`, `k${i}`, enc.encode(`k${i}`), i, { ms: 1, c: i, node: 'a' })
-  const pending = during.digestInTurns()
-  setImmediate(() => { during.delete('k0', 'k0', enc.encode('k0'), { ms: 2, c: 0, node: 'b' }) })
-  const withDelete = Buffer.from(await pending).toString('hex')
-  t.equal(sliced, rebuilt(s).digest, 'the digest of every version held')
-  t.equal(withDelete, rebuilt(during).digest, 'a delete made between two slices is in it')
-  t.not(withDelete, sliced)
+t.test('a version\'s place in the digest is pinned (format 2): a change must bump DIGEST_FORMAT, or mixed versions resend whole caches', async t => {
+  const keyBytes = enc.encode('patient:42')
+  const hlc = { ms: 1733380000000, c: 3, node: 'n2' }
+  t.equal(DIGEST_FORMAT, 2)
+  t.equal(bucketOf(keyBytes), 547)
+  t.equal(hashVersion(keyBytes, hlc).bucket, 547)
+  const s = new LwwState<number>({ maxEntries: 10, tombstoneTtlMs: 60_000, clock: () => 0 })
+  s.set('p', 'patient:42', keyBytes, 1, hlc)
+  const digest = s.digest()
+  t.equal(Buffer.from(digest.subarray(547 * 8, 547 * 8 + 8)).toString('hex'), 'c2a9f8f8d3563657', 'the version\'s 8 bytes, in its bucket')
+  t.equal(digest.filter(b => b !== 0).length, 8 - [...digest.subarray(547 * 8, 547 * 8 + 8)].filter(b => b === 0).length, 'and nothing else')
+  // Any counter the codec admits (a safe integer) hashes, and tells versions apart.
+  t.not(hashVersion(keyBytes, { ...hlc, c: 2 ** 40 }).lo, hashVersion(keyBytes, { ...hlc, c: 2 ** 40 + 1 }).lo)
+})
+
+t.test('a sync request names its digest format; one from a node hashing differently is refused, not compared', async t => {
+  const digest = new Uint8Array(DIGEST_BYTES)
+  const back = decodeSyncRequest(encodeSyncRequest({ digest, floor: { ms: 5, c: 1, node: 'a' } }))
+  t.same(back.floor, { ms: 5, c: 1, node: 'a' })
+  const packr = new Packr({ useRecords: false })
+  t.throws(() => decodeSyncRequest(packr.pack([digest, null])), { name: 'ProtocolFrameError', message: /digest format 1, this node's is 2/ })
+  t.throws(() => decodeSyncRequest(packr.pack([digest, null, 3])), { name: 'ProtocolFrameError', message: /digest format 3/ })
 })
 
 t.test('the winner of two writes to one key is the greater timestamp', async t => {

@@ -13,6 +13,7 @@
  * under its later deadline.
  */
 import { LRUCache } from 'lru-cache'
+import type { VersionHash } from './digest.js'
 import type { Hlc } from './hlc.js'
 
 export interface StoredEntry<V> {
@@ -24,6 +25,8 @@ export interface StoredEntry<V> {
   readonly hlc: Hlc | null
   /** Wall-clock ms after which the entry is gone; Infinity without a TTL. */
   readonly expiresAt: number
+  /** A replicated entry's place in the anti-entropy digest. */
+  readonly digest?: VersionHash
 }
 
 export interface LocalStoreOptions<V> {
@@ -72,6 +75,11 @@ export class LocalStore<V> {
   /** A live entry, counting as a use (LRU order, idle age). */
   get (id: string): StoredEntry<V> | undefined {
     return this.live(id, this.lru.get(id), true)
+  }
+
+  /** Whether an entry is stored under `id`, past its deadlines or not (no side effects). */
+  holds (id: string): boolean {
+    return this.lru.has(id)
   }
 
   /** A live entry, without counting as a use. */

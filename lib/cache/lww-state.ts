@@ -14,18 +14,9 @@
  * key at or below it is not stored, since it may be an old version of an
  * evicted key (not storing is a cache miss, never a stale value).
  */
-import { setImmediate as nextTurn } from 'node:timers/promises'
-import { VersionIndex } from './digest.js'
+import { hashVersion, VersionIndex, type VersionHash } from './digest.js'
 import { compareHlc, type Hlc } from './hlc.js'
 import { LocalStore, type StoredEntry } from './local-store.js'
-
-/**
- * Changes hashed per event-loop turn when a digest is read. Each costs a few
- * microseconds (two SHA-1s), and a cache written at 1,000 distinct keys a
- * second has 30,000 of them waiting at each 30 s anti-entropy round: hashed
- * at once, that stalled the node for 200-600 ms.
- */
-export const SETTLE_SLICE = 256
 
 export interface Tombstone {
   readonly key: unknown
@@ -33,6 +24,8 @@ export interface Tombstone {
   readonly hlc: Hlc
   /** Wall-clock ms when it was stored here. */
   readonly at: number
+  /** Its place in the anti-entropy digest. */
+  readonly digest: VersionHash
 }
 
 export interface LwwStateOptions {
@@ -51,7 +44,7 @@ export class LwwState<V> {
   readonly live: LocalStore<V>
   readonly tombstones = new Map<string, Tombstone>()
   /** The anti-entropy digest of every version held, entries and tombstones, told of each change below. */
-  readonly versions = new VersionIndex()
+  readonly versions = new VersionIndex(id => this.live.holds(id) || this.tombstones.has(id))
   /** Everything at or below this was cleared. */
   floor: Hlc | null = null
   private evictedFloor: Hlc | null = null
@@ -71,44 +64,56 @@ export class LwwState<V> {
       clock: opts.clock,
       onDrop: (e, id) => {
         if (e.hlc !== null) this.evictedFloor = max(this.evictedFloor, e.hlc)
-        this.versions.note(id, null)
+        this.versions.swap(id, e.digest ?? null, null)
       }
     })
   }
 
   /** The version this node holds for a key (entry or tombstone), or null. */
   version (id: string): Hlc | null {
-    return this.live.peek(id)?.hlc ?? this.tombstones.get(id)?.hlc ?? null
+    return this.held(id)?.hlc ?? null
   }
 
   /** Whether a write at `hlc` beats what this node holds for the key. */
   wins (id: string, hlc: Hlc): boolean {
-    if (this.floor !== null && compareHlc(hlc, this.floor) <= 0) return false
-    const held = this.version(id)
-    if (held === null) return this.evictedFloor === null || compareHlc(hlc, this.evictedFloor) > 0
-    return compareHlc(hlc, held) > 0
+    return this.beats(hlc, this.held(id))
   }
 
   /** Stores a set if it wins; a set whose TTL has already run out is stored as a delete. Returns whether it won. */
   set (id: string, key: unknown, keyBytes: Uint8Array, value: V, hlc: Hlc): boolean {
-    if (!this.wins(id, hlc)) return false
+    const held = this.held(id)
+    if (!this.beats(hlc, held)) return false
     const expiresAt = hlc.ms + this.ttlMs
     if (expiresAt <= this.clock()) return this.delete(id, key, keyBytes, hlc)
-    this.tombstones.delete(id)
-    const entry = { key, keyBytes, value, hlc, expiresAt }
+    const was = held?.digest ?? null
+    if (held !== undefined && !('value' in held)) this.tombstones.delete(id)
+    const entry = { key, keyBytes, value, hlc, expiresAt, digest: hashVersion(keyBytes, hlc, was?.bucket) }
     this.live.set(id, entry)
-    this.versions.note(id, entry)
+    this.versions.swap(id, was, entry.digest)
     return true
   }
 
   /** Stores a delete if it wins. Returns whether it won. */
   delete (id: string, key: unknown, keyBytes: Uint8Array, hlc: Hlc): boolean {
-    if (!this.wins(id, hlc)) return false
-    this.live.delete(id)
-    const tomb = { key, keyBytes, hlc, at: this.clock() }
+    const held = this.held(id)
+    if (!this.beats(hlc, held)) return false
+    const was = held?.digest ?? null
+    if (held !== undefined && 'value' in held) this.live.delete(id)
+    const tomb = { key, keyBytes, hlc, at: this.clock(), digest: hashVersion(keyBytes, hlc, was?.bucket) }
     this.tombstones.set(id, tomb)
-    this.versions.note(id, tomb)
+    this.versions.swap(id, was, tomb.digest)
     return true
+  }
+
+  /** The live entry or the tombstone held for a key (one lookup each, at most: every write asks). */
+  private held (id: string): StoredEntry<V> | Tombstone | undefined {
+    return this.live.peek(id) ?? this.tombstones.get(id)
+  }
+
+  private beats (hlc: Hlc, held: StoredEntry<V> | Tombstone | undefined): boolean {
+    if (this.floor !== null && compareHlc(hlc, this.floor) <= 0) return false
+    if (held === undefined) return this.evictedFloor === null || compareHlc(hlc, this.evictedFloor) > 0
+    return compareHlc(hlc, held.hlc as Hlc) > 0
   }
 
   /** Raises the clear floor; returns the live entries it removed. */
@@ -119,14 +124,14 @@ export class LwwState<V> {
     for (const [id, e] of [...this.live.entries()]) {
       if (e.hlc !== null && compareHlc(e.hlc, hlc) <= 0) {
         this.live.delete(id)
-        this.versions.note(id, null)
+        this.versions.swap(id, e.digest ?? null, null)
         removed.push(e)
       }
     }
     for (const [id, t] of this.tombstones) {
       if (compareHlc(t.hlc, hlc) <= 0) {
         this.tombstones.delete(id)
-        this.versions.note(id, null)
+        this.versions.swap(id, t.digest, null)
       }
     }
     return removed
@@ -142,19 +147,6 @@ export class LwwState<V> {
     return this.versions.digest()
   }
 
-  /**
-   * digest(), with the changes noted when it starts hashed SETTLE_SLICE at
-   * a time, one event-loop turn each, so that a large backlog does not block
-   * the node; the few noted meanwhile are hashed at the end.
-   */
-  async digestInTurns (): Promise<Uint8Array> {
-    for (let left = this.versions.pending; left > SETTLE_SLICE; left -= SETTLE_SLICE) {
-      this.versions.settleSome(SETTLE_SLICE)
-      await nextTurn()
-    }
-    return this.digest()
-  }
-
   /** Drops tombstones older than `tombstoneTtlMs`. */
   collectTombstones (): number {
     const before = this.clock() - this.tombstoneTtlMs
@@ -162,7 +154,7 @@ export class LwwState<V> {
     for (const [id, t] of this.tombstones) {
       if (t.at <= before) {
         this.tombstones.delete(id)
-        this.versions.note(id, null)
+        this.versions.swap(id, t.digest, null)
         n++
       }
     }

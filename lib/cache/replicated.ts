@@ -233,7 +233,7 @@ export class ReplicatedBackend<V> implements CacheBackend<V> {
     if (this.closed) throw new ClusterStoppedError(`cache ${this.ctx.name} is closed`)
     const req = decodeSyncRequest(body)
     this.applyFloor(req.floor)
-    const buckets = differingBuckets(req.digest, await this.state.digestInTurns())
+    const buckets = differingBuckets(req.digest, this.state.digest())
     const { entries, more } = this.entriesIn(buckets)
     return encodeSyncResponse({ floor: this.state.floor, buckets, entries, more })
   }
@@ -249,8 +249,8 @@ export class ReplicatedBackend<V> implements CacheBackend<V> {
 
   /**
    * The periodic exchange, at a random point between half and one and a
-   * half intervals: nodes started together would otherwise all hash their
-   * backlog of changes (see SETTLE_SLICE) and exchange at the same moment.
+   * half intervals: nodes started together would otherwise all exchange at
+   * the same moment.
    */
   private nextRound (): void {
     const delay = this.ctx.antiEntropyIntervalMs * (0.5 + Math.random())
@@ -296,7 +296,7 @@ export class ReplicatedBackend<V> implements CacheBackend<V> {
     const opts = { timeoutMs: this.ctx.syncTimeoutMs }
     try {
       for (let round = 0; round < MAX_SYNC_ROUNDS && !this.closed; round++) {
-        const req = encodeSyncRequest({ digest: await this.state.digestInTurns(), floor: this.state.floor })
+        const req = encodeSyncRequest({ digest: this.state.digest(), floor: this.state.floor })
         const res = decodeSyncResponse(await calls.call(nodeId, `${this.ctx.topic}/sync`, req, opts))
         this.applyFloor(res.floor)
         for (const e of res.entries) this.applyEntry(e)
