@@ -43,7 +43,8 @@ function apply (writes: readonly Write[]): LwwState<number> {
 
 /** Every version held, entries and tombstones. */
 function versionsOf (s: LwwState<number>): Array<{ id: string, keyBytes: Uint8Array, hlc: Hlc }> {
-  return [...s.live.entries()].map(([id, e]) => ({ id, keyBytes: e.keyBytes, hlc: e.hlc as Hlc })).concat([...s.tombstones].map(([id, t]) => ({ id, ...t })))
+  // The tests' ids are their keys, whose bytes are their UTF-8.
+  return [...s.live.entries()].map(([id, e]) => ({ id, keyBytes: enc.encode(id), hlc: e.hlc as Hlc })).concat([...s.tombstones].map(([id, t]) => ({ id, keyBytes: enc.encode(id), hlc: t.hlc })))
 }
 
 /** The digest built from scratch, and each bucket's keys: what the kept index must equal. */
@@ -152,8 +153,8 @@ t.test('an entry read after it was stored is dropped at its later idle deadline,
   let now = 0
   const dropped: string[] = []
   const store = new LocalStore<number>({ maxEntries: 10, idleMs: 1500, clock: () => now, onDrop: (_e, id) => { dropped.push(id) } })
-  store.set('a', { key: 'a', keyBytes: enc.encode('a'), value: 1, hlc: null, expiresAt: Infinity })
-  store.set('b', { key: 'b', keyBytes: enc.encode('b'), value: 2, hlc: null, expiresAt: 1200 })
+  store.set('a', { key: 'a', value: 1, hlc: null, expiresAt: Infinity })
+  store.set('b', { key: 'b', value: 2, hlc: null, expiresAt: 1200 })
   now = 1000
   t.equal(store.get('a')?.value, 1, 'read at 1 s: idle until 2.5 s')
   t.equal(store.get('b')?.value, 2, 'read at 1 s: still expires at 1.2 s')

@@ -61,6 +61,19 @@ t.test('caches', async t => {
     t.equal(late.get('k7'), undefined, 'the delete came as a tombstone')
   })
 
+  t.test('replicated: keys of every kind reach a late node through anti-entropy unchanged (an entry keeps its key\'s bytes as its id)', async t => {
+    const [a] = await open<number>('replicated', [n1])
+    const keys: unknown[] = ['ü-€-😀', '\u0000\u00ff', 200, 70_000, -5, 1.5, ['a', 1], { id: 7 }, true, null]
+    for (const [i, k] of keys.entries()) await (a as Cache<unknown, number>).set(k, i)
+    await (a as Cache<unknown, number>).delete(-5)
+    const late = new Cache<unknown, number>(n2.host, a.name, { mode: 'replicated' })
+    caches.push(late as Cache<unknown, unknown>)
+    await until('the late node caught up', () => late.size === keys.length - 1)
+    const got = new Map(late.entries().map(([k, v]) => [JSON.stringify(k), v]))
+    t.same(got, new Map(keys.map((k, i) => [JSON.stringify(k), i] as const).filter(([k]) => k !== '-5')))
+    t.equal(late.stats().tombstones, 1, 'the delete came too, as a tombstone')
+  })
+
   t.test('replicated: an update lost with nothing after it is repaired by the periodic exchange', async t => {
     // n1's gossip on this cache is lost (its channel's publish drops it): only anti-entropy can carry the write.
     const deaf = { ...n1.host, channel: (topic: string) => Object.assign(n1.mesh.channel(topic), { publish: () => 0 }) }

@@ -31,6 +31,8 @@ export interface BackendSink<V> {
   decodeKey: (bytes: Uint8Array) => unknown
   /** The id a key's bytes are stored under. */
   idOf: (keyBytes: Uint8Array) => string
+  /** A key's bytes from its id: entries keep only the id (see cache.ts encodeKey). */
+  keyBytesOf: (id: string) => Uint8Array
 }
 
 export interface BackendContext<V> {

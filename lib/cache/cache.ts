@@ -11,6 +11,7 @@
  */
 import { EventEmitter } from 'node:events'
 import { Packr } from 'msgpackr'
+import { fromString as bytesFromString } from 'uint8arrays/from-string'
 import { toString as bytesToString } from 'uint8arrays/to-string'
 import { errorFields, type Logger } from '../../gossip/logger.js'
 import { ClusterStoppedError, InvalidArgumentError } from '../errors.js'
@@ -268,7 +269,8 @@ export class Cache<K, V> extends EventEmitter<CacheEvents<K, V>> {
       decodeValue: bytes => this.packr.unpack(bytes) as V,
       decodeKey: bytes => this.packr.unpack(bytes),
       encodeValue: value => this.packr.pack(value),
-      idOf: keyBytes => bytesToString(keyBytes, 'latin1')
+      idOf: keyBytes => bytesToString(keyBytes, 'latin1'),
+      keyBytesOf: id => bytesFromString(id, 'latin1')
     }
   }
 
@@ -276,7 +278,9 @@ export class Cache<K, V> extends EventEmitter<CacheEvents<K, V>> {
     if (key === undefined) throw new InvalidArgumentError(`cache ${this.name}: a key cannot be undefined`)
     const keyBytes = this.packr.pack(key)
     if (keyBytes.byteLength > this.maxKeyBytes) throw new CacheEntryTooLargeError(this.name, 'key', keyBytes.byteLength, this.maxKeyBytes)
-    // One character per byte: shorter and cheaper to make than base64; an id never leaves this node.
+    // One character per byte: shorter and cheaper to make than base64, and it gives the bytes back
+    // (keyBytesOf), so entries hold no copy of them: a received key's bytes are a view of the whole
+    // gossip message (~17 KiB), which a stored view kept alive for as long as the entry lived.
     return { id: bytesToString(keyBytes, 'latin1'), keyBytes }
   }
 

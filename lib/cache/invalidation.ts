@@ -52,8 +52,8 @@ export class InvalidationBackend<V> implements CacheBackend<V> {
   }
 
   /** A loaded value is what the source of truth holds: nothing to tell the others. */
-  setLoaded (id: string, key: unknown, keyBytes: Uint8Array, value: V): void {
-    this.store.set(id, { key, keyBytes, value, hlc: null, expiresAt: this.ctx.host.clock() + this.ttlMs })
+  setLoaded (id: string, key: unknown, _keyBytes: Uint8Array, value: V): void {
+    this.store.set(id, { key, value, hlc: null, expiresAt: this.ctx.host.clock() + this.ttlMs })
   }
 
   delete (id: string, key: unknown, keyBytes: Uint8Array): void {

@@ -18,8 +18,6 @@ import type { Hlc } from './hlc.js'
 
 export interface StoredEntry<V> {
   readonly key: unknown
-  /** The key as msgpack bytes: what the network carries. */
-  readonly keyBytes: Uint8Array
   readonly value: V
   /** Version of a replicated entry; null in invalidation mode. */
   readonly hlc: Hlc | null

@@ -20,7 +20,6 @@ import { LocalStore, type StoredEntry } from './local-store.js'
 
 export interface Tombstone {
   readonly key: unknown
-  readonly keyBytes: Uint8Array
   readonly hlc: Hlc
   /** Wall-clock ms when it was stored here. */
   readonly at: number
@@ -87,7 +86,7 @@ export class LwwState<V> {
     if (expiresAt <= this.clock()) return this.delete(id, key, keyBytes, hlc)
     const was = held?.digest ?? null
     if (held !== undefined && !('value' in held)) this.tombstones.delete(id)
-    const entry = { key, keyBytes, value, hlc, expiresAt, digest: hashVersion(keyBytes, hlc, was?.bucket) }
+    const entry = { key, value, hlc, expiresAt, digest: hashVersion(keyBytes, hlc, was?.bucket) }
     this.live.set(id, entry)
     this.versions.swap(id, was, entry.digest)
     return true
@@ -99,7 +98,7 @@ export class LwwState<V> {
     if (!this.beats(hlc, held)) return false
     const was = held?.digest ?? null
     if (held !== undefined && 'value' in held) this.live.delete(id)
-    const tomb = { key, keyBytes, hlc, at: this.clock(), digest: hashVersion(keyBytes, hlc, was?.bucket) }
+    const tomb = { key, hlc, at: this.clock(), digest: hashVersion(keyBytes, hlc, was?.bucket) }
     this.tombstones.set(id, tomb)
     this.versions.swap(id, was, tomb.digest)
     return true

@@ -215,8 +215,8 @@ export class ReplicatedBackend<V> implements CacheBackend<V> {
         const live = this.state.live.peek(id)
         const tomb = live === undefined ? this.state.tombstones.get(id) : undefined
         let e: WireEntry
-        if (live !== undefined && live.hlc !== null) e = { key: live.keyBytes, value: this.ctx.sink.encodeValue(live.value), hlc: live.hlc }
-        else if (tomb !== undefined) e = { key: tomb.keyBytes, value: null, hlc: tomb.hlc }
+        if (live !== undefined && live.hlc !== null) e = { key: this.ctx.sink.keyBytesOf(id), value: this.ctx.sink.encodeValue(live.value), hlc: live.hlc }
+        else if (tomb !== undefined) e = { key: this.ctx.sink.keyBytesOf(id), value: null, hlc: tomb.hlc }
         else continue
         list.push(e)
         size += e.key.byteLength + (e.value?.byteLength ?? 0) + 32
