@@ -24,7 +24,7 @@ import type { Stream } from '@libp2p/interface'
 
 export const HANDSHAKE_PROTOCOL = '/raftmesh/handshake/1.0.0'
 /** Version of everything raftmesh sends between nodes; peers must agree exactly. */
-export const PROTOCOL_VERSION = 2
+export const PROTOCOL_VERSION = 3
 /** Largest handshake or control frame accepted. */
 export const MAX_HANDSHAKE_FRAME_BYTES = 256 * 1024
 const MAX_ADDRS = 16

@@ -9,10 +9,9 @@
  */
 import { deepStrictEqual, ok } from 'node:assert/strict'
 import fc from 'fast-check'
-import { Packr } from 'msgpackr'
 import t from 'tap'
-import { decodeSyncRequest, encodeSyncRequest } from '../lib/cache/cache-codec.js'
-import { bucketOf, DIGEST_BUCKETS, DIGEST_BYTES, DIGEST_FORMAT, hashVersion } from '../lib/cache/digest.js'
+import { PROTOCOL_VERSION } from '../gossip/handshake.js'
+import { bucketOf, DIGEST_BUCKETS, DIGEST_BYTES, hashVersion } from '../lib/cache/digest.js'
 import { compareHlc, HybridClock, type Hlc } from '../lib/cache/hlc.js'
 import { LocalStore } from '../lib/cache/local-store.js'
 import { murmur3 } from '../lib/cache/murmur3.js'
@@ -182,10 +181,10 @@ t.test('MurmurHash3 (x86, 32-bit) gives the reference values', async t => {
   t.equal(m('The quick brown fox jumps over the lazy dog', 0), '2e4ff723')
 })
 
-t.test('a version\'s place in the digest is pinned (format 2): a change must bump DIGEST_FORMAT, or mixed versions resend whole caches', async t => {
+t.test('a version\'s place in the digest is pinned: a change must bump PROTOCOL_VERSION (nodes hashing differently would resend whole caches every round)', async t => {
   const keyBytes = enc.encode('patient:42')
   const hlc = { ms: 1733380000000, c: 3, node: 'n2' }
-  t.equal(DIGEST_FORMAT, 2)
+  t.equal(PROTOCOL_VERSION, 3, 'the protocol version this hash came with')
   t.equal(bucketOf(keyBytes), 547)
   t.equal(hashVersion(keyBytes, hlc).bucket, 547)
   const s = new LwwState<number>({ maxEntries: 10, tombstoneTtlMs: 60_000, clock: () => 0 })
@@ -195,15 +194,6 @@ t.test('a version\'s place in the digest is pinned (format 2): a change must bum
   t.equal(digest.filter(b => b !== 0).length, 8 - [...digest.subarray(547 * 8, 547 * 8 + 8)].filter(b => b === 0).length, 'and nothing else')
   // Any counter the codec admits (a safe integer) hashes, and tells versions apart.
   t.not(hashVersion(keyBytes, { ...hlc, c: 2 ** 40 }).lo, hashVersion(keyBytes, { ...hlc, c: 2 ** 40 + 1 }).lo)
-})
-
-t.test('a sync request names its digest format; one from a node hashing differently is refused, not compared', async t => {
-  const digest = new Uint8Array(DIGEST_BYTES)
-  const back = decodeSyncRequest(encodeSyncRequest({ digest, floor: { ms: 5, c: 1, node: 'a' } }))
-  t.same(back.floor, { ms: 5, c: 1, node: 'a' })
-  const packr = new Packr({ useRecords: false })
-  t.throws(() => decodeSyncRequest(packr.pack([digest, null])), { name: 'ProtocolFrameError', message: /digest format 1, this node's is 2/ })
-  t.throws(() => decodeSyncRequest(packr.pack([digest, null, 3])), { name: 'ProtocolFrameError', message: /digest format 3/ })
 })
 
 t.test('the winner of two writes to one key is the greater timestamp', async t => {

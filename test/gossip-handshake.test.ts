@@ -9,7 +9,7 @@ import { join } from 'node:path'
 import t from 'tap'
 import { ClusterMismatchError, HandshakeError, InvalidArgumentError, NodeIdConflictError, PeerKeyError, VersionMismatchError } from '../gossip/errors.js'
 import type { FrameStream } from '../gossip/frame-stream.js'
-import { compareHello, decodeControl, decodeHello, encodeHello, type Hello } from '../gossip/handshake.js'
+import { compareHello, decodeControl, decodeHello, encodeHello, PROTOCOL_VERSION, type Hello } from '../gossip/handshake.js'
 import { createMeshNode, type MeshNode, type MeshNodeOptions } from '../gossip/node.js'
 import { Packr } from 'msgpackr'
 import { PEER_KEY_FILE } from '../gossip/peer-key.js'
@@ -132,10 +132,11 @@ t.test('handshake', async t => {
   t.test('a raftmesh protocol version mismatch is refused', async t => {
     const a = await start({ nodeId: 'n1' })
     const aErr = nextError(a)
-    const b = await start({ nodeId: 'n2', protocolVersion: 3, bootstrap: [a.multiaddrs[0]] })
+    const next = PROTOCOL_VERSION + 1
+    const b = await start({ nodeId: 'n2', protocolVersion: next, bootstrap: [a.multiaddrs[0]] })
     const [ea, eb] = await Promise.all([aErr, nextError(b)])
-    t.equal(String(ea), 'VersionMismatchError: peer n2 speaks raftmesh protocol 3, this cluster speaks 2')
-    t.equal(String(eb), 'VersionMismatchError: peer n1 speaks raftmesh protocol 2, this cluster speaks 3')
+    t.equal(String(ea), `VersionMismatchError: peer n2 speaks raftmesh protocol ${next}, this cluster speaks ${PROTOCOL_VERSION}`)
+    t.equal(String(eb), `VersionMismatchError: peer n1 speaks raftmesh protocol ${PROTOCOL_VERSION}, this cluster speaks ${next}`)
     t.equal((ea as VersionMismatchError).kind, 'protocol')
     t.equal(a.members().length, 0)
     await stop(a, b)

@@ -10,7 +10,7 @@
  *   ['x']                            invalidate all
  *
  * Anti-entropy calls (replicated mode):
- *   sync request   [digest, floor, format]          floor: [ms, c, node] | null; format: DIGEST_FORMAT
+ *   sync request   [digest, floor]                  floor: [ms, c, node] | null
  *   sync response  [floor, buckets, entries, more]  buckets: the differing ones
  *   push           [floor, entries]
  *   entry          [key, value | null, ms, c, node] (null value: a tombstone)
@@ -18,7 +18,7 @@
 import { Packr } from 'msgpackr'
 import { ProtocolFrameError } from '../../gossip/errors.js'
 import { checkPlainMsgpack } from '../../gossip/plain-msgpack.js'
-import { DIGEST_BYTES, DIGEST_FORMAT } from './digest.js'
+import { DIGEST_BYTES } from './digest.js'
 import type { Hlc } from './hlc.js'
 
 /** Longest node id in a timestamp (as gossip/channel-codec.ts allows for publishers). */
@@ -67,15 +67,12 @@ export function decodeUpdate (data: Uint8Array): CacheUpdate {
 }
 
 export function encodeSyncRequest (r: SyncRequest): Uint8Array {
-  return packr.pack([r.digest, hlcOut(r.floor), DIGEST_FORMAT])
+  return packr.pack([r.digest, hlcOut(r.floor)])
 }
 
 export function decodeSyncRequest (data: Uint8Array): SyncRequest {
   const v = array(unpack(data))
-  // A node of another version may hash differently: every bucket would differ.
-  const format = v.length === 2 ? 1 : v[2]
-  if (format !== DIGEST_FORMAT) throw new ProtocolFrameError(`digest format ${String(format)}, this node's is ${DIGEST_FORMAT}: anti-entropy needs members of the same raftmesh version`)
-  length(v, 3)
+  length(v, 2)
   const digest = bytes(v[0])
   if (digest.byteLength !== DIGEST_BYTES) throw new ProtocolFrameError(`digest of ${digest.byteLength} bytes, expected ${DIGEST_BYTES}`)
   return { digest, floor: hlcIn(v[1]) }

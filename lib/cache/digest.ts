@@ -17,13 +17,6 @@ import { murmur3 } from './murmur3.js'
 export const DIGEST_BUCKETS = 4096
 const HASH_BYTES = 8
 export const DIGEST_BYTES = DIGEST_BUCKETS * HASH_BYTES
-/**
- * Which hash the digest is made of, carried in every sync request: nodes
- * hashing differently would see every bucket differ and resend the whole
- * cache each round, so they refuse each other's digests instead. 1 was
- * SHA-1 (raftmesh before 2026-12-06), 2 is MurmurHash3.
- */
-export const DIGEST_FORMAT = 2
 const BUCKET_SEED = 0x9747b28c
 const LO_SEED = 0x2545f491
 const HI_SEED = 0x6c8e9cf5
