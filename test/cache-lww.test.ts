@@ -34,7 +34,7 @@ function apply (writes: readonly Write[]): LwwState<number> {
   const s = new LwwState<number>({ maxEntries: 1000, tombstoneTtlMs: 60_000, clock: () => 0 })
   for (const w of writes) {
     if (w.op === 'set') s.set(w.key, w.key, enc.encode(w.key), w.value, w.hlc)
-    else if (w.op === 'delete') s.delete(w.key, w.key, enc.encode(w.key), w.hlc)
+    else if (w.op === 'delete') s.delete(w.key, enc.encode(w.key), w.hlc)
     else s.clear(w.hlc)
   }
   return s
@@ -115,7 +115,7 @@ t.test('the kept digest follows evictions, expiry, tombstone collection and clea
     const s = new LwwState<number>({ maxEntries: o.maxEntries, ttlMs: o.ttlMs === undefined ? undefined : o.ttlMs * unit, idleMs: o.idleMs === undefined ? undefined : o.idleMs * unit, tombstoneTtlMs: 8 * unit, clock: () => now })
     for (const w of steps) {
       if (w.op === 'set') s.set(w.key, w.key, enc.encode(w.key), w.value, { ...w.hlc, ms: w.hlc.ms * unit })
-      else if (w.op === 'delete') s.delete(w.key, w.key, enc.encode(w.key), { ...w.hlc, ms: w.hlc.ms * unit })
+      else if (w.op === 'delete') s.delete(w.key, enc.encode(w.key), { ...w.hlc, ms: w.hlc.ms * unit })
       else if (w.op === 'clear') s.clear({ ...w.hlc, ms: w.hlc.ms * unit })
       else if (w.op === 'time') now += w.ms * unit
       else if (w.op === 'collect') s.collectTombstones()
@@ -135,7 +135,7 @@ t.test('the buckets\' key lists stay within twice the keys held while keys come 
     s.set(id, id, enc.encode(id), i, { ms: 1, c: i, node: 'a' })
     // Every other key is deleted and its tombstone collected at once: churn of both kinds.
     if (i % 2 === 0) {
-      s.delete(id, id, enc.encode(id), { ms: 2, c: i, node: 'a' })
+      s.delete(id, enc.encode(id), { ms: 2, c: i, node: 'a' })
       s.collectTombstones()
     }
     const held = s.live.size + s.tombstones.size

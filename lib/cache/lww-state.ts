@@ -19,7 +19,6 @@ import { compareHlc, type Hlc } from './hlc.js'
 import { LocalStore, type StoredEntry } from './local-store.js'
 
 export interface Tombstone {
-  readonly key: unknown
   readonly hlc: Hlc
   /** Wall-clock ms when it was stored here. */
   readonly at: number
@@ -83,7 +82,7 @@ export class LwwState<V> {
     const held = this.held(id)
     if (!this.beats(hlc, held)) return false
     const expiresAt = hlc.ms + this.ttlMs
-    if (expiresAt <= this.clock()) return this.delete(id, key, keyBytes, hlc)
+    if (expiresAt <= this.clock()) return this.delete(id, keyBytes, hlc)
     const was = held?.digest ?? null
     if (held !== undefined && !('value' in held)) this.tombstones.delete(id)
     const entry = { key, value, hlc, expiresAt, digest: hashVersion(keyBytes, hlc, was?.bucket) }
@@ -93,12 +92,12 @@ export class LwwState<V> {
   }
 
   /** Stores a delete if it wins. Returns whether it won. */
-  delete (id: string, key: unknown, keyBytes: Uint8Array, hlc: Hlc): boolean {
+  delete (id: string, keyBytes: Uint8Array, hlc: Hlc): boolean {
     const held = this.held(id)
     if (!this.beats(hlc, held)) return false
     const was = held?.digest ?? null
     if (held !== undefined && 'value' in held) this.live.delete(id)
-    const tomb = { key, hlc, at: this.clock(), digest: hashVersion(keyBytes, hlc, was?.bucket) }
+    const tomb = { hlc, at: this.clock(), digest: hashVersion(keyBytes, hlc, was?.bucket) }
     this.tombstones.set(id, tomb)
     this.versions.swap(id, was, tomb.digest)
     return true

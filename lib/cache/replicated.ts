@@ -87,7 +87,7 @@ export class ReplicatedBackend<V> implements CacheBackend<V> {
   delete (id: string, key: unknown, keyBytes: Uint8Array): void {
     const hlc = this.clock.now()
     const had = this.state.live.peek(id) !== undefined
-    this.state.delete(id, key, keyBytes, hlc)
+    this.state.delete(id, keyBytes, hlc)
     if (had) this.ctx.sink.changed(key, 'delete', undefined, 'local')
     this.publish({ op: 'delete', key: keyBytes, hlc })
   }
@@ -188,7 +188,7 @@ export class ReplicatedBackend<V> implements CacheBackend<V> {
       return 'older'
     }
     const had = this.state.live.peek(id) !== undefined
-    if (e.value === null) this.state.delete(id, key, e.key, e.hlc)
+    if (e.value === null) this.state.delete(id, e.key, e.hlc)
     else this.state.set(id, key, e.key, value as V, e.hlc)
     sink.invalidated(id)
     const present = this.state.live.peek(id)
