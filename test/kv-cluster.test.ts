@@ -13,7 +13,11 @@ t.test('every acknowledged write survives a leader SIGKILL and a paused follower
     // 503s are retried 20 ms apart: 250 attempts leave 5 s for an election,
     // which may take two election timeouts when the first pre-vote is refused
     // by a follower that has not yet noticed the dead leader.
-    const r = await c.client.send('PUT', `/kv/${key}`, value, { attempts: 250, timeoutMs: 3000 })
+    const r = await c.client.send('PUT', `/kv/${key}`, value, { attempts: 250, timeoutMs: 3000 }).catch(async (err: unknown) => {
+      // Seen once in CI: no leader for the whole 5 s after the leader's SIGKILL. Say what each node thought.
+      const seen = await Promise.all(c.nodes.map(async n => `${n.id}: ${JSON.stringify(await c.status(n))}; stderr: ${n.stderr.slice(-10).join(' | ')}`))
+      throw new Error(`${(err as Error).message}\n${seen.join('\n')}`)
+    })
     if (r.status === 200) acked.set(key, value)
   }
 
