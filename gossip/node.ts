@@ -83,7 +83,7 @@ export interface MeshNodeOptions {
   /** First redial delay after a failure; doubles up to `redialMaxMs`. Defaults 100 and 5000. */
   readonly redialBaseMs?: number
   readonly redialMaxMs?: number
-  /** How long a failed member is redialed before it is given up on. Default 10 minutes. */
+  /** How long a failed member, or a peer another member told of, is redialed before it is given up on. Default 10 minutes. */
   readonly redialForMs?: number
   /** Overrides the raftmesh protocol version announced; only for tests of mixed versions. */
   readonly protocolVersion?: number
@@ -143,6 +143,8 @@ export class MeshNode extends EventEmitter<MeshNodeEvents> {
   readonly log: Logger
   private readonly opts: MeshNodeOptions
   private readonly redialer: Redialer
+  /** How long a failed member, or a peer another member told of, is redialed. */
+  private readonly redialForMs: number
   private readonly admission: Admission
   /** Channels wait here before publishing while a member's gossipsub stream is backed up. */
   readonly sendWindow: SendWindow
@@ -168,10 +170,11 @@ export class MeshNode extends EventEmitter<MeshNodeEvents> {
       maxMs: positive('redialMaxMs', opts.redialMaxMs, 5000),
       logger: log
     })
+    this.redialForMs = positive('redialForMs', opts.redialForMs, 10 * 60_000)
     this.membership.on('join', m => { this.redialer.removePeer(m.peerId) })
     this.membership.on('leave', m => { this.redialer.removePeer(m.peerId) })
     this.membership.on('failed', m => {
-      if (!this.stopping) this.redialer.addPeer(m.peerId, m.addresses, positive('redialForMs', opts.redialForMs, 10 * 60_000))
+      if (!this.stopping) this.redialer.addPeer(m.peerId, m.addresses, this.redialForMs)
     })
     // Keep-alives and the gossip link check share one timer: one wake-up per beat.
     const beat = new Beat(positive('pingIntervalMs', opts.pingIntervalMs, 500))
@@ -317,17 +320,16 @@ export class MeshNode extends EventEmitter<MeshNodeEvents> {
     else setTimeout(go, wait).unref()
   }
 
-  /** Dials members another member told us about, so the mesh is complete whatever the bootstrap list. */
+  /** Dials members another member told us about, until they are members too, so the mesh is complete whatever the bootstrap list. */
   private onLearned (peers: readonly PeerRecord[]): void {
     for (const p of peers) {
-      if (p.id === this.peerId) continue
-      let addrs
+      if (p.id === this.peerId || this.stopping || this.gate.denies(p.id) || this.membership.nodeIdOfPeer(p.id) !== null) continue
       try {
-        addrs = p.addrs.map(a => multiaddr(a))
+        for (const a of p.addrs) multiaddr(a)
       } catch {
         continue
       }
-      if (addrs.length > 0) this.dialUnlessConnected(p.id, async () => await this.libp2p.dial(addrs))
+      this.redialer.learn(p.id, p.addrs, this.redialForMs, this.tieBreakMs(p.id))
     }
   }
 

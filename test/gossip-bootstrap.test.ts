@@ -66,3 +66,35 @@ t.test('nodes that list each other as bootstrap peers and start together join ov
     }
   }
 })
+
+t.test('a peer another member told of is dialed again until it is a member: one failed dial no longer leaves the pair apart for good', async t => {
+  const root = await mkdtemp(join(tmpdir(), 'raftmesh-learned-'))
+  t.teardown(async () => { await rm(root, { recursive: true, force: true }) })
+  const ids = ['n1', 'n2', 'n3']
+  const ports = await Promise.all(ids.map(async () => await freePort()))
+  const listen = (i: number): string[] => [`/ip4/127.0.0.1/tcp/${ports[i]}`]
+  const peerIds: string[] = []
+  for (const [i, id] of ids.entries()) {
+    const m = await createMeshNode({ ...base, nodeId: id, dataDir: join(root, id), listen: listen(i), start: false })
+    peerIds.push(m.peerId)
+    await m.stop()
+  }
+  const n1Addr = `${listen(0)[0]}/p2p/${peerIds[0]}`
+  const start = async (i: number): Promise<MeshNode> => await createMeshNode({ ...base, nodeId: ids[i], dataDir: join(root, ids[i]), listen: listen(i), bootstrap: i === 0 ? [] : [n1Addr] })
+  const n1 = await start(0)
+  const n2 = await start(1)
+  t.teardown(async () => { await n1.stop(); await n2.stop() })
+  await until('n1 and n2 joined', () => n1.members().length === 1 && n2.members().length === 1)
+  // n2 refuses n3 while n3 learns of it from n1: n3's first dial of n2 fails, and n2 does not dial n3 either.
+  n2.gate.deny([peerIds[2]])
+  const n3 = await start(2)
+  t.teardown(async () => { await n3.stop() })
+  await until('n3 joined n1', () => n3.members().some(m => m.nodeId === 'n1') && n1.members().length === 2)
+  // Long enough for every one-off dial (the tie-break wait, libp2p's own discovery) to have failed.
+  await new Promise(resolve => setTimeout(resolve, 3000))
+  t.notOk(n3.members().some(m => m.nodeId === 'n2'), 'n2 and n3 are apart while n2 refuses n3')
+  // No redialNow(), no new peer exchange: only n3 dialing n2 again can join them.
+  n2.gate.allow([peerIds[2]])
+  await until('n2 and n3 joined', () => n3.members().some(m => m.nodeId === 'n2') && n2.members().some(m => m.nodeId === 'n3'), 10_000)
+  t.pass('n3 dialed n2 again and the mesh is whole')
+})
