@@ -8,7 +8,7 @@
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import t from 'tap'
+import t, { type Test } from 'tap'
 import type { ChannelMessage } from '../gossip/channel.js'
 import { createMeshNode, type MeshNode } from '../gossip/node.js'
 import { freePort } from '../testkit/local-cluster.js'
@@ -23,19 +23,24 @@ async function until (what: string, cond: () => boolean, ms = 15_000): Promise<v
   }
 }
 
-t.test('nodes that list each other as bootstrap peers and start together join over one connection per pair and hear each other', async t => {
-  const root = await mkdtemp(join(tmpdir(), 'raftmesh-dup-'))
+/** A data directory per node id with its peer key made, a free port each, and the peer ids (the key is persisted in the data directory). */
+async function prepare (t: Test, ids: readonly string[]): Promise<{ root: string, listen: (i: number) => string[], peerIds: string[] }> {
+  const root = await mkdtemp(join(tmpdir(), 'raftmesh-bootstrap-'))
   t.teardown(async () => { await rm(root, { recursive: true, force: true }) })
-  const ids = ['n1', 'n2', 'n3', 'n4']
   const ports = await Promise.all(ids.map(async () => await freePort()))
   const listen = (i: number): string[] => [`/ip4/127.0.0.1/tcp/${ports[i]}`]
-  // Learn each peer id first (the key is persisted in the data directory).
   const peerIds: string[] = []
   for (const [i, id] of ids.entries()) {
     const m = await createMeshNode({ ...base, nodeId: id, dataDir: join(root, id), listen: listen(i), start: false })
     peerIds.push(m.peerId)
     await m.stop()
   }
+  return { root, listen, peerIds }
+}
+
+t.test('nodes that list each other as bootstrap peers and start together join over one connection per pair and hear each other', async t => {
+  const ids = ['n1', 'n2', 'n3', 'n4']
+  const { root, listen, peerIds } = await prepare(t, ids)
   const everyone = ids.map((_, i) => `${listen(i)[0]}/p2p/${peerIds[i]}`)
 
   for (let round = 0; round < 3; round++) {
@@ -68,17 +73,8 @@ t.test('nodes that list each other as bootstrap peers and start together join ov
 })
 
 t.test('a peer another member told of is dialed again until it is a member: one failed dial no longer leaves the pair apart for good', async t => {
-  const root = await mkdtemp(join(tmpdir(), 'raftmesh-learned-'))
-  t.teardown(async () => { await rm(root, { recursive: true, force: true }) })
   const ids = ['n1', 'n2', 'n3']
-  const ports = await Promise.all(ids.map(async () => await freePort()))
-  const listen = (i: number): string[] => [`/ip4/127.0.0.1/tcp/${ports[i]}`]
-  const peerIds: string[] = []
-  for (const [i, id] of ids.entries()) {
-    const m = await createMeshNode({ ...base, nodeId: id, dataDir: join(root, id), listen: listen(i), start: false })
-    peerIds.push(m.peerId)
-    await m.stop()
-  }
+  const { root, listen, peerIds } = await prepare(t, ids)
   const n1Addr = `${listen(0)[0]}/p2p/${peerIds[0]}`
   const start = async (i: number): Promise<MeshNode> => await createMeshNode({ ...base, nodeId: ids[i], dataDir: join(root, ids[i]), listen: listen(i), bootstrap: i === 0 ? [] : [n1Addr] })
   const n1 = await start(0)
