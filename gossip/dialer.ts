@@ -67,9 +67,8 @@ export class Redialer {
   /** A failed member: redial its addresses for up to `forMs`. */
   addPeer (peerId: string, addrs: readonly string[], forMs: number): void {
     if (addrs.length === 0) return
-    const key = `peer:${peerId}`
-    this.remove(key)
-    this.add({ key, addrs, peerId, attempt: 0, until: this.clock() + forMs, timer: null, dialing: false }, backoffMs(0, this.opts.baseMs, this.opts.maxMs, this.random()))
+    this.removePeer(peerId)
+    this.learn(peerId, addrs, forMs, backoffMs(0, this.opts.baseMs, this.opts.maxMs, this.random()))
   }
 
   /**
