@@ -119,10 +119,12 @@ export class LocalKvCluster {
 
   /** Starts a node's process and resolves when it reports ready. */
   async launch (n: LocalNode): Promise<void> {
-    // One bootstrap peer each (members exchange peer lists), named by peer
-    // id: two nodes that dial each other at once then keep one connection
-    // (an address without an id cannot be told apart before the dial).
-    const others = this.nodes.filter(x => x !== n).slice(0, 1).map(x => `${x.listen}/p2p/${x.peerId}`)
+    // Every other node, as a deployment lists them. With one bootstrap peer
+    // each, a node whose only peer started late had backed off its redials
+    // to seconds, never joined before that peer was killed, and then knew
+    // no one else: the cluster had no quorum (CI, stop 28). Addresses name
+    // the peer id, so two nodes that dial each other at once keep one connection.
+    const others = this.nodes.filter(x => x !== n).map(x => `${x.listen}/p2p/${x.peerId}`)
     const args = [
       // A larger young generation halves the scavenges under load (measured: 19 -> 9-10 on the leader per 3,000 PUTs, p99 down ~20%).
       '--max-semi-space-size=32',
@@ -182,6 +184,20 @@ export class LocalKvCluster {
         if (s?.role === 'leader') return n
       }
       if (Date.now() > end) throw new Error(`no leader within ${timeoutMs} ms`)
+      await new Promise(resolve => setTimeout(resolve, 25))
+    }
+  }
+
+  /** Waits until every running node reports every other running node reachable. */
+  async waitForMesh (timeoutMs = 20_000): Promise<void> {
+    const end = Date.now() + timeoutMs
+    for (;;) {
+      const running = this.nodes.filter(n => n.proc !== null)
+      const ids = new Set(running.map(n => n.id))
+      const statuses = await Promise.all(running.map(async n => await this.status(n)))
+      const meshed = statuses.every(s => s !== null && [...ids].every(id => s.members.some((m: { id: string, reachable: boolean }) => m.id === id && m.reachable)))
+      if (meshed) return
+      if (Date.now() > end) throw new Error(`the nodes did not all reach each other within ${timeoutMs} ms: ${JSON.stringify(statuses)}`)
       await new Promise(resolve => setTimeout(resolve, 25))
     }
   }
