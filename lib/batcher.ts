@@ -23,6 +23,15 @@ interface OpenBatch {
   bytes: number
 }
 
+export interface BatchSubmitOptions extends Pick<SubmitOptions, 'timeoutMs'> {
+  /**
+   * Stops waiting for this command alone: taken out of its batch if the
+   * batch is not sent yet; otherwise the batch goes on and the command's
+   * outcome is unknown, as with an aborted `Proposer.submit`.
+   */
+  readonly signal?: AbortSignal
+}
+
 export class CommandBatcher {
   private readonly proposer: Proposer
   private readonly now: () => number
@@ -39,17 +48,38 @@ export class CommandBatcher {
    * its own answer and the monotonic time the batch was sent (a lease
    * anchored there is safe: the leader applied it later).
    */
-  async submit (session: string, cmd: SingleCommand, opts: Pick<SubmitOptions, 'timeoutMs'> = {}): Promise<{ result: CommandResult, sentAt: number }> {
+  async submit (session: string, cmd: SingleCommand, opts: BatchSubmitOptions = {}): Promise<{ result: CommandResult, sentAt: number }> {
+    const { signal, ...sendOpts } = opts
+    signal?.throwIfAborted()
     return await new Promise((resolve, reject) => {
       const bytes = 64 + ('payload' in cmd ? cmd.payload.byteLength : 0)
-      if (this.open !== null && (this.open.session !== session || this.open.bytes + bytes > MAX_BATCH_PAYLOAD_BYTES || this.open.items.length >= MAX_BATCH_COMMANDS)) this.flush(opts)
+      if (this.open !== null && (this.open.session !== session || this.open.bytes + bytes > MAX_BATCH_PAYLOAD_BYTES || this.open.items.length >= MAX_BATCH_COMMANDS)) this.flush(sendOpts)
       if (this.open === null) {
         const batch: OpenBatch = { session, items: [], bytes: 0 }
         this.open = batch
-        setImmediate(() => { if (this.open === batch) this.flush(opts) })
+        setImmediate(() => { if (this.open === batch) this.flush(sendOpts) })
       }
-      this.open.items.push({ cmd, resolve, reject })
-      this.open.bytes += bytes
+      const batch = this.open
+      if (signal === undefined) {
+        batch.items.push({ cmd, resolve, reject })
+      } else {
+        const onAbort = (): void => {
+          const at = batch.items.indexOf(w)
+          if (this.open === batch && at >= 0) {
+            batch.items.splice(at, 1)
+            batch.bytes -= bytes
+          }
+          reject(signal.reason)
+        }
+        const w: Waiting = {
+          cmd,
+          resolve: r => { signal.removeEventListener('abort', onAbort); resolve(r) },
+          reject: e => { signal.removeEventListener('abort', onAbort); reject(e) }
+        }
+        signal.addEventListener('abort', onAbort, { once: true })
+        batch.items.push(w)
+      }
+      batch.bytes += bytes
     })
   }
 
@@ -57,8 +87,9 @@ export class CommandBatcher {
     const batch = this.open
     if (batch === null) return
     this.open = null
-    const sentAt = this.now()
     const { session, items } = batch
+    if (items.length === 0) return
+    const sentAt = this.now()
     const cmd = items.length === 1 ? items[0].cmd : { op: 'batch' as const, cmds: items.map(i => i.cmd) }
     this.proposer.submit(session, cmd, opts).then(({ result }) => {
       if (items.length === 1) {

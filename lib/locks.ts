@@ -10,7 +10,7 @@ import type { LockKind } from './coordination/commands.js'
 import type { CoordinationState } from './coordination/state.js'
 import { ClusterStoppedError, LockLostError, LockTimeoutError, SessionLostError } from './errors.js'
 import type { AcquireOptions, LockHandle } from './lock-handle.js'
-import type { Proposer } from './proposer.js'
+import type { CommandBatcher } from './batcher.js'
 import type { SessionKeeper } from './session.js'
 
 interface Held {
@@ -35,7 +35,8 @@ interface Awaiting {
 
 export interface LockServiceOptions {
   readonly state: CoordinationState
-  readonly proposer: Proposer
+  /** Lock commands go through the batcher: a process's holders whose turns come together share one log entry. */
+  readonly batcher: CommandBatcher
   readonly keeper: SessionKeeper
   readonly log: Logger
 }
@@ -92,8 +93,7 @@ export class LockService {
 
   private async request (kind: LockKind, name: string, wait: boolean, opts: AcquireOptions): Promise<LockHandle | null> {
     if (this.stopped) throw new ClusterStoppedError()
-    const { proposer, keeper } = this.o
-    const deadline = opts.timeoutMs === undefined ? null : Date.now() + opts.timeoutMs
+    const { batcher, keeper } = this.o
     const timeout = opts.timeoutMs === undefined ? null : new AbortController()
     const timer = timeout === null ? null : setTimeout(() => { timeout.abort(new LockTimeoutError(`${kind} ${name} not granted within ${opts.timeoutMs} ms`)) }, opts.timeoutMs)
     const signal = timeout === null ? opts.signal : opts.signal === undefined ? timeout.signal : AbortSignal.any([opts.signal, timeout.signal])
@@ -103,7 +103,8 @@ export class LockService {
         const owner = `${this.ownerPrefix}.${++this.ownerSeq}`
         const granted = new Promise<number>(resolve => { this.awaiting.set(owner, { kind, name, session, resolve }) })
         try {
-          const { result } = await proposer.submit(session, { op: 'acquire', kind, name, owner, wait }, { signal, timeoutMs: remaining(deadline) })
+          // No timeoutMs: it would bound the whole batch, other holders' releases included; `signal` carries this call's deadline.
+          const { result } = await batcher.submit(session, { op: 'acquire', kind, name, owner, wait }, { signal })
           if (!result.ok) {
             if (result.error === 'no-session') continue
             throw new SessionLostError(result.message)
@@ -150,7 +151,7 @@ export class LockService {
       h.released = true
       this.lose(h, () => new LockLostError(`${kind} ${name} was released`))
       if (this.o.keeper.session !== session) return
-      await this.o.proposer.submit(session, { op: 'release', kind, name, owner }).catch((err: unknown) => {
+      await this.o.batcher.submit(session, { op: 'release', kind, name, owner }).catch((err: unknown) => {
         // The session will end (stop, expiry), and the lock with it.
         this.o.log.debug({ kind, name, ...errorFields(err) }, 'release not applied')
       })
@@ -181,7 +182,7 @@ export class LockService {
 
   private releaseQuietly (kind: LockKind, name: string, session: string, owner: string): void {
     if (this.o.keeper.session !== session) return
-    this.o.proposer.submit(session, { op: 'release', kind, name, owner }).catch((err: unknown) => {
+    this.o.batcher.submit(session, { op: 'release', kind, name, owner }).catch((err: unknown) => {
       this.o.log.debug({ kind, name, ...errorFields(err) }, 'release of an abandoned request not applied')
     })
   }
@@ -193,8 +194,4 @@ export class LockService {
   private abortAll (reason: Error): void {
     for (const h of this.held.values()) this.lose(h, () => reason)
   }
-}
-
-function remaining (deadline: number | null): number | undefined {
-  return deadline === null ? undefined : Math.max(1, deadline - Date.now())
 }

@@ -53,6 +53,17 @@ t.test('three nodes started together with expect: 3 form one cluster and share l
     await h.release()
   })
 
+  t.test('locks asked for in one turn share a log entry, and each gets its own grant', async t => {
+    const before = b.raftStatus().commitIndex
+    const handles = await Promise.all(Array.from({ length: 8 }, async (_, i) => await b.lock(`together-${i}`).acquire()))
+    const used = b.raftStatus().commitIndex - before
+    t.ok(used < handles.length, `8 acquires took ${used} entries`)
+    t.ok(handles.every(h => h.valid()), 'each handle is valid')
+    await eventually(() => handles.every((_, i) => a.lock(`together-${i}`).holder() !== null), 10_000, 'every lock to be held, seen from another node')
+    await Promise.all(handles.map(async h => { await h.release() }))
+    await eventually(() => handles.every((_, i) => a.lock(`together-${i}`).holder() === null), 10_000, 'the releases to apply on another node')
+  })
+
   t.test('withLock releases when the callback throws, and `await using` releases at scope end', async t => {
     await t.rejects(b.withLock('job', async () => { throw new Error('boom') }), { message: 'boom' })
     const free = await a.lock('job').tryAcquire()
