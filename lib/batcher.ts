@@ -20,6 +20,7 @@ interface Waiting {
 interface OpenBatch {
   readonly session: string
   readonly items: Waiting[]
+  readonly keys: Set<string>
   bytes: number
 }
 
@@ -30,6 +31,13 @@ export interface BatchSubmitOptions extends Pick<SubmitOptions, 'timeoutMs'> {
    * outcome is unknown, as with an aborted `Proposer.submit`.
    */
   readonly signal?: AbortSignal
+  /**
+   * Commands with the same key never share a batch. Locks use the lock's
+   * name: a grant's fence is its entry's index, so two grants of one lock
+   * in one entry (a release promoting a waiter whose own release follows)
+   * would share a fence.
+   */
+  readonly key?: string
 }
 
 export class CommandBatcher {
@@ -49,17 +57,18 @@ export class CommandBatcher {
    * anchored there is safe: the leader applied it later).
    */
   async submit (session: string, cmd: SingleCommand, opts: BatchSubmitOptions = {}): Promise<{ result: CommandResult, sentAt: number }> {
-    const { signal, ...sendOpts } = opts
+    const { signal, key, ...sendOpts } = opts
     signal?.throwIfAborted()
     return await new Promise((resolve, reject) => {
       const bytes = 64 + ('payload' in cmd ? cmd.payload.byteLength : 0)
-      if (this.open !== null && (this.open.session !== session || this.open.bytes + bytes > MAX_BATCH_PAYLOAD_BYTES || this.open.items.length >= MAX_BATCH_COMMANDS)) this.flush(sendOpts)
+      if (this.open !== null && (this.open.session !== session || this.open.bytes + bytes > MAX_BATCH_PAYLOAD_BYTES || this.open.items.length >= MAX_BATCH_COMMANDS || (key !== undefined && this.open.keys.has(key)))) this.flush(sendOpts)
       if (this.open === null) {
-        const batch: OpenBatch = { session, items: [], bytes: 0 }
+        const batch: OpenBatch = { session, items: [], keys: new Set(), bytes: 0 }
         this.open = batch
         setImmediate(() => { if (this.open === batch) this.flush(sendOpts) })
       }
       const batch = this.open
+      if (key !== undefined) batch.keys.add(key)
       if (signal === undefined) {
         batch.items.push({ cmd, resolve, reject })
       } else {

@@ -104,7 +104,7 @@ export class LockService {
         const granted = new Promise<number>(resolve => { this.awaiting.set(owner, { kind, name, session, resolve }) })
         try {
           // No timeoutMs: it would bound the whole batch, other holders' releases included; `signal` carries this call's deadline.
-          const { result } = await batcher.submit(session, { op: 'acquire', kind, name, owner, wait }, { signal })
+          const { result } = await batcher.submit(session, { op: 'acquire', kind, name, owner, wait }, { signal, key: batchKey(kind, name) })
           if (!result.ok) {
             if (result.error === 'no-session') continue
             throw new SessionLostError(result.message)
@@ -151,7 +151,7 @@ export class LockService {
       h.released = true
       this.lose(h, () => new LockLostError(`${kind} ${name} was released`))
       if (this.o.keeper.session !== session) return
-      await this.o.batcher.submit(session, { op: 'release', kind, name, owner }).catch((err: unknown) => {
+      await this.o.batcher.submit(session, { op: 'release', kind, name, owner }, { key: batchKey(kind, name) }).catch((err: unknown) => {
         // The session will end (stop, expiry), and the lock with it.
         this.o.log.debug({ kind, name, ...errorFields(err) }, 'release not applied')
       })
@@ -182,7 +182,7 @@ export class LockService {
 
   private releaseQuietly (kind: LockKind, name: string, session: string, owner: string): void {
     if (this.o.keeper.session !== session) return
-    this.o.batcher.submit(session, { op: 'release', kind, name, owner }).catch((err: unknown) => {
+    this.o.batcher.submit(session, { op: 'release', kind, name, owner }, { key: batchKey(kind, name) }).catch((err: unknown) => {
       this.o.log.debug({ kind, name, ...errorFields(err) }, 'release of an abandoned request not applied')
     })
   }
@@ -194,4 +194,9 @@ export class LockService {
   private abortAll (reason: Error): void {
     for (const h of this.held.values()) this.lose(h, () => reason)
   }
+}
+
+/** One lock's commands go in separate batches (see BatchSubmitOptions.key). */
+function batchKey (kind: LockKind, name: string): string {
+  return `${kind}:${name}`
 }

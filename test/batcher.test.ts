@@ -66,3 +66,16 @@ t.test('an aborted signal is refused before anything is queued; another session 
   await turn()
   t.same(sent, [release('b'), release('c')])
 })
+
+t.test('commands with the same key go in separate batches, in order', async t => {
+  const { proposer, sent, answer } = recordingProposer()
+  const b = new CommandBatcher(proposer, () => 0)
+  const first = b.submit('s1', release('x'), { key: 'lock:x' })
+  const other = b.submit('s1', release('y'), { key: 'lock:y' })
+  const second = b.submit('s1', release('x2'), { key: 'lock:x' })
+  await turn()
+  t.same(sent, [{ op: 'batch', cmds: [release('x'), release('y')] }, release('x2')], 'the second command on lock x starts a new batch')
+  answer(0, { ok: true, value: [{ ok: true, value: 1 }, { ok: true, value: 2 }] })
+  answer(1, { ok: true, value: 3 })
+  t.same([(await first).result, (await other).result, (await second).result].map(r => r.ok && r.value), [1, 2, 3])
+})
