@@ -5,6 +5,7 @@
  * every test process, about 2.5 s for a test that loads lib/; tsx is fast but
  * its source maps make coverage report 100% everywhere
  * (privatenumber/tsx#433, #558). Types are checked by `npm run typecheck`.
+ * `npm test` fills the cache first (warm.mjs).
  */
 import { createHash } from 'node:crypto'
 import { readFileSync } from 'node:fs'
@@ -12,7 +13,7 @@ import { mkdir, readFile, rename, writeFile } from 'node:fs/promises'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 
-const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..')
+export const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..')
 const cacheDir = join(root, 'node_modules', '.cache', 'raftmesh-test-ts')
 let ts = null
 // A new TypeScript, Node or version of this file starts a new cache.
@@ -47,22 +48,25 @@ export async function resolve (specifier, context, next) {
   }
 }
 
-export async function load (url, context, next) {
-  if (!url.startsWith('file:') || !url.endsWith('.ts') || url.includes('/node_modules/')) return await next(url, context)
-  const path = fileURLToPath(url)
+/** The JavaScript for a TypeScript file: from the cache, or transpiled into it. */
+export async function compiled (path) {
   const source = await readFile(path, 'utf8')
   const key = createHash('sha256').update(`${salt}\0${path}\0`).update(source).digest('hex')
   const cached = join(cacheDir, `${key}.js`)
-  let code
   try {
-    code = await readFile(cached, 'utf8')
+    return await readFile(cached, 'utf8')
   } catch {
-    code = await transpile(path, source)
+    const code = await transpile(path, source)
     await mkdir(cacheDir, { recursive: true })
     // Other test processes may read it at any time: write aside, then rename.
     const tmp = `${cached}.${process.pid}.tmp`
     await writeFile(tmp, code)
     await rename(tmp, cached)
+    return code
   }
-  return { format: 'module', source: code, shortCircuit: true }
+}
+
+export async function load (url, context, next) {
+  if (!url.startsWith('file:') || !url.endsWith('.ts') || url.includes('/node_modules/')) return await next(url, context)
+  return { format: 'module', source: await compiled(fileURLToPath(url)), shortCircuit: true }
 }
