@@ -54,6 +54,7 @@ export class LockService {
     o.state.on('granted', g => {
       const w = this.awaiting.get(g.owner)
       if (w !== undefined && w.session === g.session) w.resolve(g.fence)
+      else this.giveBackIfStray(g.kind, g.name, g.session, g.owner)
     })
     o.state.on('released', r => {
       const h = this.held.get(r.owner)
@@ -68,6 +69,7 @@ export class LockService {
         const holder = o.state.lock(w.kind, w.name)?.holder
         if (holder !== undefined && holder !== null && holder.owner === owner) w.resolve(holder.fence)
       }
+      for (const r of o.state.lockList()) if (r.holder !== null) this.giveBackIfStray(r.kind, r.name, r.holder.session, r.holder.owner)
     })
     o.keeper.on('lost', ({ session, reason }) => { this.abortSession(session, new LockLostError(`this node's session ended (${reason}); its locks may be granted elsewhere`)) })
     o.keeper.on('panic', ({ reason }) => { this.abortAll(new LockLostError(`quorum lost: ${reason}`)) })
@@ -178,6 +180,18 @@ export class LockService {
     h.lost = reason
     this.held.delete(h.owner)
     h.controller?.abort(reason())
+  }
+
+  /**
+   * A grant to this node's session that no caller waits for and no handle
+   * holds is an abandoned request's: its batch, still being sent for the
+   * other commands in it, can reach the log after the release sent behind
+   * it (a retry after a leader change). Nothing would ever release it.
+   */
+  private giveBackIfStray (kind: LockKind, name: string, session: string, owner: string): void {
+    if (session !== this.o.keeper.session || this.awaiting.has(owner) || this.held.has(owner)) return
+    this.o.log.debug({ kind, name, owner }, 'giving back a grant no caller waits for')
+    this.releaseQuietly(kind, name, session, owner)
   }
 
   private releaseQuietly (kind: LockKind, name: string, session: string, owner: string): void {

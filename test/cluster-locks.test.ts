@@ -2,6 +2,7 @@ import { performance } from 'node:perf_hooks'
 import t from 'tap'
 import { FaultInjector } from '../gossip/fault.js'
 import { Cluster, InvalidArgumentError, LockLostError, LockTimeoutError, type LockHandle } from '../lib/index.js'
+import type { Proposer } from '../lib/proposer.js'
 import { eventually, SECRET, startClusters } from './helpers/clusters.js'
 
 t.test('three nodes started together with expect: 3 form one cluster and share locks', async t => {
@@ -62,6 +63,20 @@ t.test('three nodes started together with expect: 3 form one cluster and share l
     await eventually(() => handles.every((_, i) => a.lock(`together-${i}`).holder() !== null), 10_000, 'every lock to be held, seen from another node')
     await Promise.all(handles.map(async h => { await h.release() }))
     await eventually(() => handles.every((_, i) => a.lock(`together-${i}`).holder() === null), 10_000, 'the releases to apply on another node')
+  })
+
+  t.test('a grant no caller waits for is given back (an abandoned request whose batch reached the log after its release)', async t => {
+    // The race needs a retried batch to land after the release sent behind
+    // it; the log is given the same outcome directly: a grant to b's session
+    // for an owner b never handed out.
+    const { proposer } = (b as unknown as { p: { proposer: Proposer } }).p
+    const session = b.status().session.id as string
+    const { result } = await proposer.submit(session, { op: 'acquire', kind: 'lock', name: 'stray', owner: 'abandoned.1', wait: false })
+    t.same(result, { ok: true, granted: true, queued: false, fence: result.ok ? result.fence : null }, 'the log granted it')
+    await eventually(() => a.lock('stray').holder() === null, 10_000, 'the stray grant to be given back')
+    const h = await d.lock('stray').tryAcquire()
+    t.ok(h !== null, 'another node can take the lock')
+    await h?.release()
   })
 
   t.test('withLock releases when the callback throws, and `await using` releases at scope end', async t => {
