@@ -88,8 +88,8 @@ export interface QueueEvents {
   claimed: [{ queue: string, session: string, owner: string, items: GrantedItem[] }]
   /** A claim ended without an ack (nack, expiry, its session ended): the claimer must stop. */
   'claim-ended': [{ queue: string, id: string, fence: number, session: string, reason: 'nack' | 'expired' | 'session-ended' | 'returned' | 'purged' }]
-  /** A claim's visibility restarted (granted or extended): the leader restarts its clock. */
-  'claim-heard': [{ queue: string, id: string, fence: number }]
+  /** A claim's visibility restarted (granted or extended): the leader restarts its clock. The claim object lives as long as the claim. */
+  'claim-heard': [Readonly<Claim>]
   enqueued: [{ queue: string, id: string }]
 }
 
@@ -256,8 +256,9 @@ export class QueueTable extends EventEmitter<QueueEvents> {
     const item = this.queues.get(queue)?.items.get(id)
     const bad = this.checkClaim(queue, id, item, fence, ctx)
     if (bad !== null) return bad
-    ;(item as QueueItem & { claim: Claim }).claim.visibilityMs = visibilityMs
-    this.emit('claim-heard', { queue, id, fence })
+    const claim = (item as QueueItem & { claim: Claim }).claim
+    claim.visibilityMs = visibilityMs
+    this.emit('claim-heard', claim)
     return { ok: true }
   }
 
@@ -374,7 +375,7 @@ export class QueueTable extends EventEmitter<QueueEvents> {
     item.attempt++
     if (maxAttempts !== null) item.maxAttempts = maxAttempts
     item.claim = { session, owner, fence: ctx.index, claimedAt: ctx.stamp, visibilityMs, waited }
-    this.emit('claim-heard', { queue: q.name, id: item.id, fence: ctx.index })
+    this.emit('claim-heard', item.claim)
     return { id: item.id, payload: item.payload, fence: ctx.index, attempt: item.attempt, enqueuedAt: item.enqueuedAt }
   }
 

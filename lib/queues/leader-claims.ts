@@ -14,6 +14,7 @@ import type { RaftNode } from '../../raft/index.js'
 import type { Logger } from '../../gossip/logger.js'
 import type { Clock } from '../clock.js'
 import type { CommandResult } from '../coordination/commands.js'
+import type { Claim } from '../coordination/queue-table.js'
 import type { CoordinationState } from '../coordination/state.js'
 import { LeaderTenure } from '../leader-tenure.js'
 import { OwnCommands } from '../own-commands.js'
@@ -31,23 +32,20 @@ export interface LeaderClaimsOptions {
   readonly checkEveryMs: number
 }
 
-function claimKey (queue: string, id: string, fence: number): string {
-  return `${queue}\u0000${id}\u0000${fence}`
-}
-
 export class LeaderClaims {
   private readonly o: LeaderClaimsOptions
   private readonly tenure: LeaderTenure
-  private readonly heard = new Map<string, number>()
+  /** When the leader last heard each claim; keyed by the claim itself, so an acked item's entry goes with it. */
+  private heard = new WeakMap<Readonly<Claim>, number>()
   private readonly own: OwnCommands
 
   constructor (o: LeaderClaimsOptions) {
     this.o = o
     this.own = new OwnCommands({ raft: o.raft, proposer: o.proposer, log: o.log, minGapMs: o.checkEveryMs, maxWaitMs: Math.max(o.checkEveryMs, MAX_WAIT_MS) }, () => this.check())
-    this.tenure = new LeaderTenure(o.raft, o.clock, () => { this.heard.clear(); this.own.clear() })
-    o.state.queues.on('claim-heard', c => { this.heard.set(claimKey(c.queue, c.id, c.fence), o.clock.monotonic()) })
-    o.state.queues.on('claim-ended', c => { this.heard.delete(claimKey(c.queue, c.id, c.fence)) })
-    o.state.on('restored', () => { this.heard.clear() })
+    this.tenure = new LeaderTenure(o.raft, o.clock, () => { this.heard = new WeakMap(); this.own.clear() })
+    // A node that does not lead counts every claim from when it takes office, so it need not time them now.
+    o.state.queues.on('claim-heard', claim => { if (this.tenure.leading) this.heard.set(claim, o.clock.monotonic()) })
+    o.state.on('restored', () => { this.heard = new WeakMap() })
   }
 
   close (): void {
@@ -61,14 +59,13 @@ export class LeaderClaims {
     const now = clock.monotonic()
     let next = Infinity
     for (const { queue, item, claim } of state.queues.claims()) {
-      const key = claimKey(queue, item.id, claim.fence)
-      const heard = Math.max(this.tenure.since, this.heard.get(key) ?? 0)
+      const heard = Math.max(this.tenure.since, this.heard.get(claim) ?? 0)
       const left = heard + claim.visibilityMs - now
       if (left >= 0) {
         next = Math.min(next, left + 1)
         continue
       }
-      this.own.propose(key, { op: 'q-expire', queue, id: item.id, fence: claim.fence })
+      this.own.propose(`${queue}\u0000${item.id}\u0000${claim.fence}`, { op: 'q-expire', queue, id: item.id, fence: claim.fence })
     }
     const wall = clock.wall()
     for (const queue of state.queues.dueQueues(wall)) this.own.propose(`wake\u0000${queue}`, { op: 'q-wake', queue })
