@@ -2,6 +2,8 @@ import { performance } from 'node:perf_hooks'
 import t from 'tap'
 import { FaultInjector } from '../gossip/fault.js'
 import { Cluster, InvalidArgumentError, LockLostError, LockTimeoutError, type LockHandle } from '../lib/index.js'
+import type { Grant } from '../lib/coordination/lock-table.js'
+import type { CoordinationState } from '../lib/coordination/state.js'
 import type { Proposer } from '../lib/proposer.js'
 import { eventually, SECRET, startClusters } from './helpers/clusters.js'
 
@@ -77,6 +79,25 @@ t.test('three nodes started together with expect: 3 form one cluster and share l
     const h = await d.lock('stray').tryAcquire()
     t.ok(h !== null, 'another node can take the lock')
     await h?.release()
+  })
+
+  t.test('a stray grant that arrives inside a snapshot is given back too', async t => {
+    // The grant's own apply is kept from b's lock service, as if b had
+    // missed the entry and caught up from a snapshot holding its result.
+    const { proposer, state } = (b as unknown as { p: { proposer: Proposer, state: CoordinationState } }).p
+    const onGranted = state.listeners('granted') as Array<(g: Grant) => void>
+    state.removeAllListeners('granted')
+    const session = b.status().session.id as string
+    try {
+      const { result } = await proposer.submit(session, { op: 'acquire', kind: 'lock', name: 'stray-in-snapshot', owner: 'abandoned.2', wait: false })
+      t.equal(result.ok, true, 'the log granted it')
+    } finally {
+      for (const fn of onGranted) state.on('granted', fn)
+    }
+    await eventually(() => a.lock('stray-in-snapshot').holder() !== null, 10_000, 'the grant to apply on another node')
+    t.not(a.lock('stray-in-snapshot').holder(), null, 'still held: nothing on b saw the grant')
+    state.restore(state.snapshot())
+    await eventually(() => a.lock('stray-in-snapshot').holder() === null, 10_000, 'the stray grant to be given back after the restore')
   })
 
   t.test('withLock releases when the callback throws, and `await using` releases at scope end', async t => {
