@@ -387,11 +387,14 @@ t.test('an ordered event is told once, at its index, with its publisher\'s node;
   t.end()
 })
 
-t.test('the leader decodes an entry once: its apply reuses what it checked when proposing, and a copy decodes the same', t => {
+t.test('the leader decodes an entry once: its apply reuses what it checked when proposing, then lets it go; a copy decodes the same', t => {
   const env: Envelope = { c: 's1', s: 1, lo: 1, cmd: { op: 'enqueue', queue: 'q', id: null, payload: new Uint8Array([1, 2, 3]), delayMs: 0, maxAttempts: 3 } }
   const made = leaderEntry(1_000_050, encodeEnvelope(env))
   t.same(made.envelope, env)
   t.equal(splitEntry(made.data).envelope, made.envelope, 'the same object: not decoded again')
+  const again = splitEntry(made.data)
+  t.not(again.envelope, made.envelope, 'not kept after its apply: the log holds the entry until the next snapshot, the decoded form need not')
+  t.same(again.envelope, env)
   const copy = made.data.slice()
   t.not(splitEntry(copy).envelope, made.envelope, 'a follower\'s copy is decoded')
   t.same(splitEntry(copy), { stamp: 1_000_050, envelope: env })

@@ -193,9 +193,12 @@ export function leaderEntry (stamp: number, envelope: Uint8Array): { data: Uint8
   return { data, envelope: split.envelope }
 }
 
-/** An entry's stamp and envelope: the leader's own from checkedEntries, any other decoded and validated. */
+/** An entry's stamp and envelope: the leader's own from checkedEntries (once: the log keeps the entry until the next snapshot), any other decoded and validated. */
 export function splitEntry (data: Uint8Array): { stamp: number, envelope: Envelope } {
-  return checkedEntries.get(data) ?? decodeEntry(data)
+  const checked = checkedEntries.get(data)
+  if (checked === undefined) return decodeEntry(data)
+  checkedEntries.delete(data)
+  return checked
 }
 
 function decodeEntry (data: Uint8Array): { stamp: number, envelope: Envelope } {
