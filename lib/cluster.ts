@@ -19,7 +19,7 @@ import { systemClock, type Clock } from './clock.js'
 import type { CommandResult } from './coordination/commands.js'
 import { CoordinationState } from './coordination/state.js'
 import { Cache, type CacheOptions } from './cache/cache.js'
-import { Election } from './election.js'
+import { Elections, type Election } from './election.js'
 import { EventBus } from './events/events.js'
 import type { ClusterHttpHandler, HttpHandlerOptions } from './http/handler.js'
 import type { ServiceHost } from './service-host.js'
@@ -94,7 +94,7 @@ export class Cluster extends EventEmitter<ClusterEvents> {
   /** This node's id (kept in the data directory). */
   readonly id: string
   private readonly p: Parts
-  private readonly elections = new Map<string, Election>()
+  private readonly elections: Elections
   private readonly caches = new Map<string, Cache<unknown, unknown>>()
   private readonly queues = new Map<string, Queue<unknown>>()
   /**
@@ -118,6 +118,7 @@ export class Cluster extends EventEmitter<ClusterEvents> {
     this.p = p
     this.id = p.nodeId
     this.events = p.events
+    this.elections = new Elections(p.locks, p.state)
     this.files = new Files({ state: p.state, batcher: p.batcher, keeper: p.keeper, log: p.log, isStopped: () => this.stopping !== null })
     this.monitor = new ClusterMonitor({
       nodeId: p.nodeId,
@@ -318,12 +319,7 @@ export class Cluster extends EventEmitter<ClusterEvents> {
   /** A named election (one winner at a time, observable from every node). */
   election (name: string): Election {
     checkName(name)
-    let e = this.elections.get(name)
-    if (e === undefined) {
-      e = new Election(name, this.p.locks, this.p.state)
-      this.elections.set(name, e)
-    }
-    return e
+    return this.elections.get(name)
   }
 
   /** The addresses this node listens on, each ending in `/p2p/<peer id>`: give them to others as `bootstrap`. */

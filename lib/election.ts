@@ -13,6 +13,9 @@ export interface ElectionEvents {
   change: [string | null]
 }
 
+/** How the node's Elections tell one election its winner may have changed (not part of the API). */
+const NOTIFY = Symbol('notify')
+
 export class Election extends EventEmitter<ElectionEvents> {
   readonly name: string
   private readonly locks: LockService
@@ -26,10 +29,6 @@ export class Election extends EventEmitter<ElectionEvents> {
     this.locks = locks
     this.state = state
     this.last = this.leader()
-    const check = (e: { kind: string, name: string }): void => { if (e.kind === 'election' && e.name === name) this.notify() }
-    state.on('granted', check)
-    state.on('released', check)
-    state.on('restored', () => { this.notify() })
   }
 
   /** Waits until this node wins; the handle's release() resigns. */
@@ -42,10 +41,37 @@ export class Election extends EventEmitter<ElectionEvents> {
     return this.state.holderNode('election', this.name)
   }
 
-  private notify (): void {
+  [NOTIFY] (): void {
     const now = this.leader()
     if (now === this.last) return
     this.last = now
     this.emit('change', now)
+  }
+}
+
+/**
+ * A node's elections by name, with one listener on the log for all of them:
+ * a listener per election made every grant cost as many calls as the node
+ * had elections. Each name's object is kept for the node's life, since
+ * `cluster.election(name).on('change', fn)` holds no reference to it.
+ */
+export class Elections {
+  private readonly byName = new Map<string, Election>()
+
+  constructor (private readonly locks: LockService, private readonly state: CoordinationState) {
+    const check = (e: { kind: string, name: string }): void => { if (e.kind === 'election') this.byName.get(e.name)?.[NOTIFY]() }
+    state.on('granted', check)
+    state.on('released', check)
+    state.on('restored', () => { for (const e of this.byName.values()) e[NOTIFY]() })
+  }
+
+  /** The election called `name`, one object per name. */
+  get (name: string): Election {
+    let e = this.byName.get(name)
+    if (e === undefined) {
+      e = new Election(name, this.locks, this.state)
+      this.byName.set(name, e)
+    }
+    return e
   }
 }

@@ -130,6 +130,24 @@ t.test('three nodes started together with expect: 3 form one cluster and share l
     t.same(changes, ['n2'], 'the change is observed once, straight to the new winner')
     await h.release()
   })
+
+  t.test('many elections on a node share one listener on the log, and each sees only its own changes', async t => {
+    const { state } = (b as unknown as { p: { state: CoordinationState } }).p
+    const before = state.listenerCount('granted')
+    const seen = Array.from({ length: 200 }, (_, i) => {
+      const changes: Array<string | null> = []
+      b.election(`shard-${i}`).on('change', w => { changes.push(w) })
+      return changes
+    })
+    t.equal(state.listenerCount('granted'), before, 'a grant costs the same however many elections exist')
+    t.equal(b.election('shard-7'), b.election('shard-7'), 'one object per name')
+    const h = await a.election('shard-7').campaign()
+    await eventually(() => seen[7].length === 1, 10_000, 'shard-7 to see its winner')
+    await h.release()
+    await eventually(() => seen[7].length === 2, 10_000, 'shard-7 to see the resignation')
+    t.same(seen[7], ['n1', null])
+    t.same(seen.filter((c, i) => i !== 7 && c.length > 0), [], 'no other election saw a change')
+  })
 })
 
 t.test('a stopping node releases its locks at once, not after its session TTL', async t => {
