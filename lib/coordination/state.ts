@@ -144,8 +144,11 @@ export class CoordinationState extends EventEmitter<CoordinationEvents> implemen
     // A command waits for its own answer, so a lo above its seq is a client bug:
     // clamped, it cannot forget this answer nor refuse the client's next commands.
     const lo = Math.min(env.lo, seq)
-    if (lo > session.lo) session.lo = lo
-    for (const s of session.answers.keys()) if (s < lo) session.answers.delete(s)
+    // Every stored answer was at or above lo when stored, so only a higher lo forgets any.
+    if (lo > session.lo) {
+      session.lo = lo
+      for (const s of session.answers.keys()) if (s < lo) session.answers.delete(s)
+    }
     const result = this.execute(session, cmd, index)
     return this.answer(client, seq, result, index)
   }
