@@ -90,7 +90,6 @@ export interface QueueEvents {
   'claim-ended': [{ queue: string, id: string, fence: number, session: string, reason: 'nack' | 'expired' | 'session-ended' | 'returned' | 'purged' }]
   /** A claim's visibility restarted (granted or extended): the leader restarts its clock. The claim object lives as long as the claim. */
   'claim-heard': [Readonly<Claim>]
-  enqueued: [{ queue: string, id: string }]
 }
 
 export type QueueOpResult =
@@ -178,7 +177,6 @@ export class QueueTable extends EventEmitter<QueueEvents> {
     const rec: QueueItem = { id, payload: item.payload, enqueuedAt: ctx.stamp, availableAt: ctx.stamp + item.delayMs, attempt: 0, maxAttempts: item.maxAttempts, claim: null, lastError: null }
     q.items.set(id, rec)
     this.makeAvailable(q, rec, ctx.stamp)
-    this.emit('enqueued', { queue, id })
     this.serveWaiters(q, ctx)
     return { ok: true, value: { id, duplicate: false } }
   }
