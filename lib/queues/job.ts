@@ -48,7 +48,10 @@ export class ClaimedJob<T> implements Job<T> {
   readonly attempt: number
   readonly enqueuedAt: number
   readonly session: string
-  private readonly controller = new AbortController()
+  /** Made when `signal` is first read: a worker that never reads it costs no AbortController and no abort event. */
+  private controller: AbortController | null = null
+  private endedBy: Error | null = null
+  private readonly onEnd: (() => void) | undefined
   private readonly submit: JobSubmit
   private readonly now: () => number
   private visibilityMs: number
@@ -58,8 +61,8 @@ export class ClaimedJob<T> implements Job<T> {
 
   private readonly sessionValid: () => boolean
 
-  /** `sessionValid` reads the claimer's session lease: its end returns the item too, whatever the visibility. */
-  constructor (init: { id: string, payload: T, fence: number, attempt: number, enqueuedAt: number, session: string, visibilityMs: number, anchoredAt: number }, submit: JobSubmit, now: () => number, sessionValid: () => boolean) {
+  /** `sessionValid` reads the claimer's session lease: its end returns the item too, whatever the visibility. `onEnd` runs once when the claim ends here. */
+  constructor (init: { id: string, payload: T, fence: number, attempt: number, enqueuedAt: number, session: string, visibilityMs: number, anchoredAt: number }, submit: JobSubmit, now: () => number, sessionValid: () => boolean, onEnd?: () => void) {
     this.id = init.id
     this.payload = init.payload
     this.fence = BigInt(init.fence)
@@ -70,12 +73,22 @@ export class ClaimedJob<T> implements Job<T> {
     this.submit = submit
     this.now = now
     this.sessionValid = sessionValid
+    this.onEnd = onEnd
     this.deadline = -Infinity
     this.renew(init.anchoredAt)
   }
 
   get signal (): AbortSignal {
+    if (this.controller === null) {
+      this.controller = new AbortController()
+      if (this.endedBy !== null) this.controller.abort(this.endedBy)
+    }
     return this.controller.signal
+  }
+
+  /** The claim ended here (acked, given back, expired, lost): what `signal` aborts with. */
+  get ended (): boolean {
+    return this.endedBy !== null
   }
 
   get done (): boolean {
@@ -83,13 +96,16 @@ export class ClaimedJob<T> implements Job<T> {
   }
 
   valid (): boolean {
-    return !this.controller.signal.aborted && this.now() < this.deadline && this.sessionValid()
+    return this.endedBy === null && this.now() < this.deadline && this.sessionValid()
   }
 
   /** The claim ended elsewhere (expiry, session end, panic, stop). */
   end (reason: Error): void {
     if (this.lapse !== null) clearTimeout(this.lapse)
-    this.controller.abort(reason)
+    if (this.endedBy !== null) return
+    this.endedBy = reason
+    this.onEnd?.()
+    this.controller?.abort(reason)
   }
 
   async ack (): Promise<void> {
@@ -109,7 +125,7 @@ export class ClaimedJob<T> implements Job<T> {
   }
 
   async extend (visibilityMs = this.visibilityMs): Promise<void> {
-    if (this.settled !== null || this.controller.signal.aborted) throw new ClaimExpiredError(`the claim of item ${this.id} has ended`)
+    if (this.settled !== null || this.endedBy !== null) throw new ClaimExpiredError(`the claim of item ${this.id} has ended`)
     const r = await this.submit({ op: 'extend', visibilityMs })
     if (!r.ok) {
       const err = new ClaimExpiredError(r.message ?? `the claim of item ${this.id} expired`)

@@ -174,7 +174,7 @@ export class Processor<T> {
       return
     }
     const job = this.svc.job(this.queue, session, item, payload, this.visibilityMs, anchoredAt)
-    if (job.signal.aborted) return
+    if (job.ended) return
     this.jobs.add(job)
     const every = Math.floor(this.visibilityMs / 3)
     const keepVisible = setInterval(() => { job.extend().catch(() => {}) }, every)
@@ -186,7 +186,7 @@ export class Processor<T> {
       this.processed++
     } catch (err) {
       this.failed++
-      if (!job.done && !job.signal.aborted) {
+      if (!job.done && !job.ended) {
         const nacked = job.nack({ delayMs: this.backoffMs(job.attempt), error: (err as Error)?.message ?? String(err) })
         free()
         await nacked.catch(() => {})

@@ -88,15 +88,12 @@ export class QueueService {
 
   /** A job for an item this node claimed, whose visibility runs from `anchoredAt` (when the granting or confirming command was sent). */
   job<T> (queue: string, session: string, item: GrantedItem, payload: T, visibilityMs: number, anchoredAt: number): ClaimedJob<T> {
+    const key = jobKey(queue, item.id, item.fence)
     const job = new ClaimedJob<T>({ ...item, payload, session, visibilityMs, anchoredAt }, async cmd => {
       const { result, sentAt } = await this.submit(session, { ...cmd, queue, id: item.id, fence: item.fence } as SingleCommand)
       return { ok: result.ok, message: result.ok ? undefined : result.message, sentAt }
-    }, () => this.o.clock.monotonic(), () => this.o.keeper.valid(session))
-    const key = jobKey(queue, item.id, item.fence)
-    if (!job.signal.aborted) {
-      this.live.set(key, Object.assign(job as ClaimedJob<unknown>, { queue }))
-      job.signal.addEventListener('abort', () => { this.live.delete(key) }, { once: true })
-    }
+    }, () => this.o.clock.monotonic(), () => this.o.keeper.valid(session), () => { this.live.delete(key) })
+    if (!job.ended) this.live.set(key, Object.assign(job as ClaimedJob<unknown>, { queue }))
     // Ended on the log before this job existed (in the same batch of applies).
     if (this.o.state.queues.item(queue, item.id)?.claim?.fence !== item.fence) job.end(new ClaimExpiredError(`the claim of item ${item.id} ended before it was handed out`))
     return job
