@@ -65,6 +65,9 @@ t.test('workers on three nodes process every item once, never more at once than 
     await new Promise(resolve => setTimeout(resolve, Math.random() * 5))
     running.set(n.id, (running.get(n.id) ?? 1) - 1)
   }, { concurrency: 4, visibilityMs: 10_000 }))
+  const completed: number[] = []
+  for (const p of processors) p.on('completed', job => { completed.push(job.payload) })
+  processors[0].on('completed', () => { throw new Error('a listener that throws') })
   const N = 600
   await Promise.all(Array.from({ length: N }, async (_, i) => { await c.nodes[i % 3].queue<number>('work').enqueue(i) }))
   await eventually(() => seen.size === N, 60_000, 'every item processed')
@@ -74,6 +77,8 @@ t.test('workers on three nodes process every item once, never more at once than 
   t.same([...seen.values()].filter(n => n !== 1), [], 'no item ran twice')
   t.ok(maxRunning <= 4, `at most 4 at once on a node (max ${maxRunning})`)
   t.ok(processors.every(p => p.processed > 0), `every node worked (${processors.map(p => p.processed).join(', ')})`)
+  t.same(completed.sort((x, y) => x - y), Array.from({ length: N }, (_, i) => i), 'a completed event for each item, once its ack applied')
+  t.same(processors.map(p => p.failed), [0, 0, 0], 'a listener that throws fails no job')
   await eventually(() => c.nodes.every(n => n.status().raft.appliedIndex === c.leader().status().raft.commitIndex), 10_000, 'all nodes to apply')
   t.match(await c.nodes[1].queue('work').stats(), { depth: 0, inFlight: 0, acked: N })
   await Promise.all(processors.map(async p => { await p.stop() }))
@@ -134,8 +139,12 @@ t.test('a failing item is retried with its attempts counted, then dead-lettered,
     attempts.push(job.attempt)
     throw new Error(`failure ${job.attempt}`)
   }, { backoffMs: () => 10, maxAttempts: 3 })
+  const failures: string[] = []
+  p.on('failed', (job, err) => { failures.push(`${job.id}: ${err.message}`) })
   await q.enqueue('poison', { id: 'p1' })
   await eventually(() => a.status().raft.appliedIndex > 0 && attempts.length === 3, 15_000, 'three attempts')
+  await eventually(() => failures.length === 3, 5000, 'three failed events')
+  t.same(failures, ['p1: failure 1', 'p1: failure 2', 'p1: failure 3'], 'each failure reported with its error')
   await p.stop()
   await eventually(() => (a.status().raft.appliedIndex >= b.status().raft.appliedIndex), 5000)
   t.same(attempts, [1, 2, 3])

@@ -8,6 +8,7 @@
  * it can run, and it never polls. An item handed over while no slot is free
  * (after a request whose outcome was unknown) is given back at once.
  */
+import { EventEmitter } from 'node:events'
 import type { Logger } from '../../gossip/logger.js'
 import { errorFields } from '../../gossip/logger.js'
 import type { GrantedItem } from '../coordination/queue-table.js'
@@ -29,7 +30,14 @@ export interface ProcessOptions {
 
 const RETRY_REQUEST_MS = 200
 
-export class Processor<T> {
+export interface ProcessorEvents<T> {
+  /** A job's handler resolved and its ack is applied on this node. */
+  completed: [Job<T>]
+  /** A job's handler threw (the item was nacked, to be retried or dead-lettered). */
+  failed: [Job<T>, Error]
+}
+
+export class Processor<T> extends EventEmitter<ProcessorEvents<T>> {
   private readonly svc: QueueService
   private readonly queue: string
   private readonly decode: (p: Uint8Array) => T
@@ -58,6 +66,7 @@ export class Processor<T> {
   failed = 0
 
   constructor (svc: QueueService, queue: string, decode: (p: Uint8Array) => T, fn: (job: Job<T>) => Promise<void>, opts: ProcessOptions) {
+    super()
     this.svc = svc
     this.queue = queue
     this.decode = decode
@@ -184,8 +193,10 @@ export class Processor<T> {
       free()
       await acked
       this.processed++
+      this.tell(() => this.emit('completed', job))
     } catch (err) {
       this.failed++
+      if (!job.done) this.tell(() => this.emit('failed', job, err instanceof Error ? err : new Error(String(err))))
       if (!job.done && !job.ended) {
         const nacked = job.nack({ delayMs: this.backoffMs(job.attempt), error: (err as Error)?.message ?? String(err) })
         free()
@@ -194,6 +205,15 @@ export class Processor<T> {
     } finally {
       clearInterval(keepVisible)
       this.jobs.delete(job)
+    }
+  }
+
+  /** A listener that throws is logged: it must not turn a finished job into a failed one. */
+  private tell (emit: () => void): void {
+    try {
+      emit()
+    } catch (err) {
+      this.log.warn({ queue: this.queue, ...errorFields(err) }, 'a processor listener threw')
     }
   }
 }
