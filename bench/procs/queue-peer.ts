@@ -11,7 +11,6 @@
  * stop is written there as <nodeId>-<pid>.cpuprofile.
  */
 import { join } from 'node:path'
-import { ClaimExpiredError } from '../../lib/index.js'
 import { startBenchCluster, type BenchNodeArgs } from './bench-cluster.js'
 import { CpuProfileWindow } from './cpu-profile-window.js'
 import { serveQueueBench, type BenchPayload } from './queue-driver.js'
@@ -30,13 +29,10 @@ serveQueueBench({
   work: (queue, o, hooks) => {
     const processor = cluster.queue<BenchPayload>(queue).process(async job => {
       hooks.started(job.payload)
-      // The signal fires once the ack is applied here (and for every other end of the claim).
-      job.signal.addEventListener('abort', () => {
-        const r: unknown = job.signal.reason
-        if (r instanceof ClaimExpiredError && r.message.endsWith('was acked')) hooks.acked()
-      }, { once: true })
       if (o.hold) await new Promise(resolve => { job.signal.addEventListener('abort', resolve, { once: true }) })
     }, { concurrency: o.concurrency, visibilityMs: o.visibilityMs })
+    // As the BullMQ peer counts its worker's 'completed' events.
+    processor.on('completed', () => { hooks.acked() })
     return { stop: async () => { await processor.stop() } }
   },
   status: async () => {
