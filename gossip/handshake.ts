@@ -23,8 +23,12 @@ import { checkPlainMsgpack } from './plain-msgpack.js'
 import type { Stream } from '@libp2p/interface'
 
 export const HANDSHAKE_PROTOCOL = '/raftmesh/handshake/1.0.0'
-/** Version of everything raftmesh sends between nodes; peers must agree exactly. */
-export const PROTOCOL_VERSION = 3
+/**
+ * Version of everything raftmesh sends between nodes, the meaning of its
+ * log entries included; peers must agree exactly. 4: a queue claim by an
+ * owner that already waits adds to its wait.
+ */
+export const PROTOCOL_VERSION = 4
 /** Largest handshake or control frame accepted. */
 export const MAX_HANDSHAKE_FRAME_BYTES = 256 * 1024
 const MAX_ADDRS = 16

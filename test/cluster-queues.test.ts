@@ -173,3 +173,27 @@ t.test('a delayed item waits its delay; limits give clear errors', async t => {
   await t.rejects(a.queue('big').claim({ visibilityMs: 5 }), { name: 'InvalidArgumentError' })
   t.throws(() => a.queue('big').process(async () => {}, { concurrency: 0 }), { name: 'InvalidArgumentError' })
 })
+
+t.test('a worker whose jobs all finish together asks for all its slots again: its concurrency holds wave after wave', async t => {
+  const c = await startClusters(3)
+  t.teardown(async () => { await c.stopAll() })
+  let running = 0
+  let most = 0
+  const p = c.nodes[1].queue<number>('waves').process(async () => {
+    running++
+    most = Math.max(most, running)
+    await new Promise(resolve => setTimeout(resolve, 100))
+    running--
+  }, { concurrency: 8 })
+  const q = c.nodes[0].queue<number>('waves')
+  const peaks: number[] = []
+  for (let wave = 0; wave < 3; wave++) {
+    most = 0
+    const before = p.processed
+    await Promise.all(Array.from({ length: 8 }, async (_, i) => { await q.enqueue(i) }))
+    await eventually(() => p.processed === before + 8, 15_000, `wave ${wave} processed`)
+    peaks.push(most)
+  }
+  t.same(peaks, [8, 8, 8], 'eight at once in every wave')
+  await p.stop()
+})

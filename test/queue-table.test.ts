@@ -72,6 +72,22 @@ t.test('a waiting worker is handed the item by the enqueue; a stale fence cannot
   t.same(a.send({ op: 'ack', queue: 'q', id: '2', fence: again[0].fence }), { ok: true })
 })
 
+t.test('an owner that asks again while it waits waits for both: a worker freeing two slots in one batch is owed two items', async t => {
+  const log = new CoordinationLog()
+  const a = log.client('n1/a', 'n1')
+  a.open()
+  const handed: string[] = []
+  log.sm.queues.on('claimed', e => handed.push(...e.items.map(i => i.id)))
+  t.same(items(a.send(claim('worker', { wait: true }))), [], 'nothing ready: it waits for one')
+  t.same(items(a.send(claim('worker', { wait: true }))), [], 'and asks for one more')
+  t.equal(log.sm.queues.stats('q', log.clock).waiters, 2, 'the log owes it two items')
+  a.send(enqueue('1'))
+  a.send(enqueue('2'))
+  a.send(enqueue('3'))
+  t.same(handed, ['1', '2'], 'both handed to it; the third stays queued')
+  t.equal(log.sm.queues.stats('q', log.clock).ready, 1)
+})
+
 t.test('the leader\'s q-expire ends a claim only if its fence still holds; attempts run out into dead letters', async t => {
   const log = new CoordinationLog()
   const a = log.client('n1/a', 'n1')

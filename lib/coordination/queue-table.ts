@@ -181,7 +181,11 @@ export class QueueTable extends EventEmitter<QueueEvents> {
     return { ok: true, value: { id, duplicate: false } }
   }
 
-  /** Takes up to `max` ready items now; with `wait`, the rest of `max` waits here for items to come. */
+  /**
+   * Takes up to `max` ready items now; with `wait`, the rest of `max` waits
+   * here for items to come, added to what the same owner already waits for
+   * (a worker asks for one more item each time a slot frees).
+   */
   claim (queue: string, req: { owner: string, visibilityMs: number, max: number, wait: boolean, maxAttempts: number | null }, ctx: ApplyContext): QueueOpResult {
     const q = this.record(queue)
     this.promote(q, ctx.stamp)
@@ -193,7 +197,7 @@ export class QueueTable extends EventEmitter<QueueEvents> {
     const rest = req.max - items.length
     if (req.wait && rest > 0) {
       const w = q.waiters.find(x => x.session === ctx.session && x.owner === req.owner)
-      if (w !== undefined) w.capacity = rest
+      if (w !== undefined) w.capacity += rest
       else q.waiters.push({ session: ctx.session, owner: req.owner, visibilityMs: req.visibilityMs, capacity: rest, maxAttempts: req.maxAttempts })
     }
     return { ok: true, value: { items } }
