@@ -60,6 +60,7 @@ export class Processor<T> extends EventEmitter<ProcessorEvents<T>> {
   private anchor = -Infinity
   private session: string | null = null
   private retry: NodeJS.Timeout | null = null
+  private topUpQueued = false
   private stopping: Promise<void> | null = null
   /** Jobs that finished: acked, and failed (nacked). */
   processed = 0
@@ -114,6 +115,16 @@ export class Processor<T> extends EventEmitter<ProcessorEvents<T>> {
     await Promise.allSettled([...this.runs])
   }
 
+  /** Slots freed in one turn are asked for in one claim, still in the batch of their acks (sent at the end of the turn). */
+  private topUpSoon (): void {
+    if (this.topUpQueued) return
+    this.topUpQueued = true
+    queueMicrotask(() => {
+      this.topUpQueued = false
+      this.topUp()
+    })
+  }
+
   /** Asks the log for as many items as there are free slots not yet asked for. */
   private topUp (): void {
     if (this.stopping !== null) return
@@ -152,7 +163,7 @@ export class Processor<T> extends EventEmitter<ProcessorEvents<T>> {
         if (freed) return
         freed = true
         this.busy--
-        this.topUp()
+        this.topUpSoon()
       }
       const run = this.start(item, session, waited, sentAt, free).finally(() => {
         this.runs.delete(run)
