@@ -33,7 +33,7 @@ const RETRY_REQUEST_MS = 200
 export interface ProcessorEvents<T> {
   /** A job's handler resolved and its ack is applied on this node. */
   completed: [Job<T>]
-  /** A job's handler threw (the item was nacked, to be retried or dead-lettered). */
+  /** A job's handler threw: the item is nacked (retried or dead-lettered), or went back already if its claim had ended. */
   failed: [Job<T>, Error]
 }
 
