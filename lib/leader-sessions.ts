@@ -10,16 +10,10 @@
  * it arrived, so every later leader's grace period ends after the holder's
  * own deadline (see SessionKeeper).
  */
-import type { RaftNode } from '../raft/index.js'
 import { NotLeaderError } from '../raft/index.js'
-import type { Logger } from '../gossip/logger.js'
-import type { Clock } from './clock.js'
-import type { CommandResult } from './coordination/commands.js'
-import type { CoordinationState } from './coordination/state.js'
 import { SessionLostError } from './errors.js'
 import { LeaderTenure } from './leader-tenure.js'
-import { OwnCommands } from './own-commands.js'
-import type { Proposer } from './proposer.js'
+import { OwnCommands, type HousekeeperOptions } from './own-commands.js'
 
 /** Keep-alives move every deadline, so the earliest one is looked at again at least this often. */
 const MAX_WAIT_MS = 1000
@@ -31,25 +25,15 @@ const MAX_WAIT_MS = 1000
  */
 const ROUND_GATHER_MS = 25
 
-export interface LeaderSessionsOptions {
-  readonly raft: RaftNode<CommandResult>
-  readonly state: CoordinationState
-  readonly proposer: Proposer
-  readonly clock: Clock
-  readonly log: Logger
-  /** The least time between two looks for expired sessions. */
-  readonly checkEveryMs: number
-}
-
 export class LeaderSessions {
-  private readonly o: LeaderSessionsOptions
+  private readonly o: HousekeeperOptions
   private readonly tenure: LeaderTenure
   private readonly lastHeard = new Map<string, number>()
   private readonly own: OwnCommands
   /** The round keep-alives are gathering for (see round). */
   private gathering: Promise<void> | null = null
 
-  constructor (o: LeaderSessionsOptions) {
+  constructor (o: HousekeeperOptions) {
     this.o = o
     this.own = new OwnCommands({ raft: o.raft, proposer: o.proposer, log: o.log, minGapMs: o.checkEveryMs, maxWaitMs: Math.max(o.checkEveryMs, MAX_WAIT_MS) }, () => this.expire())
     this.tenure = new LeaderTenure(o.raft, o.clock, () => { this.lastHeard.clear(); this.own.clear() })

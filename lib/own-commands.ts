@@ -15,7 +15,9 @@
 import type { RaftNode, SoftState } from '../raft/index.js'
 import type { Logger } from '../gossip/logger.js'
 import { errorFields } from '../gossip/logger.js'
+import type { Clock } from './clock.js'
 import type { Command, CommandResult } from './coordination/commands.js'
+import type { CoordinationState } from './coordination/state.js'
 import type { Proposer } from './proposer.js'
 
 export interface OwnCommandsOptions {
@@ -26,6 +28,17 @@ export interface OwnCommandsOptions {
   readonly minGapMs: number
   /** The most time between two runs while leading, whatever the check says. */
   readonly maxWaitMs: number
+}
+
+/** What each of the leader's housekeepers (sessions, claims, task ticks) is built with. */
+export interface HousekeeperOptions {
+  readonly raft: RaftNode<CommandResult>
+  readonly state: CoordinationState
+  readonly proposer: Proposer
+  readonly clock: Clock
+  readonly log: Logger
+  /** The least time between two runs of its check. */
+  readonly checkEveryMs: number
 }
 
 /** Runs the leader's check; returns the milliseconds until its next work falls due (Infinity: nothing pending). */

@@ -10,36 +10,21 @@
  * The same loop wakes queues whose delayed items fell due while workers
  * wait (`q-wake`), since no other entry might touch them.
  */
-import type { RaftNode } from '../../raft/index.js'
-import type { Logger } from '../../gossip/logger.js'
-import type { Clock } from '../clock.js'
-import type { CommandResult } from '../coordination/commands.js'
 import type { Claim } from '../coordination/queue-table.js'
-import type { CoordinationState } from '../coordination/state.js'
 import { LeaderTenure } from '../leader-tenure.js'
-import { OwnCommands } from '../own-commands.js'
-import type { Proposer } from '../proposer.js'
+import { OwnCommands, type HousekeeperOptions } from '../own-commands.js'
 
 /** A claim's deadline only moves later (extensions), so this is a safety net, not the clock. */
 const MAX_WAIT_MS = 1000
 
-export interface LeaderClaimsOptions {
-  readonly raft: RaftNode<CommandResult>
-  readonly state: CoordinationState
-  readonly proposer: Proposer
-  readonly clock: Clock
-  readonly log: Logger
-  readonly checkEveryMs: number
-}
-
 export class LeaderClaims {
-  private readonly o: LeaderClaimsOptions
+  private readonly o: HousekeeperOptions
   private readonly tenure: LeaderTenure
   /** When the leader last heard each claim; keyed by the claim itself, so an acked item's entry goes with it. */
   private heard = new WeakMap<Readonly<Claim>, number>()
   private readonly own: OwnCommands
 
-  constructor (o: LeaderClaimsOptions) {
+  constructor (o: HousekeeperOptions) {
     this.o = o
     this.own = new OwnCommands({ raft: o.raft, proposer: o.proposer, log: o.log, minGapMs: o.checkEveryMs, maxWaitMs: Math.max(o.checkEveryMs, MAX_WAIT_MS) }, () => this.check())
     this.tenure = new LeaderTenure(o.raft, o.clock, () => { this.heard = new WeakMap(); this.own.clear() })

@@ -8,13 +8,7 @@
  * them once; `skip` runs it only if it is no later than a grace period, and
  * otherwise counts it missed and waits for the next.
  */
-import type { RaftNode } from '../../raft/index.js'
-import type { Logger } from '../../gossip/logger.js'
-import type { Clock } from '../clock.js'
-import type { CommandResult } from '../coordination/commands.js'
-import type { CoordinationState } from '../coordination/state.js'
-import { OwnCommands } from '../own-commands.js'
-import type { Proposer } from '../proposer.js'
+import { OwnCommands, type HousekeeperOptions } from '../own-commands.js'
 import { nextAfter, parseSpecText, type NormalizedSchedule } from './schedule-spec.js'
 
 /** A tick this late is still run under `missed: 'skip'`. */
@@ -24,22 +18,13 @@ const MAX_WAIT_MS = 1000
 /** Due ticks counted one by one at most; beyond, the rest are skipped in one step. */
 const MAX_CATCH_UP = 100_000
 
-export interface LeaderTicksOptions {
-  readonly raft: RaftNode<CommandResult>
-  readonly state: CoordinationState
-  readonly proposer: Proposer
-  readonly clock: Clock
-  readonly log: Logger
-  readonly checkEveryMs: number
-}
-
 export class LeaderTicks {
-  private readonly o: LeaderTicksOptions
+  private readonly o: HousekeeperOptions
   private readonly own: OwnCommands
   /** When this node first saw a task that has never ticked: its first tick is the next after that. */
   private readonly firstSeen = new Map<string, number>()
 
-  constructor (o: LeaderTicksOptions) {
+  constructor (o: HousekeeperOptions) {
     this.o = o
     this.own = new OwnCommands({ raft: o.raft, proposer: o.proposer, log: o.log, minGapMs: o.checkEveryMs, maxWaitMs: Math.max(o.checkEveryMs, MAX_WAIT_MS) }, () => this.check())
   }
