@@ -26,9 +26,10 @@ export const HANDSHAKE_PROTOCOL = '/raftmesh/handshake/1.0.0'
 /**
  * Version of everything raftmesh sends between nodes, the meaning of its
  * log entries included; peers must agree exactly. 4: a queue claim by an
- * owner that already waits adds to its wait.
+ * owner that already waits adds to its wait. 5: a claim's waiting slots go
+ * to the back of the line unless the owner's own wait is last.
  */
-export const PROTOCOL_VERSION = 4
+export const PROTOCOL_VERSION = 5
 /** Largest handshake or control frame accepted. */
 export const MAX_HANDSHAKE_FRAME_BYTES = 256 * 1024
 const MAX_ADDRS = 16

@@ -197,3 +197,21 @@ t.test('a worker whose jobs all finish together asks for all its slots again: it
   t.same(peaks, [8, 8, 8], 'eight at once in every wave')
   await p.stop()
 })
+
+t.test('items go to the slot that has waited longest: with a worker on every node, one item at a time spreads over all three', async t => {
+  const c = await startClusters(3)
+  t.teardown(async () => { await c.stopAll() })
+  const done: number[] = [0, 0, 0]
+  const processors = c.nodes.map((n, i) => n.queue<number>('spread').process(async () => { done[i]++ }, { concurrency: 4 }))
+  const q = c.nodes[0].queue<number>('spread')
+  let waiting = 0
+  const polling = setInterval(() => { void q.stats().then(s => { waiting = s.waiting }) }, 20)
+  t.teardown(() => { clearInterval(polling) })
+  await eventually(() => waiting === 12, 15_000, 'all twelve slots waiting')
+  for (let k = 0; k < 12; k++) {
+    await q.enqueue(k)
+    await eventually(() => done.reduce((a, b) => a + b, 0) === k + 1, 15_000, `item ${k} processed`)
+  }
+  t.same([...done].sort(), [4, 4, 4], 'each node ran four: a freed slot waits behind the other nodes\' slots')
+  await Promise.all(processors.map(async p => { await p.stop() }))
+})

@@ -88,6 +88,26 @@ t.test('an owner that asks again while it waits waits for both: a worker freeing
   t.equal(log.sm.queues.stats('q', log.clock).ready, 1)
 })
 
+t.test('waiting slots are served in the order they began to wait: a worker that frees a slot queues it behind workers already waiting', async t => {
+  const log = new CoordinationLog()
+  const a = log.client('n1/a', 'n1')
+  const b = log.client('n2/b', 'n2')
+  a.open()
+  b.open()
+  const handed: string[] = []
+  log.sm.queues.on('claimed', e => handed.push(...e.items.map(i => `${e.owner}:${i.id}`)))
+  a.send(claim('A', { max: 2, wait: true }))
+  b.send(claim('B', { max: 2, wait: true }))
+  a.send(enqueue('1'))
+  const first = log.sm.queues.item('q', '1')?.claim?.fence as number
+  t.same(a.send({ op: 'ack', queue: 'q', id: '1', fence: first }), { ok: true })
+  a.send(claim('A', { wait: true }))
+  t.equal(log.sm.queues.stats('q', log.clock).waiters, 4, 'A is owed two items again, B two')
+  for (const id of ['2', '3', '4', '5', '6']) a.send(enqueue(id))
+  t.same(handed, ['A:1', 'A:2', 'B:3', 'B:4', 'A:5'], 'A\'s first two slots, then B\'s, then the slot A freed last')
+  t.equal(log.sm.queues.stats('q', log.clock).ready, 1)
+})
+
 t.test('the leader\'s q-expire ends a claim only if its fence still holds; attempts run out into dead letters', async t => {
   const log = new CoordinationLog()
   const a = log.client('n1/a', 'n1')

@@ -183,8 +183,11 @@ export class QueueTable extends EventEmitter<QueueEvents> {
 
   /**
    * Takes up to `max` ready items now; with `wait`, the rest of `max` waits
-   * here for items to come, added to what the same owner already waits for
-   * (a worker asks for one more item each time a slot frees).
+   * here for items to come, at the back of the line: a worker asks for one
+   * more item each time a slot frees, and that slot waits behind the slots
+   * of workers already waiting, so items spread over idle workers instead
+   * of going to whichever waited first. Asks of one owner that follow each
+   * other (slots freed in one batch) add to one wait.
    */
   claim (queue: string, req: { owner: string, visibilityMs: number, max: number, wait: boolean, maxAttempts: number | null }, ctx: ApplyContext): QueueOpResult {
     const q = this.record(queue)
@@ -196,8 +199,8 @@ export class QueueTable extends EventEmitter<QueueEvents> {
     }
     const rest = req.max - items.length
     if (req.wait && rest > 0) {
-      const w = q.waiters.find(x => x.session === ctx.session && x.owner === req.owner)
-      if (w !== undefined) w.capacity += rest
+      const w = q.waiters.at(-1)
+      if (w !== undefined && w.session === ctx.session && w.owner === req.owner) w.capacity += rest
       else q.waiters.push({ session: ctx.session, owner: req.owner, visibilityMs: req.visibilityMs, capacity: rest, maxAttempts: req.maxAttempts })
     }
     return { ok: true, value: { items } }
@@ -381,7 +384,7 @@ export class QueueTable extends EventEmitter<QueueEvents> {
     return { id: item.id, payload: item.payload, fence: ctx.index, attempt: item.attempt, enqueuedAt: item.enqueuedAt }
   }
 
-  /** Ready items go to waiters, first come first served, each waiter up to its capacity. */
+  /** Ready items go to waiting slots in the order they began to wait. */
   private serveWaiters (q: QueueRecord, ctx: ApplyContext): void {
     this.promote(q, ctx.stamp)
     while (q.waiters.length > 0 && q.ready.size > 0) {
