@@ -72,6 +72,8 @@ t.test('caches', async t => {
     const got = new Map(late.entries().map(([k, v]) => [JSON.stringify(k), v]))
     t.same(got, new Map(keys.map((k, i) => [JSON.stringify(k), i] as const).filter(([k]) => k !== '-5')))
     t.equal(late.stats().tombstones, 1, 'the delete came too, as a tombstone')
+    t.equal(late.stats().repaired, keys.length, 'every write and the delete counted as repaired')
+    t.equal(a.stats().repaired, 0, 'nothing new came back')
   })
 
   t.test('replicated: an update lost with nothing after it is repaired by the periodic exchange', async t => {
@@ -87,6 +89,7 @@ t.test('caches', async t => {
     await a.set('last', 'word')
     await until('n2 has it', () => b.get('last') === 'word')
     t.equal(b.stats().updatesReceived, 0, 'not by gossip')
+    t.equal(b.stats().repaired, 1, 'counted as repaired')
     // b applies the pushed entry before a's side of that exchange has counted itself done.
     await until('the exchange that carried it to complete', () => b.stats().syncs + a.stats().syncs > syncs)
     t.pass('by a periodic exchange')

@@ -57,6 +57,8 @@ export interface BackendStats {
   readonly updatesReceived: number
   /** Remote writes that lost to a newer version here. */
   readonly staleUpdates: number
+  /** Other nodes' writes taken in by anti-entropy (replicated mode): ones the gossip had not brought. */
+  readonly repaired: number
   /** Wire messages dropped: malformed, of the other mode, from a wrong origin, or stamped too far ahead. */
   readonly rejected: number
   readonly syncs: number

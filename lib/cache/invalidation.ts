@@ -83,7 +83,7 @@ export class InvalidationBackend<V> implements CacheBackend<V> {
   }
 
   stats (): BackendStats {
-    return { ...this.counts, tombstones: 0, staleUpdates: 0, syncs: 0, syncFailures: 0, channel: this.channel.stats() }
+    return { ...this.counts, tombstones: 0, staleUpdates: 0, repaired: 0, syncs: 0, syncFailures: 0, channel: this.channel.stats() }
   }
 
   async close (): Promise<void> {

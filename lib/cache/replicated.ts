@@ -52,7 +52,7 @@ export class ReplicatedBackend<V> implements CacheBackend<V> {
   /** Members with an exchange running, and whether another was asked for meanwhile. */
   private readonly syncing = new Map<string, { again: boolean }>()
   private closed = false
-  private readonly counts = { updatesReceived: 0, staleUpdates: 0, rejected: 0, syncs: 0, syncFailures: 0 }
+  private readonly counts = { updatesReceived: 0, staleUpdates: 0, repaired: 0, rejected: 0, syncs: 0, syncFailures: 0 }
 
   constructor (ctx: BackendContext<V>) {
     this.ctx = ctx
@@ -169,6 +169,10 @@ export class ReplicatedBackend<V> implements CacheBackend<V> {
    * won, 'held' if this node has that very version already (anti-entropy
    * and gossip both brought it), 'older' if it lost or was refused.
    */
+  private repair (entries: readonly WireEntry[]): void {
+    for (const e of entries) if (this.applyEntry(e) === 'applied') this.counts.repaired++
+  }
+
   private applyEntry (e: WireEntry): 'applied' | 'held' | 'older' {
     if (!this.admit(e.hlc)) return 'older'
     const { sink } = this.ctx
@@ -242,7 +246,7 @@ export class ReplicatedBackend<V> implements CacheBackend<V> {
     if (this.closed) throw new ClusterStoppedError(`cache ${this.ctx.name} is closed`)
     const push = decodeSyncPush(body)
     this.applyFloor(push.floor)
-    for (const e of push.entries) this.applyEntry(e)
+    this.repair(push.entries)
     this.ctx.log.debug({ from, entries: push.entries.length }, 'anti-entropy push applied')
     return new Uint8Array(0)
   }
@@ -299,7 +303,7 @@ export class ReplicatedBackend<V> implements CacheBackend<V> {
         const req = encodeSyncRequest({ digest: this.state.digest(), floor: this.state.floor })
         const res = decodeSyncResponse(await calls.call(nodeId, `${this.ctx.topic}/sync`, req, opts))
         this.applyFloor(res.floor)
-        for (const e of res.entries) this.applyEntry(e)
+        this.repair(res.entries)
         const mine = this.entriesIn(res.buckets)
         if (mine.entries.length > 0) {
           await calls.call(nodeId, `${this.ctx.topic}/push`, encodeSyncPush({ floor: this.state.floor, entries: mine.entries }), opts)

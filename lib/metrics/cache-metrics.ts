@@ -12,6 +12,7 @@ export function registerCacheMetrics (registry: Registry, caches: () => Iterable
   labelledCounter(registry, 'raftmesh_cache_loads_total', 'Loader calls made by getOrLoad.', ['cache'], each(s => s.loads))
   labelledCounter(registry, 'raftmesh_cache_updates_sent_total', 'Updates and invalidations this node broadcast.', ['cache'], each(s => s.channel.published))
   labelledCounter(registry, 'raftmesh_cache_updates_received_total', 'Updates and invalidations received from other nodes.', ['cache'], each(s => s.updatesReceived))
+  labelledCounter(registry, 'raftmesh_cache_repaired_total', 'Writes of other nodes taken in by anti-entropy, not by gossip.', ['cache'], each(s => s.repaired))
   labelledCounter(registry, 'raftmesh_cache_stale_updates_total', 'Remote writes that lost to a newer version here.', ['cache'], each(s => s.staleUpdates))
   labelledCounter(registry, 'raftmesh_cache_rejected_total', 'Cache messages dropped as invalid.', ['cache'], each(s => s.rejected))
   labelledCounter(registry, 'raftmesh_cache_gossip_gaps_total', 'Gaps in a publisher\'s sequence seen on the cache\'s channel.', ['cache'], each(s => s.channel.gaps))
