@@ -387,7 +387,7 @@ export class Cluster extends EventEmitter<ClusterEvents> {
   /** Plain JSON: members, Raft, sessions, locks, panic. */
   status (): ClusterStatus {
     const { raft, mesh, state, keeper } = this.p
-    return buildStatus({ id: this.id, raft: raft.status(), members: mesh.membership.list(), state, session: keeper.session, leaseDeadline: keeper.leaseDeadline, now: this.p.clock.monotonic(), wallNow: this.p.clock.wall(), panic: this.panicInfo })
+    return buildStatus({ id: this.id, raft: raft.status(), members: mesh.membership.list(), state, session: keeper.session, leaseDeadline: keeper.leaseDeadline, now: this.p.clock.monotonic(), wallNow: this.p.clock.wall(), caches: [...this.caches.values()].map(c => ({ name: c.name, mode: c.mode, stats: c.stats() })), events: this.events.stats(), panic: this.panicInfo })
   }
 
   /** This node's Prometheus registry (not prom-client's global one); every series has a `node` label. */

@@ -3,7 +3,9 @@
  */
 import type { Member } from '../gossip/membership.js'
 import type { RaftStatus } from '../raft/index.js'
+import type { CacheMode, CacheStats } from './cache/cache.js'
 import type { CoordinationState } from './coordination/state.js'
+import type { EventStats } from './events/events.js'
 import type { PanicInfo } from './options.js'
 import { queueStatus, scheduleStatus, type QueueStatus, type ScheduleStatus } from './status-services.js'
 
@@ -25,6 +27,28 @@ export interface MemberStatus {
   readonly matchIndex: number | null
   readonly lag: number | null
   readonly meta: Readonly<Record<string, string>>
+}
+
+/** A named cache as this node holds it: its size, hit rate and gossip traffic. */
+export interface CacheStatus {
+  readonly name: string
+  readonly mode: CacheMode
+  readonly entries: number
+  readonly hits: number
+  readonly misses: number
+  /** Writes, deletes and invalidations this node published. */
+  readonly updatesSent: number
+  /** Other nodes' updates this node took in from the gossip. */
+  readonly updatesReceived: number
+  /** Other nodes' writes taken in by anti-entropy instead (replicated mode). */
+  readonly repaired: number
+  /** Anti-entropy exchanges with other nodes (replicated mode), and those that failed. */
+  readonly syncs: number
+  readonly syncFailures: number
+  /** Breaks in another node's sequence of updates. */
+  readonly gaps: number
+  /** Times this node dropped every local copy (invalidation mode, after a cut or an unrepairable gap). */
+  readonly droppedAll: number
 }
 
 export interface ClusterStatus {
@@ -50,6 +74,10 @@ export interface ClusterStatus {
   readonly locks: Array<{ kind: string, name: string, holder: { node: string | null, session: string, fence: string, grantedAt: number } | null, waiters: number }>
   readonly queues: QueueStatus[]
   readonly schedules: ScheduleStatus[]
+  /** The caches this node has open, by name. */
+  readonly caches: CacheStatus[]
+  /** This node's share of `cluster.events`: published, received, repaired, lost. */
+  readonly events: EventStats
   readonly panic: (PanicInfo & { at: number }) | null
 }
 
@@ -62,6 +90,8 @@ export interface StatusInput {
   readonly leaseDeadline: number
   readonly now: number
   readonly wallNow: number
+  readonly caches: ReadonlyArray<{ readonly name: string, readonly mode: CacheMode, readonly stats: CacheStats }>
+  readonly events: EventStats
   readonly panic: (PanicInfo & { at: number }) | null
 }
 
@@ -111,6 +141,21 @@ export function buildStatus (i: StatusInput): ClusterStatus {
     })),
     queues: queueStatus(state, i.wallNow),
     schedules: scheduleStatus(state),
+    caches: [...i.caches].sort((a, b) => a.name.localeCompare(b.name)).map(({ name, mode, stats: c }) => ({
+      name,
+      mode,
+      entries: c.entries,
+      hits: c.hits,
+      misses: c.misses,
+      updatesSent: c.channel.published,
+      updatesReceived: c.updatesReceived,
+      repaired: c.repaired,
+      syncs: c.syncs,
+      syncFailures: c.syncFailures,
+      gaps: c.channel.gaps,
+      droppedAll: c.droppedAll
+    })),
+    events: i.events,
     panic: i.panic
   }
 }

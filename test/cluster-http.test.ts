@@ -56,6 +56,22 @@ t.test('a three-node cluster served over node:http: status, metrics, probes, ref
     t.ok(s.time > 0)
   })
 
+  await t.test('status carries each open cache\'s traffic and the node\'s events', async t => {
+    const mine = leader.cache<string, string>('settings', { mode: 'replicated' })
+    const theirs = follower.cache<string, string>('settings', { mode: 'replicated' })
+    leader.events.subscribe('report.*', () => {})
+    await theirs.set('locale', 'en')
+    await follower.events.publish('report.done', { id: 1 })
+    await eventually(() => mine.get('locale') === 'en' && leader.events.stats().received > 0, 15_000, 'the write and the event on the leader')
+    const s = (await get(`${urls[li]}/cluster/status`)).body as ClusterStatus
+    t.match(s.caches, [{ name: 'settings', mode: 'replicated', entries: 1, updatesSent: 0 }])
+    t.equal(s.caches[0].updatesReceived + s.caches[0].repaired, 1, 'the leader took in the follower\'s write, by gossip or by anti-entropy')
+    t.match(s.events, { published: 0, received: 1, lost: 0 })
+    const f = (await get(`${urls[fi]}/cluster/status`)).body as ClusterStatus
+    t.match(f.caches, [{ name: 'settings', updatesSent: 1 }], 'the follower sent it')
+    t.equal(f.events.published, 1)
+  })
+
   await t.test('metrics are Prometheus text from this node\'s own registry', async t => {
     const r = await get(`${urls[fi]}/cluster/metrics`)
     t.equal(r.status, 200)

@@ -43,6 +43,19 @@ t.test('the dashboard in a real browser: three members and one leader, then the 
   await page.locator('#schedules-table td', { hasText: 'nightly-report' }).waitFor()
   await page.locator('#schedules-table td', { hasText: /^n\d at / }).first().waitFor({ timeout: 20_000 })
   t.pass('the scheduled task appears with the node of its last run')
+  t.equal(await page.locator('#caches').isVisible(), false, 'no cache open yet')
+  t.equal(await page.locator('#events').isVisible(), false, 'no event sent or received yet')
+  const writer = c.nodes.find(n => n !== viewer) as typeof old
+  const seen = viewer.cache<string, number>('settings', { mode: 'replicated' })
+  const written = writer.cache<string, number>('settings', { mode: 'replicated' })
+  viewer.events.subscribe('patient.*', () => {})
+  await written.set('max-results', 50)
+  await writer.events.publish('patient.saved', { id: 1 })
+  await page.locator('#caches-table tr', { hasText: 'settings' }).locator('td', { hasText: /^1$/ }).first().waitFor({ timeout: 20_000 })
+  t.equal(seen.get('max-results'), 50, 'the viewer holds the other node\'s write')
+  t.pass('the cache appears with the update it received')
+  await page.locator('#events-table td').first().waitFor({ timeout: 20_000 })
+  t.pass('the events section appears once an event arrives')
 
   await old.stop()
   // The stopped node's Raft status still says leader: look among the others.

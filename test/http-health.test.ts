@@ -14,6 +14,8 @@ function status (over: { raft?: Partial<ClusterStatus['raft']>, session?: Cluste
     locks: [],
     queues: [],
     schedules: [],
+    caches: [],
+    events: { publishers: 0, published: 0, received: 0, duplicates: 0, repaired: 0, lost: 0, forged: 0, unknownPublisher: 0, malformed: 0, overflowed: 0, handlerErrors: 0 },
     panic: over.panic ?? null
   }
 }

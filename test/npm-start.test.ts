@@ -41,6 +41,10 @@ t.test('--duration: faults, a failover, the safety checks, and no process left',
   t.ok(out.some(l => /^ {2}failover +\d+ ms from leader SIGKILL/.test(l)), 'the summary reports a failover time')
   t.ok(out.some(l => /^ {2}safety +each accepted HL7 message imported exactly once/.test(l)), 'the safety checks passed')
   t.ok(out.some(l => /^ {2}hl7 +[1-9]\d* accepted/.test(l)), 'HL7 messages were accepted')
+  const header = out.findIndex(l => l.startsWith('node ') && l.includes('cache out/in') && l.includes('events out/in'))
+  t.ok(header >= 0, 'the final table has each node\'s cache and event traffic')
+  const traffic = out.slice(header + 1, header + 4).map(l => /(\d+)\/(\d+) +(\d+)\/(\d+) +\S+$/.exec(l))
+  t.ok(traffic.some(m => m !== null && Number(m[2]) > 0 && Number(m[4]) > 0), `a node took in cache updates and events from the others: ${out.slice(header, header + 4).join(' | ')}`)
   t.same(processesUsing(dir), [], 'no server outlived npm start')
 })
 

@@ -53,8 +53,8 @@ function row (attrs, cells) {
   return el('tr', attrs, ...cells.map(c => Array.isArray(c) ? el('td', { class: c[1] }, c[0]) : el('td', {}, c)))
 }
 
-// Sections shown only when status carries them: queues and scheduled tasks
-// with their own columns; any other array as a plain table of its fields.
+// Sections shown only when their service is in use on this node: queues,
+// scheduled tasks, caches and events.
 const dur = ms => ms === null || ms === undefined ? '' : ms < 1000 ? Math.round(ms) + ' ms' : (ms / 1000).toFixed(1) + ' s'
 const at = t => t === null || t === undefined ? '' : clock(t)
 const SECTIONS = {
@@ -75,20 +75,20 @@ const SECTIONS = {
     ]
   }
 }
-const OPTIONAL = ['queues', 'schedules', 'caches']
+const bad = n => [n, n > 0 ? 'bad' : '']
+SECTIONS.caches = {
+  cols: ['cache', 'mode', 'entries', 'hits', 'misses', 'updates sent', 'received', 'repaired', 'syncs', 'gaps', 'dropped all'],
+  row: c => [c.name, c.mode, c.entries, c.hits, c.misses, c.updatesSent, c.updatesReceived, c.repaired, c.syncs + (c.syncFailures > 0 ? ' (' + c.syncFailures + ' failed)' : ''), bad(c.gaps), bad(c.droppedAll)]
+}
+SECTIONS.events = {
+  cols: ['publishers', 'published', 'received', 'duplicates', 'repaired', 'lost', 'forged', 'overflowed', 'handler errors'],
+  row: e => [e.publishers, e.published, e.received, e.duplicates, e.repaired, bad(e.lost), bad(e.forged + e.unknownPublisher + e.malformed), bad(e.overflowed), bad(e.handlerErrors)]
+}
 function renderOptional (s) {
-  for (const key of OPTIONAL) {
-    const items = s[key]
-    const section = $(key)
-    section.hidden = !Array.isArray(items) || items.length === 0
-    if (section.hidden) continue
-    const known = SECTIONS[key]
-    if (known !== undefined) {
-      table(key + '-table', known.cols.map(c => [c]), items.map(i => row({}, known.row(i))))
-      continue
-    }
-    const cols = [...new Set(items.flatMap(i => Object.keys(i)))]
-    table(key + '-table', cols.map(c => [c]), items.map(i => row({}, cols.map(c => typeof i[c] === 'object' && i[c] !== null ? JSON.stringify(i[c]) : i[c]))))
+  const inUse = { queues: s.queues, schedules: s.schedules, caches: s.caches, events: s.events.published + s.events.received > 0 ? [s.events] : [] }
+  for (const [key, items] of Object.entries(inUse)) {
+    $(key).hidden = items.length === 0
+    if (items.length > 0) table(key + '-table', SECTIONS[key].cols.map(c => [c]), items.map(i => row({}, SECTIONS[key].row(i))))
   }
 }
 
@@ -168,6 +168,7 @@ const BODY = `
 <section id="queues" hidden><h2>Queues</h2><table id="queues-table"></table></section>
 <section id="schedules" hidden><h2>Scheduled tasks</h2><table id="schedules-table"></table></section>
 <section id="caches" hidden><h2>Caches</h2><table id="caches-table"></table></section>
+<section id="events" hidden><h2>Events</h2><table id="events-table"></table></section>
 <section><h2>Timeline</h2><ol id="timeline"></ol></section>
 </main>
 `
