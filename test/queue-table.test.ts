@@ -29,6 +29,16 @@ function claim (owner: string, { max = 1, wait = false, visibilityMs = 1000 } = 
   return { op: 'claim', queue: 'q', owner, visibilityMs, max, wait, maxAttempts: null }
 }
 
+/** A log with two open sessions, on nodes n1 and n2. */
+function twoSessions (): { log: CoordinationLog, a: ReturnType<CoordinationLog['client']>, b: ReturnType<CoordinationLog['client']> } {
+  const log = new CoordinationLog()
+  const a = log.client('n1/a', 'n1')
+  const b = log.client('n2/b', 'n2')
+  a.open()
+  b.open()
+  return { log, a, b }
+}
+
 t.test('items are claimed in FIFO order with the claim entry\'s index as fence; an ack removes the item once', async t => {
   const log = new CoordinationLog()
   const a = log.client('n1/a', 'n1')
@@ -46,11 +56,7 @@ t.test('items are claimed in FIFO order with the claim entry\'s index as fence; 
 })
 
 t.test('a waiting worker is handed the item by the enqueue; a stale fence cannot ack; the session end returns claims', async t => {
-  const log = new CoordinationLog()
-  const a = log.client('n1/a', 'n1')
-  const b = log.client('n2/b', 'n2')
-  a.open()
-  b.open()
+  const { log, a, b } = twoSessions()
   const handed: string[] = []
   log.sm.queues.on('claimed', e => handed.push(`${e.session}/${e.owner}:${e.items.map(i => `${i.id}@${i.fence}`).join(',')}`))
   t.same(items(a.send(claim('wa', { wait: true }))), [], 'nothing ready: a waits')
@@ -89,11 +95,7 @@ t.test('an owner that asks again while it waits waits for both: a worker freeing
 })
 
 t.test('waiting slots are served in the order they began to wait: a worker that frees a slot queues it behind workers already waiting', async t => {
-  const log = new CoordinationLog()
-  const a = log.client('n1/a', 'n1')
-  const b = log.client('n2/b', 'n2')
-  a.open()
-  b.open()
+  const { log, a, b } = twoSessions()
   const handed: string[] = []
   log.sm.queues.on('claimed', e => handed.push(...e.items.map(i => `${e.owner}:${i.id}`)))
   a.send(claim('A', { max: 2, wait: true }))
