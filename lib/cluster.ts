@@ -384,7 +384,7 @@ export class Cluster extends EventEmitter<ClusterEvents> {
     return this.p.raft.status()
   }
 
-  /** Plain JSON: members, Raft, sessions, locks, panic. */
+  /** Plain JSON: members, Raft, sessions, locks, queues, scheduled tasks, open caches, events, panic. */
   status (): ClusterStatus {
     const { raft, mesh, state, keeper } = this.p
     return buildStatus({ id: this.id, raft: raft.status(), members: mesh.membership.list(), state, session: keeper.session, leaseDeadline: keeper.leaseDeadline, now: this.p.clock.monotonic(), wallNow: this.p.clock.wall(), caches: [...this.caches.values()].map(c => ({ name: c.name, mode: c.mode, stats: c.stats() })), events: this.events.stats(), panic: this.panicInfo })

@@ -164,15 +164,16 @@ export class ReplicatedBackend<V> implements CacheBackend<V> {
     return true
   }
 
+  /** Entries an anti-entropy exchange brought: those that won here are counted as repaired. */
+  private repair (entries: readonly WireEntry[]): void {
+    for (const e of entries) if (this.applyEntry(e) === 'applied') this.counts.repaired++
+  }
+
   /**
    * Applies one remote version (gossip or anti-entropy): 'applied' if it
    * won, 'held' if this node has that very version already (anti-entropy
    * and gossip both brought it), 'older' if it lost or was refused.
    */
-  private repair (entries: readonly WireEntry[]): void {
-    for (const e of entries) if (this.applyEntry(e) === 'applied') this.counts.repaired++
-  }
-
   private applyEntry (e: WireEntry): 'applied' | 'held' | 'older' {
     if (!this.admit(e.hlc)) return 'older'
     const { sink } = this.ctx
