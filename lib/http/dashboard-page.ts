@@ -57,10 +57,12 @@ function row (attrs, cells) {
 // scheduled tasks, caches and events.
 const dur = ms => ms === null || ms === undefined ? '' : ms < 1000 ? Math.round(ms) + ' ms' : (ms / 1000).toFixed(1) + ' s'
 const at = t => t === null || t === undefined ? '' : clock(t)
+/** A count shown in red when above zero. */
+const bad = n => [n, n > 0 ? 'bad' : '']
 const SECTIONS = {
   queues: {
     cols: ['queue', 'depth', 'ready', 'delayed', 'in flight', 'waiting', 'dead', 'acked', 'oldest'],
-    row: q => [q.name, q.depth, q.ready, q.delayed, q.inFlight, q.waiting, [q.deadLetters, q.deadLetters > 0 ? 'bad' : ''], q.acked, dur(q.oldestAgeMs)]
+    row: q => [q.name, q.depth, q.ready, q.delayed, q.inFlight, q.waiting, bad(q.deadLetters), q.acked, dur(q.oldestAgeMs)]
   },
   schedules: {
     cols: ['task', 'nodes', 'running on', 'last run', 'last outcome', 'took', 'next run', 'runs', 'skipped', 'missed'],
@@ -73,16 +75,15 @@ const SECTIONS = {
       x.lastRun === null ? '' : dur(x.lastRun.durationMs),
       at(x.nextRunAt), x.runs, x.skipped, x.missed
     ]
+  },
+  caches: {
+    cols: ['cache', 'mode', 'entries', 'hits', 'misses', 'updates sent', 'received', 'repaired', 'syncs', 'gaps', 'dropped all'],
+    row: c => [c.name, c.mode, c.entries, c.hits, c.misses, c.updatesSent, c.updatesReceived, c.repaired, c.syncs + (c.syncFailures > 0 ? ' (' + c.syncFailures + ' failed)' : ''), bad(c.gaps), bad(c.droppedAll)]
+  },
+  events: {
+    cols: ['publishers', 'published', 'received', 'duplicates', 'repaired', 'lost', 'forged', 'overflowed', 'handler errors'],
+    row: e => [e.publishers, e.published, e.received, e.duplicates, e.repaired, bad(e.lost), bad(e.forged + e.unknownPublisher + e.malformed), bad(e.overflowed), bad(e.handlerErrors)]
   }
-}
-const bad = n => [n, n > 0 ? 'bad' : '']
-SECTIONS.caches = {
-  cols: ['cache', 'mode', 'entries', 'hits', 'misses', 'updates sent', 'received', 'repaired', 'syncs', 'gaps', 'dropped all'],
-  row: c => [c.name, c.mode, c.entries, c.hits, c.misses, c.updatesSent, c.updatesReceived, c.repaired, c.syncs + (c.syncFailures > 0 ? ' (' + c.syncFailures + ' failed)' : ''), bad(c.gaps), bad(c.droppedAll)]
-}
-SECTIONS.events = {
-  cols: ['publishers', 'published', 'received', 'duplicates', 'repaired', 'lost', 'forged', 'overflowed', 'handler errors'],
-  row: e => [e.publishers, e.published, e.received, e.duplicates, e.repaired, bad(e.lost), bad(e.forged + e.unknownPublisher + e.malformed), bad(e.overflowed), bad(e.handlerErrors)]
 }
 function renderOptional (s) {
   const inUse = { queues: s.queues, schedules: s.schedules, caches: s.caches, events: s.events.published + s.events.received > 0 ? [s.events] : [] }
